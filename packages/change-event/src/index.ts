@@ -1,0 +1,3 @@
+export * from './event.ts';
+export * from './lsn.ts';
+export * from './position.ts';
