@@ -1,1 +1,3 @@
-export {};
+export * from './errors.ts';
+export * from './logger.ts';
+export * from './retry.ts';
