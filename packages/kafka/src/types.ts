@@ -1,0 +1,104 @@
+// teal's own small interface over the Kafka client. Everything outside this package talks
+// to Kafka through these types only, so the client library can be judged by the fault tests
+// and replaced (kafkajs today) without touching producer, consumer or control code.
+
+export interface KafkaOptions {
+  brokers: string[];
+  clientId?: string;
+}
+
+export interface TopicSpec {
+  partitions: number;
+  /** cleanup.policy=compact (for teal._schemas). */
+  compacted?: boolean;
+}
+
+export interface TopicAdmin {
+  /** Creates the topic when missing; an existing topic is left as it is. */
+  ensureTopic(topic: string, spec: TopicSpec): Promise<void>;
+  partitionCount(topic: string): Promise<number>;
+  /** Topic names starting with `prefix` (all when omitted). */
+  listTopics(prefix?: string): Promise<string[]>;
+  /** Per partition, the log end offset (the offset the next record will get). */
+  logEndOffsets(topic: string): Promise<Array<{ partition: number; end: bigint }>>;
+  deleteTopics(topics: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OutgoingRecord {
+  topic: string;
+  /** Explicit partition; when omitted the key decides (murmur2, the Java client's default). */
+  partition?: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers?: Record<string, string>;
+}
+
+export interface Publisher {
+  /**
+   * Resolves once every record is acknowledged by all in-sync replicas (acks = -1).
+   * Records of one partition keep the order of the array, and the order of successive
+   * awaited calls. Rejects (with `retriable` set) when the broker could not take them:
+   * the caller must then treat none of them as durable.
+   */
+  send(records: OutgoingRecord[]): Promise<void>;
+  /** The partition a key lands in for a topic with `partitionCount` partitions. */
+  partitionFor(key: Buffer, partitionCount: number): number;
+  close(): Promise<void>;
+}
+
+export interface IncomingRecord {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+  timestampMs: number;
+}
+
+export interface IncomingBatch {
+  topic: string;
+  partition: number;
+  records: IncomingRecord[];
+  /** The partition's log end offset as the broker reported it with this batch. */
+  highWatermark: bigint;
+}
+
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
+export interface GroupHandlers {
+  /**
+   * Called after each (re)assignment, before batches of those partitions are handed out.
+   * Return the offsets to start from ("topic:partition" -> next offset to read); partitions
+   * not in the map start from the group's committed offset, or the beginning.
+   */
+  onAssign?(assigned: TopicPartition[]): Promise<Map<string, bigint>>;
+  /**
+   * Handles one batch of one partition. Batches of one partition are handed out one at a
+   * time in offset order; different partitions run concurrently (up to `concurrency`).
+   * Throwing makes the same records come again (after backoff), so a failed batch is
+   * never skipped.
+   */
+  eachBatch(batch: IncomingBatch): Promise<void>;
+}
+
+export interface GroupConsumerOptions {
+  groupId: string;
+  /** Topics matching this are consumed; new matching topics are picked up (metadata refresh). */
+  topics: RegExp;
+  concurrency?: number;
+  maxBytesPerPartition?: number;
+}
+
+export interface GroupConsumer {
+  run(handlers: GroupHandlers): Promise<void>;
+  /** Advisory: records the group's committed offset (green holds the authoritative position). */
+  commit(topic: string, partition: number, nextOffset: bigint): Promise<void>;
+  pause(): void;
+  resume(): void;
+  close(): Promise<void>;
+}
