@@ -1,0 +1,94 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+// Every teal_* metric, in one place so producer, consumer and API share one registry when
+// they run in one process (`teal run`) and the names stay consistent when they do not.
+// Naming follows Prometheus conventions: base units (seconds, bytes), _total for counters.
+export function createMetrics(registry = new Registry()) {
+  collectDefaultMetrics({ register: registry, prefix: 'teal_process_' });
+  const r = [registry];
+  return {
+    registry,
+    eventsProduced: new Counter({
+      name: 'teal_events_produced_total',
+      help: 'Change events acknowledged by Kafka (acks=all), by source table and op.',
+      labelNames: ['table', 'op'] as const,
+      registers: r,
+    }),
+    eventsApplied: new Counter({
+      name: 'teal_events_applied_total',
+      help: 'Change events applied to green, by source table and op.',
+      labelNames: ['table', 'op'] as const,
+      registers: r,
+    }),
+    eventsSkipped: new Counter({
+      name: 'teal_events_skipped_total',
+      help: 'Replayed events skipped because green already holds their position.',
+      labelNames: ['table'] as const,
+      registers: r,
+    }),
+    deadLetters: new Counter({
+      name: 'teal_dead_letters_total',
+      help: 'Records sent to the dead-letter topic, by source table and error code.',
+      labelNames: ['table', 'code'] as const,
+      registers: r,
+    }),
+    applyBatchSeconds: new Histogram({
+      name: 'teal_apply_batch_duration_seconds',
+      help: 'Time to apply one batch to green, including its position row.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    }),
+    applyBatchRows: new Histogram({
+      name: 'teal_apply_batch_rows',
+      help: 'Events per applied batch.',
+      buckets: [1, 10, 100, 500, 1000, 5000, 10000, 50000],
+      registers: r,
+    }),
+    slotLagBytes: new Gauge({
+      name: 'teal_slot_lag_bytes',
+      help: "Bytes of WAL between blue's current LSN and the slot's confirmed flush LSN.",
+      registers: r,
+    }),
+    slotLagSeconds: new Gauge({
+      name: 'teal_slot_lag_seconds',
+      help: 'Age of the oldest change blue has that green does not (commit time of the last confirmed event).',
+      registers: r,
+    }),
+    slotRetainedWalBytes: new Gauge({
+      name: 'teal_slot_retained_wal_bytes',
+      help: "Bytes of WAL blue keeps for the slot (current LSN - restart_lsn).",
+      registers: r,
+    }),
+    consumerLagRecords: new Gauge({
+      name: 'teal_consumer_lag_records',
+      help: 'Records in Kafka not yet applied to green, by topic and partition.',
+      labelNames: ['topic', 'partition'] as const,
+      registers: r,
+    }),
+    snapshotRows: new Counter({
+      name: 'teal_snapshot_rows_total',
+      help: 'Rows read by the snapshot and acknowledged by Kafka, by table.',
+      labelNames: ['table'] as const,
+      registers: r,
+    }),
+    replicationLagSeconds: new Histogram({
+      name: 'teal_replication_lag_seconds',
+      help: 'From commit on blue to applied in green, per applied batch (newest event).',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: r,
+    }),
+    state: new Gauge({
+      name: 'teal_state',
+      help: 'Pipeline state: 1 for the current state label, 0 for the others.',
+      labelNames: ['state'] as const,
+      registers: r,
+    }),
+    blockedPartitions: new Gauge({
+      name: 'teal_blocked_partitions',
+      help: 'Partitions stopped by a schema policy or a persistent error.',
+      registers: r,
+    }),
+  };
+}
+
+export type TealMetrics = ReturnType<typeof createMetrics>;
