@@ -1,1 +1,2 @@
+export * from './kafkajs-adapter.ts';
 export * from './types.ts';
