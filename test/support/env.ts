@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject, onTestFinished } from 'vitest';
+import './provided-context.ts';
+
+/** Blue (the source) as provided by test/global-setup.ts. */
+export function blueUrl(): string {
+  return inject('blueUrl');
+}
+
+/** Green (the target) as provided by test/global-setup.ts. */
+export function greenUrl(): string {
+  return inject('greenUrl');
+}
+
+/** Comma-separated `host:port` list of the Kafka brokers. */
+export function kafkaBrokers(): string[] {
+  return inject('kafkaBrokers')
+    .split(',')
+    .map((b) => b.trim())
+    .filter((b) => b.length > 0);
+}
+
+const MAX_NAME = 40;
+
+/**
+ * A name no other test (or earlier run) uses: lowercase letters, digits and `_`, starting
+ * with a letter and at most 40 characters, so it is valid unquoted as a Postgres
+ * identifier, as a replication slot name (63 max) and as a Kafka topic name, with room
+ * left for a prefix such as `teal.public.`.
+ */
+export function uniqueName(prefix: string): string {
+  let clean = prefix.toLowerCase().replace(/[^a-z0-9_]+/g, '_');
+  if (!/^[a-z]/.test(clean)) clean = `t_${clean}`;
+  const suffix = `${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  return `${clean.slice(0, MAX_NAME - suffix.length - 1)}_${suffix}`;
+}
+
+export const SESSION_OPTIONS =
+  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex';
+
+/**
+ * A connected client that returns every value as Postgres text (as all of teal does),
+ * closed when the current test finishes. Call it inside a test.
+ */
+export async function pgClient(url: string): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: url,
+    types: { getTypeParser: () => (value: string) => value },
+    // The session settings teal's own connections use (docs/architecture.md, "Values").
+    options: SESSION_OPTIONS,
+  });
+  await client.connect();
+  onTestFinished(async () => {
+    await client.end().catch(() => {});
+  });
+  return client;
+}
