@@ -104,7 +104,10 @@ function flush(pending: Map<string, Pending>): ApplyStep[] {
     if (p.kind === 'delete') {
       const id = tableId(p.table);
       let group = deletes.get(id);
-      if (!group) deletes.set(id, (group = { table: p.table, keyColumns: p.keyColumns, keys: [] }));
+      if (!group) {
+        group = { table: p.table, keyColumns: p.keyColumns, keys: [] };
+        deletes.set(id, group);
+      }
       group.keys.push(p.keyColumns.map((k) => p.key[k] ?? null));
       continue;
     }
@@ -115,16 +118,10 @@ function flush(pending: Map<string, Pending>): ApplyStep[] {
     const groups = p.kind === 'full' ? upserts : updates;
     const id = `${tableId(p.table)}\u0000${others.join('\u0000')}`;
     let group = groups.get(id);
-    if (!group)
-      groups.set(
-        id,
-        (group = {
-          table: p.table,
-          keyColumns: p.keyColumns,
-          columns: [...p.keyColumns, ...others],
-          rows: [],
-        }),
-      );
+    if (!group) {
+      group = { table: p.table, keyColumns: p.keyColumns, columns: [...p.keyColumns, ...others], rows: [] };
+      groups.set(id, group);
+    }
     const row = p.row;
     group.rows.push(
       group.columns.map((c) =>
