@@ -1,12 +1,21 @@
-# teal runs as TypeScript through tsx (no build step), so the image is the checkout plus
-# its dependencies. tsx is needed at run time, hence a full `npm ci`.
+# teal's services (producer + consumer + control API) for docker-compose.yml.
+# TypeScript runs through tsx, so the image carries the sources and no build output.
 FROM node:20-slim
-ENV NODE_ENV=production \
-    TEAL_API_HOST=0.0.0.0 \
-    TEAL_API_PORT=8080
+
 WORKDIR /app
-COPY . .
-RUN npm ci --no-audit --no-fund --include=dev && npm cache clean --force
+ENV TEAL_API_HOST=0.0.0.0 \
+    TEAL_API_PORT=8080
+
+# Only what teal runs from; the checkout's node_modules and .teal/ stay out.
+COPY package.json package-lock.json tsconfig.json ./
+COPY bin/ bin/
+COPY packages/ packages/
+COPY services/ services/
+# Dev dependencies included: tsx runs teal at run time.
+RUN rm -rf packages/*/node_modules services/*/node_modules \
+ && npm ci --include=dev --no-audit --no-fund \
+ && npm cache clean --force
+
 USER node
 EXPOSE 8080
-CMD ["node", "bin/teal.mjs", "run"]
+CMD ["npx", "teal", "run"]
