@@ -25,12 +25,15 @@ import type {
 
 const log = rootLogger.child({ component: 'kafka' });
 
-// kafkajs logs through its own logger; route warnings and errors into teal's.
+// kafkajs logs through its own logger; route it into teal's. Its ERROR lines are mostly
+// responses it retries by itself (coordinator loading, topic exists), so they are warnings
+// here; teal reports what finally fails through its own errors.
+const KAFKAJS_NOISE = [/Limiting retries for the idempotent producer/];
 function logCreator() {
   return ({ level, log: entry }: { level: number; log: { message: string } & Record<string, unknown> }) => {
     const { message, ...rest } = entry;
-    if (level <= logLevel.ERROR) log.error(rest, message);
-    else if (level <= logLevel.WARN) log.warn(rest, message);
+    if (level > logLevel.WARN || KAFKAJS_NOISE.some((re) => re.test(message))) return;
+    log.warn(rest, message);
   };
 }
 
