@@ -1,4 +1,8 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
@@ -147,5 +151,20 @@ describe('local environment', () => {
         at: '2024-02-29 23:59:59.123456+00',
       },
     ]);
+  });
+
+  // Everyone shares one environment and globalSetup calls `up` whenever `status` is unhappy:
+  // a second `up` must find the running servers instead of starting (or failing on) new ones.
+  test('env:up is idempotent and env:status reports all up', async () => {
+    const script = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../infra/local/env.mjs');
+    const run = promisify(execFile);
+    const status = await run(process.execPath, [script, 'status']);
+    expect(status.stdout).toMatch(/blue\s+up/);
+    expect(status.stdout).toMatch(/green\s+up/);
+    expect(status.stdout).toMatch(/kafka\s+up/);
+    const started = Date.now();
+    const up = await run(process.execPath, [script, 'up']);
+    expect(up.stdout.match(/already running/g)).toHaveLength(3);
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
