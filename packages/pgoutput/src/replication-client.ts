@@ -1,0 +1,350 @@
+import { EventEmitter } from 'node:events';
+import { formatLsn, type Lsn, maxLsn, parseLsn } from '@teal/change-event';
+import { isRetriablePgError, redactUrl, sqlState, TealError } from '@teal/config';
+import pg from 'pg';
+import { decodeCopyData, encodeStandbyStatus } from './framing.ts';
+
+export interface ReplicationClientOptions {
+  readonly connectionString: string;
+  readonly slot: string;
+  readonly publication: string;
+  /** pgoutput proto_version: 1-4 (2 for streaming on 14, 3 on 15, 4 on 16+). */
+  readonly protoVersion: number;
+  /** streaming 'on' (protocol >= 2): large in-progress transactions arrive in blocks. */
+  readonly streaming: boolean;
+  /** Standby status every this many ms, default 10 000 (well under wal_sender_timeout). */
+  readonly statusIntervalMs?: number;
+  /** messages() pauses the socket above this many queued XLogData, default 1000. */
+  readonly highWaterMark?: number;
+}
+
+export interface XLogMessage {
+  readonly walStart: Lsn;
+  readonly walEnd: Lsn;
+  /** A private copy: pg-protocol hands out views into a buffer it reuses. */
+  readonly payload: Buffer;
+}
+
+// The session settings under which the walsender prints values (docs/architecture.md,
+// "Values"): text output identical to what green will parse back.
+const SESSION_OPTIONS =
+  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex';
+const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
+const rawText = { getTypeParser: () => (v: string) => v };
+
+/** The low-level CopyBoth calls of node-postgres's Connection that @types/pg leaves out. */
+interface CopyConnection {
+  sendCopyFromChunk(chunk: Buffer): void;
+  endCopyFrom(): void;
+}
+const copyConnection = (client: pg.Client) => client.connection as unknown as CopyConnection;
+
+// The one module that owns the walsender socket (node-postgres Client in replication
+// mode). It differs from pg-logical-replication on purpose:
+// - the only LSN ever reported as flushed is the one downstream acknowledged, in the
+//   periodic status, in answers to keepalives, and at close; never the last received;
+// - keepalives that request a reply are answered at once (else the server drops us after
+//   wal_sender_timeout);
+// - a restart starts from the caller's LSN (the durable one), never from what was received.
+//
+// Events: 'xlog' (XLogMessage), 'keepalive' ({ walEnd, replyRequested }), 'error'
+// (TealError), 'end'. The server sends nothing while the socket is paused, so pause()
+// is backpressure all the way to the walsender.
+export class ReplicationClient extends EventEmitter {
+  private client: pg.Client | undefined;
+  private acknowledged: Lsn = 0n;
+  private received: Lsn = 0n;
+  private timer: NodeJS.Timeout | undefined;
+  private closing = false;
+  private streamDone: Promise<unknown> | undefined;
+  private copyStarted = false;
+
+  constructor(readonly opts: ReplicationClientOptions) {
+    super();
+    if (!SLOT_NAME.test(opts.slot)) {
+      throw new TealError(
+        'TEAL_CONFIG_INVALID',
+        `replication slot name ${JSON.stringify(opts.slot)} is invalid: use 1-63 lowercase letters, digits and underscores`,
+      );
+    }
+    if (opts.protoVersion < 1 || opts.protoVersion > 4 || (opts.streaming && opts.protoVersion < 2)) {
+      throw new TealError(
+        'TEAL_CONFIG_INVALID',
+        `pgoutput proto_version ${opts.protoVersion} is not usable${opts.streaming ? ' with streaming (needs >= 2)' : ''}: use 1-4`,
+      );
+    }
+  }
+
+  /** The LSN last confirmed to the server as flushed. */
+  get acknowledgedLsn(): Lsn {
+    return this.acknowledged;
+  }
+
+  /** End of the last XLogData received (for lag metrics only: never confirmed). */
+  get receivedLsn(): Lsn {
+    return this.received;
+  }
+
+  async start(fromLsn: Lsn): Promise<void> {
+    if (this.client) throw new Error('ReplicationClient.start() called twice; make a new client to restart');
+    const { slot, publication } = this.opts;
+    const client = new pg.Client({
+      connectionString: this.opts.connectionString,
+      replication: 'database',
+      options: SESSION_OPTIONS,
+      types: rawText,
+    } as pg.ClientConfig);
+    this.client = client;
+    client.on('error', (err) => this.fail(err));
+    client.on('end', () => {
+      if (!this.closing) this.fail(new Error('Connection terminated unexpectedly'));
+    });
+    try {
+      await client.connect();
+    } catch (err) {
+      throw this.translate(err, 'connecting');
+    }
+    // Check the slot and publication first so that a missing one gets a precise message
+    // (the server reports both as 42704).
+    const slotRows = await client
+      .query(`SELECT confirmed_flush_lsn, wal_status FROM pg_replication_slots WHERE slot_name = '${slot}'`)
+      .catch((err) => {
+        throw this.translate(err, 'looking up the slot');
+      });
+    const slotRow = slotRows.rows[0] as
+      | { confirmed_flush_lsn: string | null; wal_status: string | null }
+      | undefined;
+    if (!slotRow) throw this.slotError('42704', 'the slot does not exist');
+    if (slotRow.wal_status === 'lost')
+      throw this.slotError('55000', 'pg_replication_slots.wal_status is "lost"');
+    const pubRows = await client.query(
+      `SELECT 1 FROM pg_publication WHERE pubname = ${literal(publication)}`,
+    );
+    if (pubRows.rows.length === 0) {
+      throw new TealError(
+        'TEAL_PUBLICATION_MISSING',
+        `publication ${JSON.stringify(publication)} does not exist on blue (${redactUrl(this.opts.connectionString)}): create it (CREATE PUBLICATION ${publication} FOR ALL TABLES) or fix the publication name in teal.config.ts`,
+      );
+    }
+    // The server never moves confirmed_flush_lsn backwards on our say-so only since
+    // PG 17; never report less than it already has.
+    const confirmed = slotRow.confirmed_flush_lsn ? parseLsn(slotRow.confirmed_flush_lsn) : 0n;
+    this.acknowledged = maxLsn(fromLsn, confirmed);
+
+    const started = new Promise<void>((resolve, reject) => {
+      client.connection.once('replicationStart', () => {
+        this.copyStarted = true;
+        resolve();
+      });
+      this.streamDone = client
+        .query(this.startCommand(fromLsn))
+        .then(() => {
+          if (!this.closing)
+            this.fail(new Error('Connection terminated unexpectedly: the server ended replication'));
+        })
+        .catch((err) => {
+          const translated = this.translate(err, 'streaming');
+          reject(translated);
+          if (!this.closing) this.fail(translated);
+        });
+    });
+    client.connection.on('copyData', (msg: { chunk: Buffer }) => this.onCopyData(msg.chunk));
+    await started;
+    this.timer = setInterval(() => this.sendStatus(false), this.opts.statusIntervalMs ?? 10_000);
+    this.timer.unref();
+  }
+
+  /**
+   * The only way LSNs are confirmed: `flushedLsn` is what downstream made durable (the end
+   * LSN of a transaction whose every event Kafka acknowledged). Lower values are ignored.
+   */
+  acknowledge(flushedLsn: Lsn): void {
+    if (flushedLsn <= this.acknowledged) return;
+    this.acknowledged = flushedLsn;
+    this.sendStatus(false);
+  }
+
+  pause(): void {
+    this.client?.connection.stream.pause();
+  }
+
+  resume(): void {
+    this.client?.connection.stream.resume();
+  }
+
+  /**
+   * XLogData in order, with backpressure: the socket is paused while more than
+   * highWaterMark messages wait to be consumed. Ends when the client closes; throws its error.
+   */
+  async *messages(): AsyncGenerator<XLogMessage> {
+    const queue: XLogMessage[] = [];
+    const high = this.opts.highWaterMark ?? 1000;
+    let wake: (() => void) | undefined;
+    let failure: unknown;
+    let ended = false;
+    const onXlog = (m: XLogMessage) => {
+      queue.push(m);
+      if (queue.length >= high) this.pause();
+      wake?.();
+    };
+    const onError = (err: unknown) => {
+      failure = err;
+      wake?.();
+    };
+    const onEnd = () => {
+      ended = true;
+      wake?.();
+    };
+    this.on('xlog', onXlog);
+    this.on('error', onError);
+    this.on('end', onEnd);
+    try {
+      for (;;) {
+        const next = queue.shift();
+        if (next) {
+          if (queue.length === high >> 1) this.resume();
+          yield next;
+          continue;
+        }
+        if (failure) throw failure;
+        if (ended) return;
+        this.resume();
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    } finally {
+      this.off('xlog', onXlog);
+      this.off('error', onError);
+      this.off('end', onEnd);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.timer) clearInterval(this.timer);
+    const client = this.client;
+    if (client) {
+      try {
+        this.sendStatus(false);
+        // CopyDone ends the COPY cleanly; the server answers CopyDone + CommandComplete.
+        copyConnection(client).endCopyFrom();
+        await Promise.race([this.streamDone, new Promise((r) => setTimeout(r, 2000).unref())]);
+      } catch {
+        // The socket is going away regardless.
+      }
+      await client.end().catch(() => undefined);
+    }
+    this.emit('end');
+  }
+
+  private startCommand(fromLsn: Lsn): string {
+    const options = [
+      `proto_version '${this.opts.protoVersion}'`,
+      `publication_names ${literal(this.opts.publication)}`,
+      `messages 'true'`,
+    ];
+    if (this.opts.streaming) options.push(`streaming 'on'`);
+    return `START_REPLICATION SLOT ${this.opts.slot} LOGICAL ${formatLsn(fromLsn)} (${options.join(', ')})`;
+  }
+
+  private onCopyData(chunk: Buffer): void {
+    let frame: ReturnType<typeof decodeCopyData>;
+    try {
+      frame = decodeCopyData(chunk);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    if (frame.kind === 'k') {
+      // Answered with the acknowledged LSN, whatever was received meanwhile.
+      if (frame.replyRequested) this.sendStatus(false);
+      this.emit('keepalive', { walEnd: frame.walEnd, replyRequested: frame.replyRequested });
+      return;
+    }
+    if (frame.walEnd > this.received) this.received = frame.walEnd;
+    const message: XLogMessage = {
+      walStart: frame.walStart,
+      walEnd: frame.walEnd,
+      payload: Buffer.from(frame.payload),
+    };
+    this.emit('xlog', message);
+  }
+
+  private sendStatus(replyRequested: boolean): void {
+    const client = this.client;
+    if (!client || this.acknowledged === 0n) return;
+    const lsn = this.acknowledged;
+    try {
+      copyConnection(client).sendCopyFromChunk(
+        encodeStandbyStatus({ written: lsn, flushed: lsn, applied: lsn, replyRequested }),
+      );
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private failed = false;
+  private fail(err: unknown): void {
+    if (this.failed || this.closing) return;
+    this.failed = true;
+    if (this.timer) clearInterval(this.timer);
+    const error = err instanceof TealError ? err : this.translate(err, 'streaming');
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+    this.client?.end().catch(() => undefined);
+  }
+
+  private slotError(state: string, detail: string, cause?: unknown): TealError {
+    const slot = JSON.stringify(this.opts.slot);
+    const where = redactUrl(this.opts.connectionString);
+    switch (state) {
+      case '42704':
+        return new TealError(
+          'TEAL_SLOT_MISSING',
+          `replication slot ${slot} does not exist on blue (${where}): ${detail}. Fix the slot name in teal.config.ts, or create it with SELECT pg_create_logical_replication_slot(${literal(this.opts.slot)}, 'pgoutput') and take a new initial snapshot (changes made before it are not in the stream).`,
+          { cause },
+        );
+      case '55006':
+        return new TealError(
+          'TEAL_SLOT_IN_USE',
+          `replication slot ${slot} on blue (${where}) is in use by another process (${detail}): stop the other producer, or wait for its connection to time out.`,
+          { retriable: true, cause },
+        );
+      default:
+        return new TealError(
+          'TEAL_SLOT_INVALIDATED',
+          `replication slot ${slot} on blue (${where}) can no longer deliver changes (${detail}): WAL it needed was removed (see max_slot_wal_keep_size). Changes were lost: drop the slot, recreate it and take a new initial snapshot.`,
+          { cause },
+        );
+    }
+  }
+
+  // Branches on SQLSTATE only, never on message text.
+  private translate(err: unknown, phase: string): TealError {
+    if (err instanceof TealError) return err;
+    const state = sqlState(err);
+    const detail = (err as Error | undefined)?.message ?? String(err);
+    if (state === '42704' && this.copyStarted) {
+      // Once replication runs, 42704 comes from decoding: a publication that is gone.
+      return new TealError(
+        'TEAL_PUBLICATION_MISSING',
+        `blue reports a missing object while decoding slot ${JSON.stringify(this.opts.slot)} (${detail}): check that publication ${JSON.stringify(this.opts.publication)} exists`,
+        { cause: err },
+      );
+    }
+    if (state === '42704' || state === '55006' || state === '55000')
+      return this.slotError(state, detail, err);
+    const retriable = isRetriablePgError(err);
+    return new TealError(
+      retriable ? 'TEAL_REPLICATION_CONNECTION_LOST' : 'TEAL_REPLICATION_FAILED',
+      `replication from blue (${redactUrl(this.opts.connectionString)}, slot ${JSON.stringify(this.opts.slot)}) failed while ${phase}: ${detail}${retriable ? ' (will retry)' : ''}`,
+      { retriable, cause: err },
+    );
+  }
+}
+
+function literal(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
