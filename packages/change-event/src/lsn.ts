@@ -7,7 +7,8 @@ const LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
 
 export function parseLsn(text: string): Lsn {
   const match = LSN_TEXT.exec(text.trim());
-  if (!match) throw new RangeError(`not a Postgres LSN: ${JSON.stringify(text)} (expected like "16/B374D848")`);
+  if (!match)
+    throw new RangeError(`not a Postgres LSN: ${JSON.stringify(text)} (expected like "16/B374D848")`);
   return (BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`);
 }
 

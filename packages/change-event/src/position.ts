@@ -29,6 +29,7 @@ export function parsePosition(text: string): Position {
   const colon = text.lastIndexOf(':');
   if (colon < 0) throw new RangeError(`not a teal position: ${JSON.stringify(text)} (expected "LSN:seq")`);
   const seq = Number(text.slice(colon + 1));
-  if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`bad sequence in position ${JSON.stringify(text)}`);
+  if (!Number.isSafeInteger(seq) || seq < 0)
+    throw new RangeError(`bad sequence in position ${JSON.stringify(text)}`);
   return { lsn: parseLsn(text.slice(0, colon)), seq };
 }
