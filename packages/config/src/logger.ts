@@ -6,7 +6,15 @@ export const logger = pino({
   name: 'teal',
   level: process.env.TEAL_LOG_LEVEL ?? (process.env.VITEST ? 'warn' : 'info'),
   redact: {
-    paths: ['password', '*.password', 'token', '*.token', 'authorization', '*.authorization', 'headers.authorization'],
+    paths: [
+      'password',
+      '*.password',
+      'token',
+      '*.token',
+      'authorization',
+      '*.authorization',
+      'headers.authorization',
+    ],
     censor: '***',
   },
 });

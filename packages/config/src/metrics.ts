@@ -56,7 +56,7 @@ export function createMetrics(registry = new Registry()) {
     }),
     slotRetainedWalBytes: new Gauge({
       name: 'teal_slot_retained_wal_bytes',
-      help: "Bytes of WAL blue keeps for the slot (current LSN - restart_lsn).",
+      help: 'Bytes of WAL blue keeps for the slot (current LSN - restart_lsn).',
       registers: r,
     }),
     consumerLagRecords: new Gauge({

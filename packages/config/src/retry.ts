@@ -11,7 +11,10 @@ export interface RetryOptions {
 }
 
 /** Runs `fn` until it succeeds, retrying transient errors with capped exponential backoff and jitter. */
-export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions = {}): Promise<T> {
+export async function withRetry<T>(
+  fn: (attempt: number) => Promise<T>,
+  options: RetryOptions = {},
+): Promise<T> {
   const started = Date.now();
   const initial = options.initialDelayMs ?? 100;
   const max = options.maxDelayMs ?? 5_000;
@@ -44,7 +47,11 @@ export function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> 
 /** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
 export async function waitFor<T>(
   check: () => Promise<T | undefined | false> | T | undefined | false,
-  { timeoutMs = 30_000, intervalMs = 100, what = 'condition' }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+  {
+    timeoutMs = 30_000,
+    intervalMs = 100,
+    what = 'condition',
+  }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

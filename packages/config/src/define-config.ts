@@ -1,0 +1,105 @@
+import type { Row } from '@teal/change-event';
+
+// The shape of teal.config.ts. Everything is optional: with no config at all teal replicates
+// every table of blue's non-system schemas into the same-named table of green, using the
+// local environment (blue :5433, green :5434, Kafka :9092). loadConfig() validates a config
+// once, applies env overrides and defaults, and freezes the result as a ResolvedConfig.
+
+/**
+ * How one blue table reaches green. Column names on the left of every mapping are blue's
+ * names. Functions receive blue's row exactly as blue has it (Postgres text under teal's
+ * session settings, NULL as null), before any rename, drop or cast: they are pure and must
+ * not keep state, because they run again on replays, snapshots and verify.
+ */
+export interface TableTransform {
+  /** Green table, "schema.table" or "table" (schema public). Default: blue's own name. */
+  renameTo?: string;
+  /** Blue column -> green column. */
+  renameColumns?: Record<string, string>;
+  /** Blue columns that green does not get. Key columns cannot be dropped. */
+  dropColumns?: string[];
+  /**
+   * Column (blue name, or a derived column's name) -> green Postgres type the text value is
+   * cast to on write (`$n::numeric(12,2)`). The cast runs in green; verify compares the same way.
+   */
+  cast?: Record<string, string>;
+  /**
+   * New green column -> function of blue's row returning Postgres text or null. A derived
+   * column named like a green column replaces that column's value.
+   */
+  derive?: Record<string, (row: Readonly<Row>) => string | null>;
+  /**
+   * false: the row is not replicated; a row that stops matching after an update is deleted
+   * from green. Deletes always reach green (by key).
+   */
+  filter?: (row: Readonly<Row>) => boolean;
+}
+
+export type OnMissingColumn = 'fail' | 'ignore' | 'add';
+export type SessionReplicationRole = 'origin' | 'replica';
+
+export interface TealConfig {
+  blue?: { url?: string };
+  green?: { url?: string };
+  kafka?: { brokers?: string[]; topicPrefix?: string; partitions?: number };
+  /** Logical replication slot on blue, [a-z0-9_]{1,63}. Default teal_slot. */
+  slot?: string;
+  /** Publication on blue. Default teal_pub. */
+  publication?: string;
+  api?: { host?: string; port?: number; token?: string };
+  /** "schema.table" or "table" (public). Default: every table of blue's non-system schemas except teal's. */
+  tables?: string[];
+  /** Keyed by blue table, "schema.table" or "table". */
+  transforms?: Record<string, TableTransform>;
+  apply?: {
+    /** A column blue sends that green lacks: fail (default), ignore it, or add it to green. */
+    onMissingColumn?: OnMissingColumn;
+    /** Create missing green tables from blue's shape. Default false. */
+    createTables?: boolean;
+    /** session_replication_role for green writes; replica skips triggers and FK checks. Default replica. */
+    sessionReplicationRole?: SessionReplicationRole;
+    /** Rows per green transaction. Default 500. */
+    batchSize?: number;
+  };
+  /** Key columns (blue names) for blue tables without a primary key. */
+  keyColumns?: Record<string, string[]>;
+  /** Interval of heartbeat messages on blue, ms. Default 10000. */
+  heartbeatMs?: number;
+  snapshot?: { chunkRows?: number };
+  /** Slot lag thresholds, bytes of retained WAL. Default 1 GiB / 8 GiB. */
+  lag?: { warnBytes?: number; criticalBytes?: number };
+}
+
+/** Types a teal.config.ts; returns its argument unchanged (loadConfig validates it). */
+export function defineConfig(config: TealConfig): TealConfig {
+  return config;
+}
+
+/** A validated, defaulted and frozen configuration. Table names are "schema.table". */
+export interface ResolvedConfig {
+  readonly blue: { readonly url: string };
+  readonly green: { readonly url: string };
+  readonly kafka: {
+    readonly brokers: readonly string[];
+    readonly topicPrefix: string;
+    readonly partitions: number;
+  };
+  readonly slot: string;
+  readonly publication: string;
+  readonly api: { readonly host: string; readonly port: number; readonly token: string | undefined };
+  /** 'all' = every table of blue's non-system schemas except teal's (see isReplicatedSchema). */
+  readonly tables: readonly string[] | 'all';
+  readonly transforms: Readonly<Record<string, Readonly<TableTransform>>>;
+  readonly apply: {
+    readonly onMissingColumn: OnMissingColumn;
+    readonly createTables: boolean;
+    readonly sessionReplicationRole: SessionReplicationRole;
+    readonly batchSize: number;
+  };
+  readonly keyColumns: Readonly<Record<string, readonly string[]>>;
+  readonly heartbeatMs: number;
+  readonly snapshot: { readonly chunkRows: number };
+  readonly lag: { readonly warnBytes: number; readonly criticalBytes: number };
+  /** Absolute path of the config file that was loaded, undefined when none. */
+  readonly configPath: string | undefined;
+}
