@@ -1,0 +1,297 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createMetrics, loadConfig, type ResolvedConfig, waitFor } from '@teal/config';
+import { Consumer } from '@teal/consumer';
+import { startApi, TealControl } from '@teal/control';
+import { KafkaClient } from '@teal/kafka';
+import { Producer } from '@teal/producer';
+import pg from 'pg';
+
+// `npm run demo`: the article's migration end to end on the local environment. blue gets
+// users and orders with realistic volume; green has the new shape (email_domain derived,
+// name renamed to full_name); teal snapshots and streams while a write workload runs, then
+// cuts over: fence blue, drain to an LSN, copy sequences, verify, report.
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+
+export interface DemoOptions {
+  users?: number;
+  orders?: number;
+  workloadMs?: number;
+  /** Print progress and the summary (the CLI); tests keep it quiet. */
+  print?: boolean;
+  /** Bring the local environment up first (the CLI); tests already have it. */
+  envUp?: boolean;
+  apiPort?: number;
+}
+
+export interface DemoSummary {
+  rows: { blue: Record<string, number>; green: Record<string, number> };
+  snapshotMs: number;
+  workload: { transactions: number; ms: number };
+  lagMs: { samples: number; p50: number; p95: number; max: number };
+  cutover: {
+    safeToSwitch: boolean;
+    drainLsn: string | undefined;
+    drainMs: number | undefined;
+    sequences: unknown;
+    verifyOk: boolean | undefined;
+  };
+  api: { url: string; status: string; metrics: string };
+  domains: Array<{ email_domain: string; users: number }>;
+}
+
+const textTypes = { getTypeParser: () => (v: string) => v };
+
+function client(url: string): pg.Client {
+  return new pg.Client({ connectionString: url, types: textTypes, application_name: 'teal-demo' });
+}
+
+function sections(sql: string): { blue: string; green: string } {
+  const [, blue = '', green = ''] = sql.split(/--\s*\{\{(?:blue|green)\}\}/);
+  return { blue, green };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Drops what an earlier demo run left: slot, publication, teal's state in green, topics. */
+async function resetDemoState(config: ResolvedConfig, blue: pg.Client, green: pg.Client): Promise<void> {
+  await blue.query(
+    `ALTER DATABASE ${pg.escapeIdentifier(new URL(config.blue.url).pathname.slice(1) || 'app')} RESET default_transaction_read_only`,
+  );
+  await blue.query(
+    `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`,
+    [config.slot],
+  );
+  await waitFor(
+    async () =>
+      (await blue.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [config.slot]))
+        .rowCount === 0,
+    { what: 'the old demo slot to be released', timeoutMs: 30_000 },
+  );
+  await blue.query(
+    'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1',
+    [config.slot],
+  );
+  await blue.query(`DROP PUBLICATION IF EXISTS ${pg.escapeIdentifier(config.publication)}`);
+  await green.query('DROP SCHEMA IF EXISTS teal CASCADE');
+  const kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-demo' });
+  try {
+    const admin = kafka.admin();
+    const topics = await admin.listTopics(`${config.kafka.topicPrefix}.`);
+    await admin.deleteTopics(topics);
+    await waitFor(async () => (await admin.listTopics(`${config.kafka.topicPrefix}.`)).length === 0, {
+      what: 'old demo topics to be deleted',
+      timeoutMs: 60_000,
+    });
+  } finally {
+    await kafka.close();
+  }
+}
+
+export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
+  const users = options.users ?? 100_000;
+  const orders = options.orders ?? 300_000;
+  const workloadMs = options.workloadMs ?? 20_000;
+  const say = (line: string) => {
+    if (options.print) process.stdout.write(`${line}\n`);
+  };
+
+  if (options.envUp)
+    execFileSync(process.execPath, [join(root, 'infra/local/env.mjs'), 'up'], { stdio: 'inherit' });
+  const config = await loadConfig({
+    configPath: join(here, 'teal.config.ts'),
+    env: { ...process.env, ...(options.apiPort ? { TEAL_API_PORT: String(options.apiPort) } : {}) },
+  });
+
+  const blue = client(config.blue.url);
+  const green = client(config.green.url);
+  await blue.connect();
+  await green.connect();
+  const probe = client(config.green.url);
+  await probe.connect();
+
+  let producer: Producer | undefined;
+  let consumer: Consumer | undefined;
+  let api: { close(): Promise<unknown> } | undefined;
+  try {
+    say('teal demo: resetting the demo tables, slot, topics and green state');
+    await resetDemoState(config, blue, green);
+    const schema = sections(readFileSync(join(here, 'schema.sql'), 'utf8'));
+    await blue.query(schema.blue);
+    await green.query(schema.green);
+
+    say(`loading blue: ${users} users, ${orders} orders`);
+    await blue.query(
+      `INSERT INTO users (name, email, created_at)
+       SELECT 'User ' || g, 'user' || g || '@' || (ARRAY['example.com','Mail.test','corp.example','acme.io'])[1 + g % 4],
+              now() - (g || ' minutes')::interval
+       FROM generate_series(1, $1::int) g`,
+      [users],
+    );
+    await blue.query(
+      `INSERT INTO orders (user_id, amount, created_at)
+       SELECT 1 + (g * 7919) % $1::int, round((random() * 500)::numeric, 2), now() - (g || ' seconds')::interval
+       FROM generate_series(1, $2::int) g`,
+      [users, orders],
+    );
+    await blue.query('ANALYZE users; ANALYZE orders');
+
+    const metrics = createMetrics();
+    producer = new Producer(config, { metrics });
+    consumer = new Consumer(config, { metrics });
+    const control = new TealControl(config, { producer, consumer, metrics });
+    const started = Date.now();
+    await producer.start();
+    await consumer.start();
+    api = await startApi(config, control, metrics);
+    const apiUrl = `http://${config.api.host}:${config.api.port}`;
+    say(`teal is running: status ${apiUrl}/status, metrics ${apiUrl}/metrics`);
+
+    // The snapshot is done when green holds every row blue had before the stream began.
+    await waitFor(
+      async () => {
+        const { rows } = await green.query(
+          'SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM orders) AS n',
+        );
+        return Number(rows[0].n) >= users + orders;
+      },
+      { what: 'the initial snapshot to reach green', timeoutMs: 15 * 60_000, intervalMs: 250 },
+    );
+    const snapshotMs = Date.now() - started;
+    say(`snapshot: ${users + orders} rows in green after ${(snapshotMs / 1000).toFixed(1)} s`);
+
+    // A write workload while teal streams, and a probe that measures commit-to-visible lag.
+    say(`write workload on blue for ${workloadMs / 1000} s (inserts, email changes, deletes)`);
+    const writer = client(config.blue.url);
+    const prober = client(config.blue.url);
+    await writer.connect();
+    await prober.connect();
+    let transactions = 0;
+    const lagSamples: number[] = [];
+    const workloadStart = Date.now();
+    const until = workloadStart + workloadMs;
+    const workload = (async () => {
+      while (Date.now() < until) {
+        const n = transactions++;
+        await writer.query('BEGIN');
+        const { rows } = await writer.query(`INSERT INTO users (name, email) VALUES ($1, $2) RETURNING id`, [
+          `New ${n}`,
+          `new${n}@${n % 2 ? 'example.com' : 'fresh.example'}`,
+        ]);
+        await writer.query('INSERT INTO orders (user_id, amount) VALUES ($1, $2)', [
+          rows[0].id,
+          (n % 997) + 0.5,
+        ]);
+        await writer.query(`UPDATE users SET email = 'moved' || id || '@moved.example' WHERE id = $1`, [
+          1 + ((n * 31) % users),
+        ]);
+        await writer.query('DELETE FROM orders WHERE id = $1', [1 + ((n * 17) % orders)]);
+        await writer.query('COMMIT');
+      }
+    })();
+    const lagProbe = (async () => {
+      let i = 0;
+      while (Date.now() < until) {
+        const marker = `probe-${Date.now()}-${i++}`;
+        const t0 = Date.now();
+        const { rows } = await prober.query('INSERT INTO users (name, email) VALUES ($1, $2) RETURNING id', [
+          marker,
+          `${marker}@probe.example`,
+        ]);
+        await waitFor(
+          async () => (await probe.query('SELECT 1 FROM users WHERE id = $1', [rows[0].id])).rowCount === 1,
+          {
+            what: 'a probe row in green',
+            timeoutMs: 120_000,
+            intervalMs: 10,
+          },
+        );
+        lagSamples.push(Date.now() - t0);
+      }
+    })();
+    await Promise.all([workload, lagProbe]);
+    const workloadActualMs = Date.now() - workloadStart;
+    await writer.end();
+    await prober.end();
+    lagSamples.sort((a, b) => a - b);
+    say(
+      `workload: ${transactions} transactions in ${(workloadActualMs / 1000).toFixed(1)} s; lag commit->green p50 ${percentile(lagSamples, 50)} ms, p95 ${percentile(lagSamples, 95)} ms`,
+    );
+
+    say('cutover: fence blue, drain, copy sequences, verify');
+    const report = await control.cutover({ fence: true, verify: true, timeoutMs: 300_000 });
+    const drainStep = report.steps.find((s: { name: string }) => s.name === 'drain');
+
+    const count = async (c: pg.Client, table: string) =>
+      Number((await c.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);
+    const summary: DemoSummary = {
+      rows: {
+        blue: { users: await count(blue, 'users'), orders: await count(blue, 'orders') },
+        green: { users: await count(green, 'users'), orders: await count(green, 'orders') },
+      },
+      snapshotMs,
+      workload: { transactions, ms: workloadActualMs },
+      lagMs: {
+        samples: lagSamples.length,
+        p50: percentile(lagSamples, 50),
+        p95: percentile(lagSamples, 95),
+        max: lagSamples[lagSamples.length - 1] ?? 0,
+      },
+      cutover: {
+        safeToSwitch: report.safeToSwitch,
+        drainLsn: report.drainLsn,
+        drainMs: drainStep?.ms,
+        sequences: report.sequences,
+        verifyOk: report.verify?.ok,
+      },
+      api: { url: apiUrl, status: `${apiUrl}/status`, metrics: `${apiUrl}/metrics` },
+      domains: (
+        await green.query(
+          'SELECT email_domain, count(*)::int AS users FROM users GROUP BY 1 ORDER BY 2 DESC LIMIT 5',
+        )
+      ).rows.map((r) => ({ email_domain: r.email_domain, users: Number(r.users) })),
+    };
+    if (options.print) printSummary(summary);
+    return summary;
+  } finally {
+    await api?.close().catch(() => undefined);
+    await consumer?.stop().catch(() => undefined);
+    await producer?.stop().catch(() => undefined);
+    // The demo gives blue back: a real cutover would now point the application at green.
+    await blue
+      .query(
+        `ALTER DATABASE ${pg.escapeIdentifier(new URL(config.blue.url).pathname.slice(1) || 'app')} RESET default_transaction_read_only`,
+      )
+      .catch(() => undefined);
+    await Promise.allSettled([blue.end(), green.end(), probe.end()]);
+  }
+}
+
+function printSummary(s: DemoSummary): void {
+  const line = (label: string, value: string) => process.stdout.write(`  ${label.padEnd(22)} ${value}\n`);
+  process.stdout.write('\n== teal demo summary ==\n');
+  line(
+    'rows moved',
+    `users ${s.rows.green.users} (blue ${s.rows.blue.users}), orders ${s.rows.green.orders} (blue ${s.rows.blue.orders})`,
+  );
+  line('snapshot', `${(s.snapshotMs / 1000).toFixed(1)} s`);
+  line('workload', `${s.workload.transactions} transactions in ${(s.workload.ms / 1000).toFixed(1)} s`);
+  line(
+    'lag commit->green',
+    `p50 ${s.lagMs.p50} ms, p95 ${s.lagMs.p95} ms, max ${s.lagMs.max} ms (${s.lagMs.samples} probes)`,
+  );
+  line('drain', `to LSN ${s.cutover.drainLsn ?? '-'} in ${s.cutover.drainMs ?? '-'} ms`);
+  line('sequences copied', JSON.stringify(s.cutover.sequences));
+  line('verify', s.cutover.verifyOk ? 'OK: green equals blue (transforms applied)' : 'MISMATCH');
+  line('email_domain in green', s.domains.map((d) => `${d.email_domain}=${d.users}`).join(', '));
+  line('safe to switch', s.cutover.safeToSwitch ? 'yes' : 'NO');
+  line('API (while running)', `${s.api.status}, ${s.api.metrics}`);
+  process.stdout.write('  blue was fenced for the cutover and is writable again now the demo is over.\n');
+}
