@@ -194,7 +194,7 @@ async function ensurePrerequisites() {
   const packages = missing.map((m) => m.apt);
   if (!IS_ROOT || !which('apt-get')) {
     fail(
-      `missing ${missing.map((m) => m.what).join(', ')}: install them (Debian/Ubuntu: apt-get install ${packages.join(' ')}) or use docker-compose.yml`,
+      `missing ${missing.map((m) => m.what).join(', ')}; install with \`apt-get install ${packages.join(' ')}\` (Debian/Ubuntu, as root), or use docker-compose.yml`,
     );
   }
   const started = Date.now();
