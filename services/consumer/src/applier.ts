@@ -1,0 +1,466 @@
+import {
+  type ChangeEvent,
+  comparePosition,
+  decodeEvent,
+  type Row,
+  type SchemaCache,
+  type TableSchema,
+} from '@teal/change-event';
+import {
+  abortableDelay,
+  type Logger,
+  type ResolvedConfig,
+  TealError,
+  type TealMetrics,
+  type TransformSet,
+} from '@teal/config';
+import type { IncomingBatch, IncomingRecord, TopicPartition } from '@teal/kafka';
+import type pg from 'pg';
+import { type PlanEvent, planBatch, type TableRef } from './apply-plan.ts';
+import { qualified, quoteIdent, stepStatement } from './apply-sql.ts';
+import type { DeadLetter, DeadLetterWriter } from './dead-letter.ts';
+import { classifyError, errorCode, errorMessage, isCatalogDrift } from './error-policy.ts';
+import type { GreenCatalog } from './green-catalog.ts';
+import {
+  loadPositions,
+  lockPosition,
+  NO_POSITION,
+  type StoredPosition,
+  savePosition,
+} from './position-store.ts';
+import { ddlType, decideColumns, missingTableReason } from './schema-policy.ts';
+
+// Applies one partition batch to green, effectively once: the rows and the partition's
+// position row commit in one transaction, and records at or below the stored position are
+// skipped (their offsets still advance). A record green rejects for good is isolated by
+// bisecting the batch, dead-lettered (acked by Kafka first) and the rest applies.
+
+export interface SchemaSource {
+  readonly cache: SchemaCache;
+  /** Reloads the `_schemas` topic into the cache (coalesced; cheap to call often). */
+  reload(): Promise<void>;
+}
+
+export interface ApplierDeps {
+  readonly pool: pg.Pool;
+  readonly schemas: SchemaSource;
+  readonly transforms: TransformSet;
+  readonly catalog: GreenCatalog;
+  readonly deadLetters: DeadLetterWriter;
+  readonly apply: ResolvedConfig['apply'];
+  readonly log: Logger;
+  readonly metrics?: TealMetrics;
+  readonly signal?: AbortSignal;
+}
+
+export interface PartitionState {
+  readonly topic: string;
+  readonly partition: number;
+  stored: StoredPosition | undefined;
+  highWatermark: bigint;
+  blocked?: { reason: string; since: number; loggedAt: number };
+}
+
+interface Item {
+  readonly record: IncomingRecord;
+  event?: ChangeEvent;
+  writer?: TableSchema;
+  plan?: PlanEvent;
+  failed?: DeadLetter;
+}
+
+const BLOCKED_WAIT_MS = 5_000;
+const BLOCKED_LOG_EVERY_MS = 60_000;
+
+export class Applier {
+  readonly partitions = new Map<string, PartitionState>();
+  deadLetterCount = 0;
+
+  constructor(private readonly deps: ApplierDeps) {}
+
+  /** Green's positions for newly assigned partitions: the offsets to seek to. */
+  async assign(assigned: readonly TopicPartition[]): Promise<Map<string, bigint>> {
+    const topics = [...new Set(assigned.map((a) => a.topic))];
+    const stored = await loadPositions(this.deps.pool, topics);
+    const starts = new Map<string, bigint>();
+    for (const { topic, partition } of assigned) {
+      const id = `${topic}:${partition}`;
+      const position = stored.get(id);
+      const state = this.state(topic, partition);
+      state.stored = position ?? NO_POSITION;
+      if (position && position.kafkaOffset >= 0n) starts.set(id, position.kafkaOffset + 1n);
+    }
+    return starts;
+  }
+
+  async applyBatch(batch: IncomingBatch): Promise<void> {
+    const started = process.hrtime.bigint();
+    const state = this.state(batch.topic, batch.partition);
+    state.highWatermark = batch.highWatermark;
+    if (!state.stored) {
+      state.stored = (await loadPositions(this.deps.pool, [batch.topic])).get(
+        `${batch.topic}:${batch.partition}`,
+      );
+      state.stored ??= NO_POSITION;
+    }
+    let items: Item[];
+    try {
+      items = await this.prepare(batch.records, state.stored);
+      await this.checkSchemas(items);
+      const letters = items.flatMap((i) => (i.failed ? [i.failed] : []));
+      await this.deadLetter(letters);
+      await this.applyRange(state, items);
+      if (state.blocked) {
+        this.deps.log.info({ topic: state.topic, partition: state.partition }, 'partition unblocked');
+        state.blocked = undefined;
+      }
+    } catch (err) {
+      if (isCatalogDrift(err)) this.deps.catalog.invalidate();
+      if (
+        classifyError(err) === 'blocked' ||
+        (err instanceof TealError && err.code === 'TEAL_SCHEMA_BLOCKED')
+      ) {
+        await this.block(state, errorMessage(err));
+      }
+      throw err;
+    }
+    this.observe(state, batch, started, items);
+  }
+
+  private state(topic: string, partition: number): PartitionState {
+    const id = `${topic}:${partition}`;
+    let state = this.partitions.get(id);
+    if (!state) {
+      state = { topic, partition, stored: undefined, highWatermark: -1n };
+      this.partitions.set(id, state);
+    }
+    return state;
+  }
+
+  // Decode and transform, in order. Unknown fingerprints reload the schema topic and, if
+  // still unknown, fail the batch (retried, never skipped).
+  private async prepare(records: readonly IncomingRecord[], stored: StoredPosition): Promise<Item[]> {
+    const items: Item[] = [];
+    // Last full blue image per key in this batch: completes a later update whose unchanged
+    // TOAST columns it lacks, before transforms read the row.
+    const images = new Map<string, Row>();
+    for (const record of records) {
+      const item: Item = { record };
+      items.push(item);
+      if (record.offset <= stored.kafkaOffset || record.value === null) continue;
+      let decoded: ReturnType<typeof decodeEvent>;
+      try {
+        decoded = await this.decode(record.value);
+      } catch (err) {
+        if (classifyError(err) !== 'permanent') throw err;
+        item.failed = letter(record, err);
+        continue;
+      }
+      const { event, table: writer } = decoded;
+      item.event = event;
+      item.writer = writer;
+      if (comparePosition(event.position, stored.position) <= 0) continue;
+      try {
+        item.plan = await this.transform(event, writer, images);
+      } catch (err) {
+        if (classifyError(err) !== 'permanent') throw err;
+        item.failed = letter(record, err);
+      }
+    }
+    return items;
+  }
+
+  private async decode(value: Buffer): Promise<ReturnType<typeof decodeEvent>> {
+    try {
+      return decodeEvent(value, this.deps.schemas.cache);
+    } catch (err) {
+      if (!(err instanceof TealError) || err.code !== 'TEAL_SCHEMA_UNKNOWN') throw err;
+      await this.deps.schemas.reload();
+      return decodeEvent(value, this.deps.schemas.cache);
+    }
+  }
+
+  private async transform(
+    event: ChangeEvent,
+    writer: TableSchema,
+    images: Map<string, Row>,
+  ): Promise<PlanEvent> {
+    const { transforms } = this.deps;
+    const { schema, table } = event;
+    const target = transforms.target(schema, table);
+    const keyColumns = writer.keyColumns.map((k) => transforms.columnName(schema, table, k) ?? k);
+    const imageId = `${schema}.${table}\u0000${JSON.stringify(writer.keyColumns.map((k) => event.key[k] ?? null))}`;
+    const greenKey: Row = {};
+    writer.keyColumns.forEach((k, i) => {
+      greenKey[keyColumns[i]] = event.key[k] ?? null;
+    });
+    const base = { table: target, keyColumns, key: greenKey };
+    if (event.op === 't') {
+      images.clear();
+      return { ...base, op: 't', key: {}, row: null, partial: false };
+    }
+    if (event.op === 'd' || event.after === null) {
+      images.delete(imageId);
+      return { ...base, op: 'd', row: null, partial: false };
+    }
+    let row = event.after;
+    let unchanged = event.unchanged;
+    if (unchanged.length > 0) {
+      const image = images.get(imageId);
+      if (image) {
+        row = { ...image, ...row };
+        unchanged = [];
+      } else if (transforms.needsFullRow(schema, table)) {
+        row = await this.completeFromGreen(event, target, greenKey, row);
+        unchanged = [];
+      }
+    }
+    if (unchanged.length === 0) images.set(imageId, row);
+    const out = transforms.applyRow(schema, table, row);
+    // A row the filter rejects leaves green (it may have matched before this update).
+    if (out === null) return { ...base, op: 'd', row: null, partial: false };
+    const partial = unchanged.some((c) => transforms.columnName(schema, table, c) !== null);
+    return { ...base, op: event.op, row: out, partial };
+  }
+
+  // A derive or filter needs columns an unchanged-TOAST update lacks and the batch holds no
+  // earlier image: take green's current values of those columns (same text, renamed back).
+  private async completeFromGreen(
+    event: ChangeEvent,
+    target: TableRef,
+    greenKey: Row,
+    row: Row,
+  ): Promise<Row> {
+    const { transforms } = this.deps;
+    const wanted = event.unchanged
+      .map((c) => [c, transforms.columnName(event.schema, event.table, c)] as const)
+      .filter((p): p is readonly [string, string] => p[1] !== null);
+    if (wanted.length === 0) return row;
+    const keys = Object.keys(greenKey);
+    const { rows } = await this.deps.pool.query<Record<string, string | null>>(
+      `SELECT ${wanted.map(([, g], i) => `${quoteIdent(g)}::text AS c${i}`).join(', ')} FROM ${qualified(target)} ` +
+        `WHERE ${keys.map((k, i) => `${quoteIdent(k)}::text = $${i + 1}`).join(' AND ')}`,
+      keys.map((k) => greenKey[k]),
+    );
+    if (rows.length === 0) return row;
+    const completed: Row = { ...row };
+    wanted.forEach(([blue], i) => {
+      completed[blue] = rows[0][`c${i}`] ?? null;
+    });
+    return completed;
+  }
+
+  // Every green table and column the batch writes exists, or is made to by the policy.
+  private async checkSchemas(items: Item[]): Promise<void> {
+    const { catalog, apply, transforms } = this.deps;
+    const byTable = new Map<string, Item[]>();
+    for (const item of items) {
+      if (!item.plan) continue;
+      const id = `${item.plan.table.schema}.${item.plan.table.table}`;
+      const list = byTable.get(id) ?? [];
+      list.push(item);
+      byTable.set(id, list);
+    }
+    for (const list of byTable.values()) {
+      const target = list[0].plan!.table;
+      const source = { schema: list[0].event!.schema, table: list[0].event!.table };
+      let columns = await catalog.columns(target);
+      if (!columns) {
+        if (!apply.createTables) throw blocked(missingTableReason(target, source));
+        const writer = list[list.length - 1].writer!;
+        await catalog.createTable(target, this.greenColumns(source, writer), list[0].plan!.keyColumns);
+        columns = await catalog.columns(target);
+        if (!columns) throw blocked(missingTableReason(target, source));
+      }
+      const rowColumns = list.flatMap((i) => (i.plan!.row ? Object.keys(i.plan!.row) : []));
+      const decision = decideColumns(target, source, columns, rowColumns, apply.onMissingColumn);
+      if (decision.kind === 'block') throw blocked(decision.reason);
+      if (decision.kind === 'ignore') {
+        const drop = new Set(decision.drop);
+        for (const item of list) {
+          const plan = item.plan!;
+          if (!plan.row) continue;
+          const row = Object.fromEntries(Object.entries(plan.row).filter(([c]) => !drop.has(c)));
+          item.plan = { ...plan, row };
+        }
+      }
+      if (decision.kind === 'add') {
+        const types = new Map<string, string>();
+        for (const item of list)
+          for (const [c, t] of this.greenColumns(source, item.writer!)) types.set(c, t);
+        const adds = decision.add.map(
+          (c) => [c, types.get(c) ?? transforms.castType(source.schema, source.table, c) ?? 'text'] as const,
+        );
+        this.deps.log.info(
+          { table: `${target.schema}.${target.table}`, columns: decision.add },
+          'adding columns to green',
+        );
+        await catalog.addColumns(target, adds);
+      }
+    }
+  }
+
+  /** Green column -> DDL type, from the writer schema and the transforms. */
+  private greenColumns(source: TableRef, writer: TableSchema): Array<readonly [string, string]> {
+    const { transforms } = this.deps;
+    const out: Array<readonly [string, string]> = [];
+    for (const col of writer.columns) {
+      const name = transforms.columnName(source.schema, source.table, col.name);
+      if (name === null) continue;
+      out.push([name, transforms.castType(source.schema, source.table, name) ?? ddlType(col)]);
+    }
+    for (const name of transforms.derivedColumns(source.schema, source.table)) {
+      if (out.some(([n]) => n === name)) continue;
+      out.push([name, transforms.castType(source.schema, source.table, name) ?? 'text']);
+    }
+    return out;
+  }
+
+  private async applyRange(state: PartitionState, items: Item[]): Promise<void> {
+    try {
+      await this.transaction(state, items);
+    } catch (err) {
+      if (classifyError(err) !== 'permanent') throw err;
+      const planned = items.filter((i) => i.plan);
+      if (planned.length <= 1) {
+        const bad = planned[0];
+        if (!bad) throw err;
+        bad.plan = undefined;
+        bad.failed = letter(bad.record, err);
+        await this.deadLetter([bad.failed]);
+        await this.transaction(state, items);
+        return;
+      }
+      const middle = items.indexOf(planned[Math.floor(planned.length / 2)]);
+      await this.applyRange(state, items.slice(0, middle));
+      await this.applyRange(state, items.slice(middle));
+    }
+  }
+
+  private async transaction(state: PartitionState, items: Item[]): Promise<void> {
+    if (items.length === 0) return;
+    const client = await this.deps.pool.connect();
+    let applied: Item[] = [];
+    let next: StoredPosition;
+    try {
+      await client.query('BEGIN');
+      // replica: triggers and FK checks are off, as for native logical replication apply;
+      // green's triggers do not fire twice for rows blue's triggers already shaped.
+      if (this.deps.apply.sessionReplicationRole === 'replica') {
+        await client.query('SET LOCAL session_replication_role = replica');
+      }
+      // The locked row is authoritative (another consumer may have moved it since assignment).
+      const stored = await lockPosition(client, state.topic, state.partition);
+      applied = items.filter(
+        (i) =>
+          i.plan &&
+          i.record.offset > stored.kafkaOffset &&
+          i.event &&
+          comparePosition(i.event.position, stored.position) > 0,
+      );
+      const steps = planBatch(applied.map((i) => i.plan!));
+      const typesByTable = new Map<string, ReadonlyMap<string, string>>();
+      for (const step of steps) {
+        const id = `${step.table.schema}.${step.table.table}`;
+        let types = typesByTable.get(id);
+        if (!types) {
+          types = (await this.deps.catalog.columns(step.table)) ?? new Map();
+          typesByTable.set(id, types);
+        }
+        const t = types;
+        const statement = stepStatement(step, (c) => t.get(c));
+        await client.query(statement.text, statement.values);
+      }
+      let position = stored.position;
+      for (const i of items)
+        if (i.event && comparePosition(i.event.position, position) > 0) position = i.event.position;
+      const last = items[items.length - 1].record.offset;
+      next = { kafkaOffset: last > stored.kafkaOffset ? last : stored.kafkaOffset, position };
+      await savePosition(client, state.topic, state.partition, next);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release(isBroken(err) ? (err as Error) : undefined);
+      throw err;
+    }
+    client.release();
+    state.stored = next;
+    this.count(items, applied);
+  }
+
+  private async deadLetter(letters: DeadLetter[]): Promise<void> {
+    if (letters.length === 0) return;
+    await this.deps.deadLetters.send(letters);
+    this.deadLetterCount += letters.length;
+    for (const l of letters) {
+      this.deps.log.warn(
+        {
+          topic: l.record.topic,
+          partition: l.record.partition,
+          offset: l.record.offset.toString(),
+          code: l.code,
+        },
+        `record dead-lettered: ${l.message}`,
+      );
+      this.deps.metrics?.deadLetters.inc({ table: tableOfTopic(l.record.topic), code: l.code });
+    }
+  }
+
+  private count(items: Item[], applied: Item[]): void {
+    const m = this.deps.metrics;
+    if (!m) return;
+    const appliedSet = new Set(applied);
+    for (const i of items) {
+      if (!i.event) continue;
+      const table = `${i.event.schema}.${i.event.table}`;
+      if (appliedSet.has(i)) m.eventsApplied.inc({ table, op: i.event.op });
+      else if (!i.failed) m.eventsSkipped.inc({ table });
+    }
+  }
+
+  private observe(state: PartitionState, batch: IncomingBatch, started: bigint, items: Item[]): void {
+    const m = this.deps.metrics;
+    if (!m) return;
+    m.applyBatchSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    m.applyBatchRows.observe(batch.records.length);
+    const next = (state.stored?.kafkaOffset ?? -1n) + 1n;
+    const lag = batch.highWatermark > next ? batch.highWatermark - next : 0n;
+    m.consumerLagRecords.set({ topic: state.topic, partition: String(state.partition) }, Number(lag));
+    let newest = -1n;
+    for (const i of items)
+      if (i.plan && i.event && i.event.commitTimeUs > newest) newest = i.event.commitTimeUs;
+    if (newest >= 0n) m.replicationLagSeconds.observe(Math.max(0, Date.now() / 1000 - Number(newest) / 1e6));
+  }
+
+  private async block(state: PartitionState, reason: string): Promise<void> {
+    const now = Date.now();
+    if (!state.blocked || state.blocked.reason !== reason) {
+      state.blocked = { reason, since: now, loggedAt: 0 };
+    }
+    if (now - state.blocked.loggedAt >= BLOCKED_LOG_EVERY_MS) {
+      state.blocked.loggedAt = now;
+      this.deps.log.error({ topic: state.topic, partition: state.partition }, `partition blocked: ${reason}`);
+    }
+    // Wait here rather than spin: the batch is retried after this, and the operator's fix
+    // (a column added in green, a config change and restart) is seen then.
+    await abortableDelay(BLOCKED_WAIT_MS, this.deps.signal);
+    this.deps.catalog.invalidate();
+  }
+}
+
+function blocked(reason: string): TealError {
+  return new TealError('TEAL_SCHEMA_BLOCKED', reason, { retriable: true });
+}
+
+function letter(record: IncomingRecord, err: unknown): DeadLetter {
+  return { record, code: errorCode(err), message: errorMessage(err) };
+}
+
+function isBroken(err: unknown): boolean {
+  return classifyError(err) === 'transient';
+}
+
+function tableOfTopic(topic: string): string {
+  const dot = topic.indexOf('.');
+  return dot < 0 ? topic : topic.slice(dot + 1);
+}

@@ -1,0 +1,256 @@
+import { formatPosition, SchemaCache } from '@teal/change-event';
+import {
+  compileTransforms,
+  type Logger,
+  type ResolvedConfig,
+  redactUrl,
+  logger as rootLogger,
+  type TealMetrics,
+} from '@teal/config';
+import { type GroupConsumer, KafkaClient, SchemaTopic } from '@teal/kafka';
+import pg from 'pg';
+import { Applier, type SchemaSource } from './applier.ts';
+import { DeadLetterWriter, deadLetterTopic } from './dead-letter.ts';
+import { GreenCatalog } from './green-catalog.ts';
+import { ensureStateTables } from './position-store.ts';
+
+// Kafka -> green. One consumer group over every table topic of the prefix (new tables are
+// picked up); partitions apply in parallel, each in order, through the Applier. Pause and
+// resume come from green's teal.control (so a separate API process can drive them), and the
+// consumer's status is written back there every second.
+
+export interface PartitionStatus {
+  topic: string;
+  partition: number;
+  /** Last Kafka offset applied or skipped; -1 when none. */
+  appliedOffset: string;
+  /** Highest applied position, "LSN:seq". */
+  appliedPosition: string;
+  highWatermark: string;
+  lag: number;
+  blocked?: { reason: string };
+}
+
+export interface ConsumerStatus {
+  state: 'starting' | 'running' | 'paused' | 'failed';
+  partitions: PartitionStatus[];
+  deadLetters: number;
+  error?: string;
+}
+
+export interface ConsumerDeps {
+  metrics?: TealMetrics;
+  logger?: Logger;
+  groupId?: string;
+  /** Partitions applied at once (kafka concurrency). Default 4. */
+  concurrency?: number;
+}
+
+const CONTROL_POLL_MS = 500;
+const SCHEMA_RELOAD_MIN_MS = 500;
+
+export const SESSION_OPTIONS =
+  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex';
+
+/** Every table topic of the prefix, not its `_schemas`, `_dlq` and `_messages` topics. */
+export function tableTopicPattern(prefix: string): RegExp {
+  return new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(?!_)`);
+}
+
+export class Consumer {
+  private readonly log: Logger;
+  private readonly abort = new AbortController();
+  private pool: pg.Pool | undefined;
+  private kafka: KafkaClient | undefined;
+  private group: GroupConsumer | undefined;
+  private applier: Applier | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private state: ConsumerStatus['state'] = 'starting';
+  private error: string | undefined;
+  private paused = false;
+  private ticks = 0;
+  private controlBusy = false;
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    private readonly deps: ConsumerDeps = {},
+  ) {
+    this.log = (deps.logger ?? rootLogger).child({ component: 'consumer' });
+  }
+
+  async start(): Promise<void> {
+    const { config } = this;
+    const prefix = config.kafka.topicPrefix;
+    try {
+      const concurrency = this.deps.concurrency ?? 4;
+      this.pool = new pg.Pool({
+        connectionString: config.green.url,
+        types: { getTypeParser: () => (v: string) => v },
+        options: SESSION_OPTIONS,
+        max: concurrency + 2,
+      });
+      this.pool.on('error', (err) => this.log.warn({ err }, 'idle green connection failed'));
+      await ensureStateTables(this.pool);
+      this.kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-consumer' });
+      const admin = this.kafka.admin();
+      const publisher = await this.kafka.publisher();
+      const deadLetters = new DeadLetterWriter(publisher, deadLetterTopic(prefix));
+      await deadLetters.ensureTopic(admin, config.kafka.partitions);
+      await admin.close();
+      const schemas = new SchemaRegistry(new SchemaTopic(this.kafka, `${prefix}._schemas`), this.log);
+      await schemas.reload();
+      this.applier = new Applier({
+        pool: this.pool,
+        schemas,
+        transforms: compileTransforms(config),
+        catalog: new GreenCatalog(this.pool),
+        deadLetters,
+        apply: config.apply,
+        log: this.log,
+        metrics: this.deps.metrics,
+        signal: this.abort.signal,
+      });
+      const applier = this.applier;
+      this.group = this.kafka.groupConsumer({
+        groupId: this.deps.groupId ?? `${prefix}-consumer`,
+        topics: tableTopicPattern(prefix),
+        concurrency,
+      });
+      const group = this.group;
+      await this.pollControl();
+      await group.run({
+        onAssign: (assigned) => applier.assign(assigned),
+        eachBatch: async (batch) => {
+          await applier.applyBatch(batch);
+          const stored = applier.partitions.get(`${batch.topic}:${batch.partition}`)?.stored;
+          if (stored) await group.commit(batch.topic, batch.partition, stored.kafkaOffset + 1n);
+        },
+      });
+      if (!this.paused) this.setState('running');
+      this.timer = setInterval(() => void this.pollControl(), CONTROL_POLL_MS);
+      this.timer.unref();
+      this.log.info({ green: redactUrl(config.green.url), prefix }, 'consumer started');
+    } catch (err) {
+      this.error = err instanceof Error ? err.message : String(err);
+      this.setState('failed');
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    if (this.timer) clearInterval(this.timer);
+    await this.group?.close().catch(() => undefined);
+    await this.kafka?.close().catch(() => undefined);
+    await this.writeStatus().catch(() => undefined);
+    await this.pool?.end().catch(() => undefined);
+    this.pool = undefined;
+  }
+
+  status(): ConsumerStatus {
+    const partitions: PartitionStatus[] = [];
+    for (const p of this.applier?.partitions.values() ?? []) {
+      const offset = p.stored?.kafkaOffset ?? -1n;
+      const lag = p.highWatermark > offset + 1n ? Number(p.highWatermark - offset - 1n) : 0;
+      partitions.push({
+        topic: p.topic,
+        partition: p.partition,
+        appliedOffset: offset.toString(),
+        appliedPosition: p.stored ? formatPosition(p.stored.position) : '0/0:0',
+        highWatermark: p.highWatermark.toString(),
+        lag,
+        ...(p.blocked ? { blocked: { reason: p.blocked.reason } } : {}),
+      });
+    }
+    partitions.sort((a, b) => (a.topic === b.topic ? a.partition - b.partition : a.topic < b.topic ? -1 : 1));
+    return {
+      state: this.state,
+      partitions,
+      deadLetters: this.applier?.deadLetterCount ?? 0,
+      ...(this.error ? { error: this.error } : {}),
+    };
+  }
+
+  private setState(state: ConsumerStatus['state']): void {
+    this.state = state;
+    const gauge = this.deps.metrics?.state;
+    if (!gauge) return;
+    for (const s of ['starting', 'running', 'paused', 'failed'])
+      gauge.set({ state: `consumer_${s}` }, s === state ? 1 : 0);
+  }
+
+  // teal.control: `paused` (jsonb true) pauses fetching; every other tick the status goes
+  // back as `consumer` (and `consumer_blocked`) for an API running in another process.
+  private async pollControl(): Promise<void> {
+    if (!this.pool || this.controlBusy) return;
+    this.controlBusy = true;
+    try {
+      const { rows } = await this.pool.query<{ value: string | null }>(
+        "SELECT value::text AS value FROM teal.control WHERE key = 'paused'",
+      );
+      const paused = rows[0]?.value === 'true';
+      if (paused !== this.paused) {
+        this.paused = paused;
+        if (paused) this.group?.pause();
+        else this.group?.resume();
+        this.log.info(paused ? 'consumer paused' : 'consumer resumed');
+      }
+      if (this.state !== 'failed' && this.group) this.setState(paused ? 'paused' : 'running');
+      if (this.ticks++ % 2 === 0) await this.writeStatus();
+    } catch (err) {
+      this.log.warn({ err }, 'cannot read teal.control in green');
+    } finally {
+      this.controlBusy = false;
+    }
+  }
+
+  private async writeStatus(): Promise<void> {
+    if (!this.pool) return;
+    const status = this.status();
+    const blocked = status.partitions.filter((p) => p.blocked);
+    await this.pool.query(
+      `INSERT INTO teal.control (key, value, updated_at) VALUES ('consumer', $1::jsonb, now()), ('consumer_blocked', $2::jsonb, now())
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
+      [
+        JSON.stringify(status),
+        JSON.stringify(
+          blocked.map((p) => ({ topic: p.topic, partition: p.partition, reason: p.blocked!.reason })),
+        ),
+      ],
+    );
+  }
+}
+
+/** The `_schemas` topic behind a SchemaCache; reloads are coalesced and spaced. */
+class SchemaRegistry implements SchemaSource {
+  readonly cache = new SchemaCache();
+  private pending: Promise<void> | undefined;
+  private lastLoad = 0;
+
+  constructor(
+    private readonly topic: SchemaTopic,
+    private readonly log: Logger,
+  ) {}
+
+  reload(): Promise<void> {
+    this.pending ??= this.load().finally(() => {
+      this.pending = undefined;
+    });
+    return this.pending;
+  }
+
+  private async load(): Promise<void> {
+    const wait = this.lastLoad + SCHEMA_RELOAD_MIN_MS - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const all = await this.topic.loadAll();
+    this.lastLoad = Date.now();
+    for (const [fp, json] of all) {
+      if (this.cache.has(fp)) continue;
+      try {
+        this.cache.add(fp, json);
+      } catch (err) {
+        this.log.error({ err, fingerprint: fp }, 'ignoring a corrupt entry of the schema topic');
+      }
+    }
+  }
+}

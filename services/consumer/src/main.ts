@@ -1,0 +1,18 @@
+import { configPathFromArgv, createMetrics, loadConfig, logger } from '@teal/config';
+import { Consumer } from './consumer.ts';
+
+// `tsx services/consumer/src/main.ts [--config FILE]`: the consumer alone, config from
+// teal.config.ts and TEAL_* env. TEAL_CONSUMER_GROUP overrides the group id.
+const config = await loadConfig({ configPath: configPathFromArgv(process.argv.slice(2)) });
+const consumer = new Consumer(config, { metrics: createMetrics(), groupId: process.env.TEAL_CONSUMER_GROUP });
+let stopping = false;
+async function stop(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'consumer stopping');
+  await consumer.stop();
+  process.exit(0);
+}
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));
+await consumer.start();
