@@ -84,9 +84,10 @@ function which(cmd) {
 }
 
 /** Runs a command to completion, resolving with its exit code and output (never rejects on exit code). */
-function run(cmd, args, { cwd = ROOT, env = process.env, input } = {}) {
+function run(cmd, args, { cwd = ROOT, env = process.env } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // No stdin: writing to a child that already exited would be an EPIPE.
+    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
@@ -96,7 +97,6 @@ function run(cmd, args, { cwd = ROOT, env = process.env, input } = {}) {
     });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? 1, out }));
-    child.stdin.end(input ?? '');
   });
 }
 
