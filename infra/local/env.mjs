@@ -667,6 +667,44 @@ async function kafkaDown() {
 }
 
 // ---------------------------------------------------------------------------------------
+// one command at a time
+
+const LOCK_FILE = path.join(RUN_DIR, 'env.lock');
+
+/**
+ * Several test runs may call `up` at once (globalSetup does when `status` is unhappy); two
+ * brokers racing would leave the pid file naming the one that lost. So up/down/reset take
+ * an exclusive lock file holding the owner's pid; a lock whose owner is gone is taken over.
+ */
+async function withLock(fn) {
+  fs.mkdirSync(RUN_DIR, { recursive: true });
+  const deadline = Date.now() + 3 * 60_000;
+  let told = false;
+  for (;;) {
+    try {
+      fs.writeFileSync(LOCK_FILE, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      const owner = readPid(LOCK_FILE);
+      if (owner === undefined || !pidAlive(owner)) {
+        fs.rmSync(LOCK_FILE, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`another env command (pid ${owner}) holds ${LOCK_FILE}`);
+      if (!told) log(`waiting for another env command (pid ${owner}) to finish`);
+      told = true;
+      await delay(200);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    if (readPid(LOCK_FILE) === process.pid) fs.rmSync(LOCK_FILE, { force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // commands
 
 async function settle(tasks) {
@@ -687,10 +725,7 @@ async function up() {
   await ensurePrerequisites();
   prepareStateDirs();
   const ok = await settle([...PG_CLUSTERS.map(pgUp), kafkaUp()]);
-  if (!ok) {
-    process.stderr.write('[env] up failed; what did start is left running (npm run env:down stops it)\n');
-    process.exit(1);
-  }
+  if (!ok) throw new Error('up failed; what did start is left running (npm run env:down stops it)');
   log(
     `up in ${secs(started)}: blue postgres://postgres@127.0.0.1:5433/app, green postgres://postgres@127.0.0.1:5434/app, kafka 127.0.0.1:${KAFKA_PORT}`,
   );
@@ -704,7 +739,7 @@ async function down() {
   }
   const ok = await settle([...PG_CLUSTERS.map(pgDown), kafkaDown()]);
   log(`down in ${secs(started)}`);
-  if (!ok) process.exit(1);
+  if (!ok) throw new Error('down failed for the services above');
 }
 
 async function status() {
@@ -737,7 +772,12 @@ async function reset() {
   await up();
 }
 
-const commands = { up, down, status, reset };
+const commands = {
+  up: () => withLock(up),
+  down: () => withLock(down),
+  status,
+  reset: () => withLock(reset),
+};
 const command = process.argv[2];
 if (!commands[command]) {
   process.stderr.write('usage: node infra/local/env.mjs up|down|status|reset\n');
