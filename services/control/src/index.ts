@@ -1,1 +1,10 @@
-export {};
+export { type BuildOptions, build, DEFAULT_BODY_LIMIT } from './app.ts';
+export { bearerToken, tokenMatches } from './auth.ts';
+export { type ControlBackend, type StatusSource, TealControl, type TealControlDeps } from './backend.ts';
+export { runCutover } from './cutover.ts';
+export { drain } from './drain.ts';
+export { fence, isFenced, unfence } from './fence.ts';
+export { copySequences } from './sequences.ts';
+export { assertSafeBind, isLoopback, startApi } from './server.ts';
+export * from './types.ts';
+export { type VerifyProgress, verifyTables } from './verify.ts';

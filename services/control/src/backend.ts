@@ -1,0 +1,351 @@
+import {
+  compileTransforms,
+  createMetrics,
+  type Logger,
+  type ResolvedConfig,
+  redactUrl,
+  logger as rootLogger,
+  sqlState,
+  TealError,
+  type TealMetrics,
+  type TransformSet,
+} from '@teal/config';
+import { KafkaClient, type TopicAdmin } from '@teal/kafka';
+import type pg from 'pg';
+import { runCutover } from './cutover.ts';
+import { drain } from './drain.ts';
+import { fence, isFenced, unfence } from './fence.ts';
+import { withClient } from './pg.ts';
+import { redactSecrets } from './redact.ts';
+import { copySequences } from './sequences.ts';
+import {
+  blockedPartitions,
+  deriveState,
+  partitionStatuses,
+  producerView,
+  readAppliedPositions,
+  readControl,
+  readSlot,
+  readTopicEnds,
+  slotStatus,
+  statusWarnings,
+  updateGauges,
+} from './status.ts';
+import type {
+  CutoverOptions,
+  CutoverReport,
+  DrainOptions,
+  DrainResult,
+  FenceResult,
+  ReadyCheck,
+  ReadyReport,
+  StatusReport,
+  VerifyReportView,
+  VerifyRequest,
+} from './types.ts';
+import { verifyTables } from './verify.ts';
+
+/** What the HTTP API needs; tests substitute a fake. */
+export interface ControlBackend {
+  status(): Promise<StatusReport>;
+  pause(): Promise<{ paused: boolean }>;
+  resume(): Promise<{ paused: boolean }>;
+  drain(opts: DrainOptions): Promise<DrainResult>;
+  cutover(opts: CutoverOptions): Promise<CutoverReport>;
+  verify(opts: VerifyRequest): Promise<VerifyReportView>;
+  fence(): Promise<FenceResult>;
+  unfence(): Promise<FenceResult>;
+  ready(): Promise<ReadyReport>;
+  /** Refreshes the gauges the status feeds (called before a /metrics scrape). */
+  collectMetrics?(): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** Anything with a status() — the in-process Producer or Consumer. */
+export interface StatusSource {
+  status(): unknown;
+}
+
+export interface TealControlDeps {
+  producer?: StatusSource;
+  consumer?: StatusSource;
+  metrics?: TealMetrics;
+  logger?: Logger;
+  /** Kafka admin; default: a KafkaClient on config.kafka.brokers. */
+  admin?: TopicAdmin;
+  transforms?: TransformSet;
+  verifyTables?: typeof verifyTables;
+  /** Drain poll interval, ms. */
+  pollMs?: number;
+}
+
+const CONTROL_DDL = [
+  'CREATE SCHEMA IF NOT EXISTS teal',
+  'CREATE TABLE IF NOT EXISTS teal.control (key text PRIMARY KEY, value jsonb, updated_at timestamptz NOT NULL DEFAULT now())',
+];
+
+/**
+ * The control plane over blue, green and Kafka. It works in the pipeline's process (given
+ * the Producer and Consumer, for their live status) and as a separate process, where every
+ * answer comes from the three systems and the state the components keep in green.
+ */
+export class TealControl implements ControlBackend {
+  readonly metrics: TealMetrics;
+  private readonly log: Logger;
+  private readonly kafka: KafkaClient | undefined;
+  private readonly admin: TopicAdmin;
+  private transformSet: TransformSet | undefined;
+  /** The drain or cutover that runs now; only one at a time. */
+  private running: string | undefined;
+
+  constructor(
+    readonly config: ResolvedConfig,
+    private readonly deps: TealControlDeps = {},
+  ) {
+    this.metrics = deps.metrics ?? createMetrics();
+    this.log = (deps.logger ?? rootLogger).child({ component: 'control' });
+    if (deps.admin) {
+      this.admin = deps.admin;
+    } else {
+      this.kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-control' });
+      this.admin = this.kafka.admin();
+    }
+    this.transformSet = deps.transforms;
+  }
+
+  private get transforms(): TransformSet {
+    this.transformSet ??= compileTransforms(this.config);
+    return this.transformSet;
+  }
+
+  private blue<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    return withClient(this.config.blue.url, fn);
+  }
+
+  private green<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    return withClient(this.config.green.url, fn);
+  }
+
+  async status(): Promise<StatusReport> {
+    const [blueSide, greenSide, kafkaSide] = await Promise.all([
+      this.blue(async (c) => ({ slot: await readSlot(c, this.config.slot), fenced: await isFenced(c) })),
+      this.green(async (c) => ({ control: await readControl(c), applied: await readAppliedPositions(c) })),
+      readTopicEnds(this.admin, this.config.kafka.topicPrefix),
+    ]);
+    const control = greenSide.control;
+    const producer = this.deps.producer
+      ? producerView(this.deps.producer.status(), 'in-process', new Date().toISOString())
+      : producerView(control.get('producer')?.value, 'green', control.get('producer')?.updatedAt ?? null);
+    const consumerRaw = (this.deps.consumer?.status() ?? control.get('consumer')?.value ?? null) as {
+      state?: unknown;
+      error?: unknown;
+    } | null;
+    const blocked = blockedPartitions(consumerRaw, control.get('consumer_blocked')?.value);
+    const partitions = partitionStatuses(kafkaSide.tables, greenSide.applied, blocked);
+    const lagRecords = partitions.reduce((sum, p) => sum + p.lag, 0);
+    const paused = control.get('paused')?.value === true;
+    const slot = slotStatus(this.config.slot, blueSide.slot, producer, this.config.lag);
+    const consumerError = consumerRaw?.error;
+    const partial = {
+      state: deriveState({
+        draining: this.running !== undefined,
+        paused,
+        fenced: blueSide.fenced,
+        slot,
+        producer,
+        consumerState: typeof consumerRaw?.state === 'string' ? consumerRaw.state : null,
+        lagRecords,
+      }),
+      paused,
+      fenced: blueSide.fenced,
+      slot,
+      producer,
+      consumer: {
+        state: typeof consumerRaw?.state === 'string' ? consumerRaw.state : null,
+        partitions,
+        lagRecords,
+        deadLetters: kafkaSide.deadLetters,
+        blocked,
+        error:
+          consumerError === undefined || consumerError === null
+            ? null
+            : typeof consumerError === 'string'
+              ? consumerError
+              : String((consumerError as { message?: unknown }).message ?? consumerError),
+      },
+    };
+    const report: StatusReport = {
+      ...partial,
+      warnings: statusWarnings(partial, this.config.kafka.topicPrefix),
+      checkedAt: new Date().toISOString(),
+    };
+    updateGauges(this.metrics, report);
+    return report;
+  }
+
+  async collectMetrics(): Promise<void> {
+    await this.status();
+  }
+
+  pause(): Promise<{ paused: boolean }> {
+    return this.setPaused(true);
+  }
+
+  resume(): Promise<{ paused: boolean }> {
+    return this.setPaused(false);
+  }
+
+  private async setPaused(paused: boolean): Promise<{ paused: boolean }> {
+    await this.green(async (c) => {
+      for (const sql of CONTROL_DDL) {
+        try {
+          await c.query(sql);
+        } catch (err) {
+          // A concurrent CREATE ... IF NOT EXISTS can still collide in the catalog.
+          if (!['23505', '42P07', '42P06'].includes(sqlState(err) ?? '')) throw err;
+        }
+      }
+      await c.query(
+        `INSERT INTO teal.control (key, value, updated_at) VALUES ('paused', $1::jsonb, now())
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
+        [JSON.stringify(paused)],
+      );
+    });
+    this.log.info({ paused }, paused ? 'paused' : 'resumed');
+    return { paused };
+  }
+
+  private async exclusive<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.running) {
+      throw new TealError(
+        'TEAL_BUSY',
+        `a ${this.running} is already running: wait for it to finish, then try again`,
+        {
+          status: 409,
+        },
+      );
+    }
+    this.running = what;
+    try {
+      return await fn();
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  private async assertNotPaused(): Promise<void> {
+    const control = await this.green(readControl);
+    if (control.get('paused')?.value === true) {
+      throw new TealError(
+        'TEAL_PAUSED',
+        'teal is paused, so a drain cannot finish: resume first (POST /resume, teal resume)',
+        {
+          status: 409,
+        },
+      );
+    }
+  }
+
+  drain(opts: DrainOptions): Promise<DrainResult> {
+    return this.exclusive('drain', () => this.drainNow(opts));
+  }
+
+  private async drainNow(opts: DrainOptions): Promise<DrainResult> {
+    await this.assertNotPaused();
+    this.log.info({ timeoutMs: opts.timeoutMs, fence: opts.fence }, 'drain started');
+    const result = await this.blue((blue) =>
+      this.green((green) =>
+        drain(
+          {
+            blue,
+            green,
+            admin: this.admin,
+            slot: this.config.slot,
+            topicPrefix: this.config.kafka.topicPrefix,
+            pollMs: this.deps.pollMs,
+          },
+          opts,
+        ),
+      ),
+    );
+    this.log.info({ lsn: result.lsn, waitedMs: result.waitedMs }, 'drained');
+    return result;
+  }
+
+  cutover(opts: CutoverOptions): Promise<CutoverReport> {
+    return this.exclusive('cutover', async () => {
+      const report = await runCutover(
+        {
+          fence: () => this.blue(fence),
+          unfence: () => this.blue(unfence),
+          drain: (timeoutMs) => this.drainNow({ timeoutMs, fence: false }),
+          copySequences: () =>
+            this.blue((blue) => this.green((green) => copySequences(blue, green, this.transforms))),
+          verify: () => this.verify({}),
+        },
+        opts,
+      );
+      this.log.info({ safeToSwitch: report.safeToSwitch, drainLsn: report.drainLsn }, 'cutover finished');
+      return report;
+    });
+  }
+
+  async verify(opts: VerifyRequest): Promise<VerifyReportView> {
+    const verifyFn = this.deps.verifyTables ?? verifyTables;
+    return verifyFn({
+      blueUrl: this.config.blue.url,
+      greenUrl: this.config.green.url,
+      config: this.config,
+      transforms: this.transforms,
+      tables: opts.tables,
+      onProgress: opts.onProgress,
+      signal: opts.signal,
+    });
+  }
+
+  fence(): Promise<FenceResult> {
+    return this.blue(fence).then((r) => {
+      this.log.warn({ database: r.database, terminated: r.terminatedSessions }, 'blue fenced');
+      return r;
+    });
+  }
+
+  unfence(): Promise<FenceResult> {
+    return this.blue(unfence).then((r) => {
+      this.log.warn({ database: r.database }, 'blue unfenced');
+      return r;
+    });
+  }
+
+  async ready(): Promise<ReadyReport> {
+    const check = async (fn: () => Promise<unknown>, what: string): Promise<ReadyCheck> => {
+      try {
+        await withTimeout(fn(), 5_000, what);
+        return { ok: true, error: null };
+      } catch (err) {
+        return { ok: false, error: redactSecrets((err as Error).message) };
+      }
+    };
+    const [blue, green, kafka] = await Promise.all([
+      check(() => this.blue((c) => c.query('SELECT 1')), `blue ${redactUrl(this.config.blue.url)}`),
+      check(() => this.green((c) => c.query('SELECT 1')), `green ${redactUrl(this.config.green.url)}`),
+      check(
+        () => this.admin.listTopics(`${this.config.kafka.topicPrefix}.`),
+        `Kafka ${this.config.kafka.brokers.join(',')}`,
+      ),
+    ]);
+    return { ready: blue.ok && green.ok && kafka.ok, checks: { blue, green, kafka } };
+  }
+
+  async close(): Promise<void> {
+    if (this.kafka) await this.kafka.close();
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,240 @@
+// JSON schemas of every request and answer. Fastify validates requests against them (with
+// additional properties rejected, not silently removed) and serialises answers through them,
+// so a field that is not declared here never leaves the API; @fastify/swagger turns them
+// into the OpenAPI document at GET /docs.
+
+const str = { type: 'string' } as const;
+const nstr = { type: ['string', 'null'] } as const;
+const int = { type: 'integer' } as const;
+const nint = { type: ['integer', 'null'] } as const;
+const num = { type: 'number' } as const;
+const nnum = { type: ['number', 'null'] } as const;
+const bool = { type: 'boolean' } as const;
+
+function obj(properties: Record<string, unknown>, required: string[] = Object.keys(properties)) {
+  return { type: 'object', additionalProperties: false, required, properties } as const;
+}
+
+export const errorSchema = {
+  $id: 'TealErrorResponse',
+  title: 'TealErrorResponse',
+  ...obj({
+    error: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['code', 'message'],
+      properties: {
+        code: { type: 'string', description: 'Stable TEAL_* code to branch on.' },
+        message: { type: 'string', description: 'What went wrong and what to change.' },
+        details: { type: 'object', additionalProperties: true },
+      },
+    },
+  }),
+} as const;
+
+const errorRef = { $ref: 'TealErrorResponse#' } as const;
+export const errorResponses = { '4xx': errorRef, '5xx': errorRef } as const;
+
+export const emptyBody = { type: 'object', additionalProperties: false, properties: {} } as const;
+
+const timeoutMs = {
+  type: 'integer',
+  minimum: 1_000,
+  maximum: 3_600_000,
+  default: 300_000,
+  description: 'How long to wait, ms (1000..3600000).',
+} as const;
+
+export const drainBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    timeoutMs,
+    fence: {
+      type: 'boolean',
+      default: false,
+      description: 'Fence blue (read-only) before taking the target LSN.',
+    },
+  },
+} as const;
+
+export const cutoverBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    fence: { type: 'boolean', default: true },
+    timeoutMs,
+    verify: { type: 'boolean', default: true },
+    unfenceOnFailure: { type: 'boolean', default: false },
+  },
+} as const;
+
+export const verifyBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    tables: {
+      type: 'array',
+      maxItems: 1000,
+      items: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\s"]+$' },
+      description: 'Blue tables ("schema.table" or "table"); default: every replicated table.',
+    },
+  },
+} as const;
+
+const partitionProgress = obj({ topic: str, partition: int, end: int, appliedOffset: nint, behind: int });
+
+export const drainResponse = obj({
+  drained: { type: 'boolean', const: true },
+  lsn: { type: 'string', description: 'Everything committed on blue up to this LSN is applied in green.' },
+  targetLsn: str,
+  confirmedLsn: str,
+  partitions: { type: 'array', items: partitionProgress },
+  waitedMs: int,
+  fenced: bool,
+});
+
+export const fenceResponse = obj({ fenced: bool, database: str, terminatedSessions: int });
+export const pausedResponse = obj({ paused: bool });
+export const healthResponse = obj({ ok: bool });
+
+const readyCheck = obj({ ok: bool, error: nstr });
+export const readyResponse = obj({
+  ready: bool,
+  checks: obj({ blue: readyCheck, green: readyCheck, kafka: readyCheck }),
+});
+
+const keyRow = { type: 'object', additionalProperties: { type: ['string', 'null'] } } as const;
+const keyRows = { type: 'array', items: keyRow } as const;
+
+const verifyTable = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'blue',
+    'green',
+    'ok',
+    'blueRows',
+    'greenRows',
+    'mismatchedChunks',
+    'missingInGreen',
+    'extraInGreen',
+    'different',
+    'truncated',
+  ],
+  properties: {
+    blue: str,
+    green: str,
+    ok: bool,
+    blueRows: num,
+    filteredRows: num,
+    greenRows: num,
+    chunks: num,
+    mismatchedChunks: num,
+    columns: { type: 'array', items: str },
+    skippedColumns: { type: 'array', items: str },
+    missingInGreen: keyRows,
+    extraInGreen: keyRows,
+    different: { type: 'array', items: obj({ key: keyRow, columns: { type: 'array', items: str } }) },
+    transformFailures: { type: 'array', items: obj({ key: keyRow, error: str }) },
+    truncated: bool,
+    error: str,
+  },
+} as const;
+
+export const verifyResponse = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ok', 'durationMs', 'tables'],
+  properties: {
+    ok: bool,
+    startedAt: str,
+    finishedAt: str,
+    durationMs: num,
+    tables: { type: 'array', items: verifyTable },
+  },
+} as const;
+
+export const cutoverResponse = obj({
+  safeToSwitch: bool,
+  fenced: bool,
+  drainLsn: nstr,
+  steps: {
+    type: 'array',
+    items: obj({
+      name: { type: 'string', enum: ['fence', 'drain', 'sequences', 'verify', 'unfence'] },
+      ok: bool,
+      ms: int,
+      details: str,
+    }),
+  },
+  sequences: { type: 'array', items: obj({ blue: str, green: nstr, value: nstr, ok: bool, note: nstr }) },
+  verify: { anyOf: [{ type: 'null' }, verifyResponse] },
+  warnings: { type: 'array', items: str },
+});
+
+export const statusResponse = obj({
+  state: {
+    type: 'string',
+    enum: ['starting', 'snapshotting', 'streaming', 'paused', 'draining', 'drained', 'failed', 'stopped'],
+  },
+  paused: bool,
+  fenced: bool,
+  slot: {
+    anyOf: [
+      { type: 'null' },
+      obj({
+        name: str,
+        exists: bool,
+        active: bool,
+        walStatus: nstr,
+        currentLsn: nstr,
+        confirmedLsn: nstr,
+        restartLsn: nstr,
+        lagBytes: nnum,
+        retainedWalBytes: nnum,
+        lagSeconds: nnum,
+        level: { type: 'string', enum: ['ok', 'warn', 'critical'] },
+      }),
+    ],
+  },
+  producer: {
+    anyOf: [
+      { type: 'null' },
+      obj({
+        source: { type: 'string', enum: ['in-process', 'green'] },
+        state: str,
+        confirmedLsn: nstr,
+        lastShippedPosition: nstr,
+        lastCommitTimeUs: nstr,
+        updatedAt: nstr,
+        snapshot: {
+          type: 'array',
+          items: obj({ table: str, state: str, rowsDone: num, rowsEstimated: nnum }),
+        },
+        error: nstr,
+      }),
+    ],
+  },
+  consumer: obj({
+    state: nstr,
+    partitions: {
+      type: 'array',
+      items: obj({
+        topic: str,
+        partition: int,
+        appliedOffset: nint,
+        appliedPosition: nstr,
+        end: int,
+        lag: int,
+        blocked: nstr,
+      }),
+    },
+    lagRecords: int,
+    deadLetters: int,
+    blocked: { type: 'array', items: obj({ topic: str, partition: int, reason: str }) },
+    error: nstr,
+  }),
+  warnings: { type: 'array', items: str },
+  checkedAt: str,
+});

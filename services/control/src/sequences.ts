@@ -1,0 +1,142 @@
+import type { TransformSet } from '@teal/config';
+import type pg from 'pg';
+import type { SequenceCopy } from './types.ts';
+
+// Logical replication does not carry sequences, so cutover copies each one's last_value
+// from blue to green. The green sequence is found, in order: the sequence green's renamed
+// table owns on the renamed column (pg_get_serial_sequence; covers serial and identity),
+// the same schema.name, then the same name in the renamed table's schema.
+
+interface BlueSequence {
+  schemaname: string;
+  sequencename: string;
+  last_value: string | null;
+  table_schema: string | null;
+  table_name: string | null;
+  column_name: string | null;
+}
+
+export async function readBlueSequences(blue: pg.Client): Promise<BlueSequence[]> {
+  const { rows } = await blue.query<BlueSequence>(
+    `SELECT s.schemaname, s.sequencename, s.last_value::text AS last_value,
+            tn.nspname AS table_schema, t.relname AS table_name, a.attname AS column_name
+       FROM pg_sequences s
+       JOIN pg_namespace n ON n.nspname = s.schemaname
+       JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.sequencename
+       LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                            AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+       LEFT JOIN pg_class t ON t.oid = d.refobjid
+       LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
+       LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+      WHERE s.schemaname <> 'teal' AND s.schemaname <> 'information_schema' AND s.schemaname NOT LIKE 'pg\\_%'
+      ORDER BY 1, 2`,
+  );
+  return rows;
+}
+
+function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** Green candidates for one blue sequence, most specific first. */
+export function greenCandidates(
+  seq: BlueSequence,
+  transforms: TransformSet | undefined,
+): {
+  owned: { table: string; column: string } | null;
+  names: string[];
+} {
+  const names = [`${seq.schemaname}.${seq.sequencename}`];
+  let owned: { table: string; column: string } | null = null;
+  if (seq.table_schema && seq.table_name && seq.column_name) {
+    const target = transforms?.target(seq.table_schema, seq.table_name) ?? {
+      schema: seq.table_schema,
+      table: seq.table_name,
+    };
+    const column =
+      transforms?.columnName(seq.table_schema, seq.table_name, seq.column_name) ?? seq.column_name;
+    owned = { table: `${ident(target.schema)}.${ident(target.table)}`, column };
+    const inTargetSchema = `${target.schema}.${seq.sequencename}`;
+    if (!names.includes(inTargetSchema)) names.push(inTargetSchema);
+  }
+  return { owned, names };
+}
+
+export async function copySequences(
+  blue: pg.Client,
+  green: pg.Client,
+  transforms: TransformSet | undefined,
+): Promise<SequenceCopy[]> {
+  const out: SequenceCopy[] = [];
+  for (const seq of await readBlueSequences(blue)) {
+    const blueName = `${seq.schemaname}.${seq.sequencename}`;
+    if (seq.last_value === null) {
+      out.push({
+        blue: blueName,
+        green: null,
+        value: null,
+        ok: true,
+        note: 'never used on blue: left as it is',
+      });
+      continue;
+    }
+    const { owned, names } = greenCandidates(seq, transforms);
+    let greenName: string | null = null;
+    if (owned) {
+      const { rows } = await green.query<{ seq: string | null }>(
+        `SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE pg_get_serial_sequence($1, $2) END AS seq`,
+        [owned.table, owned.column],
+      );
+      const found = rows[0]?.seq;
+      if (found) {
+        const { rows: parts } = await green.query<{ schema: string; name: string }>(
+          `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = $1::regclass`,
+          [found],
+        );
+        if (parts[0]) greenName = `${parts[0].schema}.${parts[0].name}`;
+      }
+    }
+    if (!greenName) {
+      for (const name of names) {
+        const dot = name.indexOf('.');
+        const { rows } = await green.query<{ found: string }>(
+          `SELECT EXISTS (SELECT 1 FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2)::text AS found`,
+          [name.slice(0, dot), name.slice(dot + 1)],
+        );
+        if (rows[0]?.found === 'true') {
+          greenName = name;
+          break;
+        }
+      }
+    }
+    if (!greenName) {
+      out.push({
+        blue: blueName,
+        green: null,
+        value: seq.last_value,
+        ok: true,
+        note: 'no such sequence in green: skipped',
+      });
+      continue;
+    }
+    const dot = greenName.indexOf('.');
+    try {
+      await green.query(`SELECT setval(format('%I.%I', $1::text, $2::text), $3::bigint, true)`, [
+        greenName.slice(0, dot),
+        greenName.slice(dot + 1),
+        seq.last_value,
+      ]);
+      out.push({ blue: blueName, green: greenName, value: seq.last_value, ok: true, note: null });
+    } catch (err) {
+      out.push({
+        blue: blueName,
+        green: greenName,
+        value: seq.last_value,
+        ok: false,
+        note: (err as Error).message,
+      });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,372 @@
+import { formatPosition, type Position } from '@teal/change-event';
+import type { TealMetrics } from '@teal/config';
+import type { TopicAdmin } from '@teal/kafka';
+import type pg from 'pg';
+import { isUndefinedObject } from './pg.ts';
+import {
+  type BlockedPartition,
+  type LagLevel,
+  type PartitionStatus,
+  PIPELINE_STATES,
+  type PipelineState,
+  type ProducerView,
+  type SlotStatus,
+  type SnapshotTableStatus,
+  type StatusReport,
+} from './types.ts';
+
+// Status is assembled from the three systems, so that `teal status` tells the truth whether
+// the API runs inside the pipeline process or beside it: the slot from blue, what is in
+// Kafka from the brokers, what is applied from green's teal.applied_position, and what the
+// producer and consumer last said about themselves from green's teal.control.
+
+/** A producer that reported nothing for this long is considered stopped. */
+export const PRODUCER_STALE_MS = 15_000;
+
+export interface SlotRow {
+  slot_name: string;
+  active: string;
+  wal_status: string | null;
+  current_lsn: string;
+  confirmed_flush_lsn: string | null;
+  restart_lsn: string | null;
+  lag_bytes: string | null;
+  retained_bytes: string | null;
+}
+
+export async function readSlot(blue: pg.Client, slot: string): Promise<SlotRow | undefined> {
+  const { rows } = await blue.query<SlotRow>(
+    `SELECT slot_name, active::text AS active, wal_status, pg_current_wal_lsn()::text AS current_lsn,
+            confirmed_flush_lsn::text AS confirmed_flush_lsn, restart_lsn::text AS restart_lsn,
+            (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text AS lag_bytes,
+            (pg_current_wal_lsn() - restart_lsn)::bigint::text AS retained_bytes
+       FROM pg_replication_slots WHERE slot_name = $1`,
+    [slot],
+  );
+  return rows[0];
+}
+
+export interface ControlEntry {
+  value: unknown;
+  updatedAt: string | null;
+}
+
+/** Every row of green's teal.control; empty when teal has not created its schema yet. */
+export async function readControl(green: pg.Client): Promise<Map<string, ControlEntry>> {
+  try {
+    const { rows } = await green.query<{ key: string; value: string | null; updated_at: string | null }>(
+      `SELECT key, value::text AS value, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS updated_at
+         FROM teal.control`,
+    );
+    return new Map(
+      rows.map((r) => [
+        r.key,
+        { value: r.value === null ? null : JSON.parse(r.value), updatedAt: r.updated_at },
+      ]),
+    );
+  } catch (err) {
+    if (isUndefinedObject(err)) return new Map();
+    throw err;
+  }
+}
+
+export interface AppliedRow {
+  topic: string;
+  partition: number;
+  kafkaOffset: number;
+  position: string;
+}
+
+export async function readAppliedPositions(green: pg.Client): Promise<AppliedRow[]> {
+  try {
+    const { rows } = await green.query<{
+      topic: string;
+      partition: string;
+      kafka_offset: string;
+      lsn: string;
+      seq: string;
+    }>('SELECT topic, partition::text, kafka_offset::text, lsn::text, seq::text FROM teal.applied_position');
+    return rows.map((r) => ({
+      topic: r.topic,
+      partition: Number(r.partition),
+      kafkaOffset: Number(r.kafka_offset),
+      position: `${r.lsn}:${r.seq}`,
+    }));
+  } catch (err) {
+    if (isUndefinedObject(err)) return [];
+    throw err;
+  }
+}
+
+export interface TopicEnds {
+  /** Table topics `<prefix>.<schema>.<table>` -> per-partition log end offsets. */
+  tables: Map<string, Array<{ partition: number; end: number }>>;
+  /** Records in `<prefix>._dlq`. */
+  deadLetters: number;
+}
+
+/** True for a table topic of this prefix; teal's own topics start with "_" after the prefix. */
+export function isTableTopic(topic: string, prefix: string): boolean {
+  if (!topic.startsWith(`${prefix}.`)) return false;
+  const rest = topic.slice(prefix.length + 1);
+  return !rest.startsWith('_') && rest.includes('.');
+}
+
+export async function readTopicEnds(admin: TopicAdmin, prefix: string): Promise<TopicEnds> {
+  const topics = await admin.listTopics(`${prefix}.`);
+  const tables = new Map<string, Array<{ partition: number; end: number }>>();
+  let deadLetters = 0;
+  for (const topic of topics.sort()) {
+    if (topic === `${prefix}._dlq`) {
+      for (const p of await admin.logEndOffsets(topic)) deadLetters += Number(p.end);
+    } else if (isTableTopic(topic, prefix)) {
+      const ends = await admin.logEndOffsets(topic);
+      tables.set(
+        topic,
+        ends
+          .map((p) => ({ partition: p.partition, end: Number(p.end) }))
+          .sort((a, b) => a.partition - b.partition),
+      );
+    }
+  }
+  return { tables, deadLetters };
+}
+
+/** Per partition: what Kafka has against what green applied. A partition with records and no row is behind by all of them. */
+export function partitionStatuses(
+  ends: TopicEnds['tables'],
+  applied: readonly AppliedRow[],
+  blocked: readonly BlockedPartition[] = [],
+): PartitionStatus[] {
+  const byKey = new Map(applied.map((a) => [`${a.topic}:${a.partition}`, a]));
+  const blockedByKey = new Map(blocked.map((b) => [`${b.topic}:${b.partition}`, b.reason]));
+  const out: PartitionStatus[] = [];
+  for (const [topic, partitions] of ends) {
+    for (const { partition, end } of partitions) {
+      const row = byKey.get(`${topic}:${partition}`);
+      const next = row ? row.kafkaOffset + 1 : 0;
+      out.push({
+        topic,
+        partition,
+        appliedOffset: row ? row.kafkaOffset : null,
+        appliedPosition: row ? row.position : null,
+        end,
+        lag: Math.max(0, end - next),
+        blocked: blockedByKey.get(`${topic}:${partition}`) ?? null,
+      });
+    }
+  }
+  return out;
+}
+
+export function lagLevel(
+  bytes: number | null,
+  thresholds: { warnBytes: number; criticalBytes: number },
+): LagLevel {
+  if (bytes === null) return 'ok';
+  if (bytes >= thresholds.criticalBytes) return 'critical';
+  if (bytes >= thresholds.warnBytes) return 'warn';
+  return 'ok';
+}
+
+export function slotStatus(
+  name: string,
+  row: SlotRow | undefined,
+  producer: ProducerView | null,
+  thresholds: { warnBytes: number; criticalBytes: number },
+  nowMs = Date.now(),
+): SlotStatus {
+  if (!row) {
+    return {
+      name,
+      exists: false,
+      active: false,
+      walStatus: null,
+      currentLsn: null,
+      confirmedLsn: null,
+      restartLsn: null,
+      lagBytes: null,
+      retainedWalBytes: null,
+      lagSeconds: null,
+      level: 'ok',
+    };
+  }
+  const lagBytes = row.lag_bytes === null ? null : Number(row.lag_bytes);
+  const retained = row.retained_bytes === null ? null : Number(row.retained_bytes);
+  let lagSeconds: number | null = null;
+  if (lagBytes !== null && lagBytes <= 0) lagSeconds = 0;
+  else if (producer?.lastCommitTimeUs) {
+    lagSeconds = Math.max(0, (nowMs - Number(BigInt(producer.lastCommitTimeUs) / 1000n)) / 1000);
+  }
+  return {
+    name,
+    exists: true,
+    active: row.active === 'true',
+    walStatus: row.wal_status,
+    currentLsn: row.current_lsn,
+    confirmedLsn: row.confirmed_flush_lsn,
+    restartLsn: row.restart_lsn,
+    lagBytes,
+    retainedWalBytes: retained,
+    lagSeconds,
+    // Retained WAL is what fills blue's disk, so it decides the warning level.
+    level: lagLevel(retained ?? lagBytes, thresholds),
+  };
+}
+
+function text(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'bigint' || typeof value === 'number') return String(value);
+  if (typeof value === 'object' && 'lsn' in value && 'seq' in value) {
+    const p = value as { lsn: unknown; seq: unknown };
+    if (typeof p.lsn === 'bigint') return formatPosition(value as Position);
+    return `${String(p.lsn)}:${String(p.seq)}`;
+  }
+  if (value instanceof Error) return value.message;
+  if (typeof value === 'object' && 'message' in value) return String((value as { message: unknown }).message);
+  return JSON.stringify(value);
+}
+
+/** Normalises the producer's status (in-process object or the JSON it stored in green). */
+export function producerView(
+  raw: unknown,
+  source: ProducerView['source'],
+  updatedAt: string | null,
+): ProducerView | null {
+  if (!raw || typeof raw !== 'object') return null;
+  const p = raw as Record<string, unknown>;
+  const snapshot: SnapshotTableStatus[] = Array.isArray(p.snapshot)
+    ? p.snapshot.map((s: Record<string, unknown>) => ({
+        table: String(s.table),
+        state: String(s.state),
+        rowsDone: Number(s.rowsDone ?? 0),
+        rowsEstimated:
+          s.rowsEstimated === null || s.rowsEstimated === undefined ? null : Number(s.rowsEstimated),
+      }))
+    : [];
+  return {
+    source,
+    state: typeof p.state === 'string' ? p.state : 'unknown',
+    confirmedLsn: text(p.confirmedLsn),
+    lastShippedPosition: text(p.lastShippedPosition),
+    lastCommitTimeUs: text(p.lastCommitTimeUs),
+    updatedAt,
+    snapshot,
+    error: text(p.error),
+  };
+}
+
+/** Blocked partitions as the consumer reports them: in its status partitions, or in teal.control consumer_blocked. */
+export function blockedPartitions(consumerRaw: unknown, blockedRaw: unknown): BlockedPartition[] {
+  const out = new Map<string, BlockedPartition>();
+  const add = (topic: unknown, partition: unknown, reason: unknown) => {
+    if (typeof topic !== 'string' || reason === undefined || reason === null || reason === false) return;
+    const r = typeof reason === 'string' ? reason : (text(reason) ?? 'blocked');
+    out.set(`${topic}:${Number(partition)}`, { topic, partition: Number(partition), reason: r });
+  };
+  const parts = (consumerRaw as { partitions?: unknown } | null)?.partitions;
+  if (Array.isArray(parts)) for (const p of parts) add(p?.topic, p?.partition, p?.blocked);
+  if (Array.isArray(blockedRaw))
+    for (const b of blockedRaw) add(b?.topic, b?.partition, b?.reason ?? b?.blocked);
+  else if (blockedRaw && typeof blockedRaw === 'object') {
+    // { "topic:partition": reason }
+    for (const [key, reason] of Object.entries(blockedRaw)) {
+      const colon = key.lastIndexOf(':');
+      if (colon > 0) add(key.slice(0, colon), key.slice(colon + 1), reason);
+    }
+  }
+  return [...out.values()];
+}
+
+export interface StateInputs {
+  draining: boolean;
+  paused: boolean;
+  fenced: boolean;
+  slot: SlotStatus | null;
+  producer: ProducerView | null;
+  consumerState: string | null;
+  lagRecords: number;
+  nowMs?: number;
+}
+
+export function deriveState(s: StateInputs): PipelineState {
+  if (s.draining) return 'draining';
+  if (s.slot?.walStatus === 'lost' || s.producer?.state === 'failed' || s.consumerState === 'failed')
+    return 'failed';
+  if (s.paused) return 'paused';
+  if (s.fenced && s.lagRecords === 0 && s.slot?.exists && (s.slot.lagBytes ?? 1) <= 0) return 'drained';
+  const producer = s.producer;
+  if (!producer) return 'stopped';
+  if (producer.source === 'green' && producer.updatedAt) {
+    const age = (s.nowMs ?? Date.now()) - Date.parse(producer.updatedAt);
+    if (age > PRODUCER_STALE_MS) return 'stopped';
+  }
+  if (producer.state === 'snapshotting') return 'snapshotting';
+  if (producer.state === 'starting') return 'starting';
+  if (producer.state === 'paused') return 'paused';
+  if (s.fenced && s.lagRecords === 0) return 'drained';
+  return 'streaming';
+}
+
+export function statusWarnings(r: Omit<StatusReport, 'warnings' | 'checkedAt'>, prefix: string): string[] {
+  const w: string[] = [];
+  const slot = r.slot;
+  if (slot && !slot.exists) {
+    w.push(
+      `replication slot ${slot.name} does not exist on blue: the producer creates it when it first starts`,
+    );
+  }
+  if (slot?.walStatus === 'lost') {
+    w.push(
+      `replication slot ${slot.name} is invalidated (wal_status lost): blue removed WAL teal had not read; green has a gap — re-create the slot and re-snapshot`,
+    );
+  } else if (slot?.walStatus === 'unreserved') {
+    w.push(
+      `replication slot ${slot.name} is about to lose WAL (wal_status unreserved): catch up or raise max_slot_wal_keep_size`,
+    );
+  }
+  if (slot && slot.level !== 'ok') {
+    w.push(
+      `blue retains ${formatBytes(slot.retainedWalBytes ?? slot.lagBytes ?? 0)} of WAL for slot ${slot.name} (${slot.level}): check that the producer runs and keeps up`,
+    );
+  }
+  if (r.paused) {
+    w.push(
+      `teal is paused: blue keeps WAL for slot ${slot?.name ?? '?'} (${formatBytes(slot?.retainedWalBytes ?? 0)} now) until you resume`,
+    );
+  }
+  if (r.fenced)
+    w.push('blue is fenced (default_transaction_read_only = on): POST /unfence to allow writes again');
+  for (const b of r.consumer.blocked) w.push(`partition ${b.topic}[${b.partition}] is blocked: ${b.reason}`);
+  if (r.consumer.deadLetters > 0) {
+    w.push(`${r.consumer.deadLetters} record(s) in the dead-letter topic ${prefix}._dlq`);
+  }
+  if (r.producer?.error) w.push(`producer: ${r.producer.error}`);
+  if (r.consumer.error) w.push(`consumer: ${r.consumer.error}`);
+  return w;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+export function updateGauges(metrics: TealMetrics, report: StatusReport): void {
+  if (report.slot?.exists) {
+    if (report.slot.lagBytes !== null) metrics.slotLagBytes.set(report.slot.lagBytes);
+    if (report.slot.lagSeconds !== null) metrics.slotLagSeconds.set(report.slot.lagSeconds);
+    if (report.slot.retainedWalBytes !== null) metrics.slotRetainedWalBytes.set(report.slot.retainedWalBytes);
+  }
+  for (const p of report.consumer.partitions) {
+    metrics.consumerLagRecords.set({ topic: p.topic, partition: String(p.partition) }, p.lag);
+  }
+  metrics.blockedPartitions.set(report.consumer.blocked.length);
+  for (const s of PIPELINE_STATES) metrics.state.set({ state: s }, s === report.state ? 1 : 0);
+}

@@ -1,0 +1,181 @@
+import type { VerifyProgress, VerifyReport } from './verify.ts';
+
+// The answers of the control plane, shared by the API (which serialises them against the
+// JSON schemas in schemas.ts), the CLI (which prints them) and the backend (which builds them).
+
+export type PipelineState =
+  | 'starting'
+  | 'snapshotting'
+  | 'streaming'
+  | 'paused'
+  | 'draining'
+  | 'drained'
+  | 'failed'
+  | 'stopped';
+
+export const PIPELINE_STATES: readonly PipelineState[] = [
+  'starting',
+  'snapshotting',
+  'streaming',
+  'paused',
+  'draining',
+  'drained',
+  'failed',
+  'stopped',
+];
+
+export type LagLevel = 'ok' | 'warn' | 'critical';
+
+export interface SlotStatus {
+  name: string;
+  exists: boolean;
+  active: boolean;
+  walStatus: string | null;
+  currentLsn: string | null;
+  confirmedLsn: string | null;
+  restartLsn: string | null;
+  /** pg_current_wal_lsn() - confirmed_flush_lsn. */
+  lagBytes: number | null;
+  /** pg_current_wal_lsn() - restart_lsn: what blue keeps on disk for the slot. */
+  retainedWalBytes: number | null;
+  lagSeconds: number | null;
+  level: LagLevel;
+}
+
+export interface SnapshotTableStatus {
+  table: string;
+  state: string;
+  rowsDone: number;
+  rowsEstimated: number | null;
+}
+
+export interface ProducerView {
+  source: 'in-process' | 'green';
+  state: string;
+  confirmedLsn: string | null;
+  lastShippedPosition: string | null;
+  lastCommitTimeUs: string | null;
+  /** When the producer last reported (green teal.control updated_at), ISO. */
+  updatedAt: string | null;
+  snapshot: SnapshotTableStatus[];
+  error: string | null;
+}
+
+export interface PartitionStatus {
+  topic: string;
+  partition: number;
+  /** Last offset applied in green, null when green has no position row for the partition. */
+  appliedOffset: number | null;
+  appliedPosition: string | null;
+  /** Log end offset in Kafka (the offset the next record gets). */
+  end: number;
+  lag: number;
+  blocked: string | null;
+}
+
+export interface BlockedPartition {
+  topic: string;
+  partition: number;
+  reason: string;
+}
+
+export interface ConsumerView {
+  state: string | null;
+  partitions: PartitionStatus[];
+  lagRecords: number;
+  deadLetters: number;
+  blocked: BlockedPartition[];
+  error: string | null;
+}
+
+export interface StatusReport {
+  state: PipelineState;
+  paused: boolean;
+  fenced: boolean;
+  slot: SlotStatus | null;
+  producer: ProducerView | null;
+  consumer: ConsumerView;
+  warnings: string[];
+  checkedAt: string;
+}
+
+export interface PartitionProgress {
+  topic: string;
+  partition: number;
+  end: number;
+  appliedOffset: number | null;
+  behind: number;
+}
+
+export interface DrainOptions {
+  timeoutMs: number;
+  fence: boolean;
+  signal?: AbortSignal;
+}
+
+export interface DrainResult {
+  drained: true;
+  /** Everything committed on blue up to this LSN is applied in green. */
+  lsn: string;
+  targetLsn: string;
+  confirmedLsn: string;
+  partitions: PartitionProgress[];
+  waitedMs: number;
+  fenced: boolean;
+}
+
+export interface FenceResult {
+  fenced: boolean;
+  database: string;
+  terminatedSessions: number;
+}
+
+export interface SequenceCopy {
+  blue: string;
+  green: string | null;
+  value: string | null;
+  ok: boolean;
+  note: string | null;
+}
+
+export interface CutoverOptions {
+  fence: boolean;
+  timeoutMs: number;
+  verify: boolean;
+  unfenceOnFailure: boolean;
+}
+
+export interface CutoverStep {
+  name: 'fence' | 'drain' | 'sequences' | 'verify' | 'unfence';
+  ok: boolean;
+  ms: number;
+  details: string;
+}
+
+export type { VerifyReport as VerifyReportView, VerifyTableReport } from './verify.ts';
+
+export interface CutoverReport {
+  safeToSwitch: boolean;
+  fenced: boolean;
+  drainLsn: string | null;
+  steps: CutoverStep[];
+  sequences: SequenceCopy[];
+  verify: VerifyReport | null;
+  warnings: string[];
+}
+
+export interface VerifyRequest {
+  tables?: string[];
+  onProgress?: (progress: VerifyProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ReadyCheck {
+  ok: boolean;
+  error: string | null;
+}
+
+export interface ReadyReport {
+  ready: boolean;
+  checks: { blue: ReadyCheck; green: ReadyCheck; kafka: ReadyCheck };
+}
