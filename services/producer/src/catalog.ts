@@ -61,6 +61,16 @@ export class TypeCatalog {
 
   constructor(private readonly db: Queryable) {}
 
+  /** Loads every type blue has now (a few hundred rows), so cached() answers synchronously. */
+  async loadAll(): Promise<void> {
+    const result = await this.db.query<TypeRow>(TYPE_SQL.replace('WHERE t.oid = ANY($1::oid[])', ''));
+    for (const row of result.rows) this.types.set(Number(row.oid), pgTypeFromRow(row));
+  }
+
+  cached(oid: number): PgType | undefined {
+    return this.types.get(oid);
+  }
+
   async resolve(oids: readonly number[]): Promise<Map<number, PgType>> {
     const missing = [...new Set(oids)].filter((oid) => !this.types.has(oid));
     if (missing.length > 0) {
@@ -83,7 +93,7 @@ const COLUMNS_SQL = `
          (SELECT array_position(i.indkey::int2[], a.attnum)
             FROM pg_index i
            WHERE i.indrelid = c.oid
-             AND ((c.relreplident = 'd' AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))
+             AND ((c.relreplident IN ('d', 'f') AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident))
            LIMIT 1)::text AS key_pos
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -112,15 +122,13 @@ export async function loadTableSchema(
   if (result.rows.length === 0) throw new Error(`table ${schema}.${table} not found on blue`);
   const resolved = await types.resolve(result.rows.map((r) => Number(r.type_oid)));
   const full = result.rows[0].ident === 'f';
-  let keys: string[];
+  let keys: string[] = result.rows
+    .filter((r) => r.key_pos !== null)
+    .sort((a, b) => Number(a.key_pos) - Number(b.key_pos))
+    .map((r) => r.name);
+  // Configured key columns win; under REPLICA IDENTITY FULL without a primary key, the whole row.
   if (keyColumns && keyColumns.length > 0) keys = [...keyColumns];
-  else if (full) keys = result.rows.map((r) => r.name);
-  else {
-    keys = result.rows
-      .filter((r) => r.key_pos !== null)
-      .sort((a, b) => Number(a.key_pos) - Number(b.key_pos))
-      .map((r) => r.name);
-  }
+  else if (keys.length === 0 && full) keys = result.rows.map((r) => r.name);
   const keySet = new Set(keys);
   const columns: ColumnInfo[] = result.rows.map((r) => ({
     name: r.name,

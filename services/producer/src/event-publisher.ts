@@ -72,14 +72,21 @@ export class EventPublisher {
   /** Position and commit time of the newest record Kafka acknowledged. */
   lastShipped: { position: Position; commitTimeUs: bigint } | undefined;
   recordsAcked = 0;
+  /** The slot may be confirmed up to this LSN. */
+  onConfirm: ((lsn: Lsn) => void) | undefined;
 
   constructor(private readonly opts: EventPublisherOptions) {
     this.tracker = new FlushTracker(opts.startLsn);
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.onConfirm = opts.onConfirm;
   }
 
   get failed(): unknown {
     return this.failure;
+  }
+
+  get messagesTopic(): string {
+    return `${this.opts.prefix}._messages`;
   }
 
   topicOf(schema: string, table: string): string {
@@ -147,7 +154,7 @@ export class EventPublisher {
   addMessage(message: LogicalMessage, xid: number): void {
     this.push(
       {
-        topic: `${this.opts.prefix}._messages`,
+        topic: this.messagesTopic,
         key: Buffer.from(message.prefix),
         value: message.content,
         headers: {
@@ -243,7 +250,7 @@ export class EventPublisher {
       }
     }
     const confirmed = this.tracker.ack(id);
-    if (confirmed !== undefined) this.opts.onConfirm?.(confirmed);
+    if (confirmed !== undefined) this.onConfirm?.(confirmed);
     this.flush();
     this.wakeWaiters();
   }
@@ -273,12 +280,12 @@ export class EventPublisher {
 
   commit(endLsn: Lsn): void {
     const confirmed = this.tracker.commit(endLsn);
-    if (confirmed !== undefined) this.opts.onConfirm?.(confirmed);
+    if (confirmed !== undefined) this.onConfirm?.(confirmed);
   }
 
   between(lsn: Lsn): void {
     const confirmed = this.tracker.between(lsn);
-    if (confirmed !== undefined) this.opts.onConfirm?.(confirmed);
+    if (confirmed !== undefined) this.onConfirm?.(confirmed);
   }
 
   /** Runs `callback` once every record added so far is acknowledged. */

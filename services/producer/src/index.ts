@@ -1,1 +1,10 @@
-export {};
+export * from './catalog.ts';
+export * from './chunk-snapshot.ts';
+export * from './event-publisher.ts';
+export * from './flush-tracker.ts';
+export * from './heartbeat.ts';
+export * from './initial-snapshot.ts';
+export * from './producer.ts';
+export * from './publication-manager.ts';
+export * from './slot-manager.ts';
+export * from './state-store.ts';

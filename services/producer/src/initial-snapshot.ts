@@ -1,0 +1,110 @@
+import { formatLsn, type Lsn, type TableSchema } from '@teal/change-event';
+import type { TealMetrics } from '@teal/config';
+import type { EventPublisher } from './event-publisher.ts';
+import { connectClient, quoteLiteral } from './pg-session.ts';
+import { estimateRows, keyValues, nowUs, readChunk, snapshotEvent } from './snapshot-reader.ts';
+import type { StateStore } from './state-store.ts';
+
+// The initial copy: every replicated table read exactly as of the slot's consistent point,
+// by importing the snapshot the slot exported (SET TRANSACTION SNAPSHOT) into a REPEATABLE
+// READ transaction. Rows are read in key order, chunk by chunk, and published as op 'r'
+// with position (consistent point, ordinal). Progress is recorded in green after Kafka
+// acknowledged each chunk; a restart resumes the unfinished tables by chunk while streaming
+// (chunk-snapshot.ts), because the exported snapshot dies with its connection.
+
+export interface TableProgress {
+  table: string;
+  state: 'pending' | 'running' | 'done';
+  rowsDone: number;
+  rowsEstimated: number;
+}
+
+export interface InitialSnapshotOptions {
+  blueUrl: string;
+  snapshotName: string;
+  consistentPoint: Lsn;
+  tables: readonly TableSchema[];
+  chunkRows: number;
+  publisher: EventPublisher;
+  store: StateStore;
+  /** Live progress, shown in status(); updated in place. */
+  progress: Map<string, TableProgress>;
+  metrics?: TealMetrics;
+  signal?: AbortSignal;
+}
+
+export async function runInitialSnapshot(opts: InitialSnapshotOptions): Promise<void> {
+  const { publisher, store, progress } = opts;
+  const lsnText = formatLsn(opts.consistentPoint);
+  const client = await connectClient(opts.blueUrl, { applicationName: 'teal-producer-snapshot' });
+  // Progress rows are written in ack order, one after the other.
+  let writes: Promise<void> = Promise.resolve();
+  let writeError: unknown;
+  const record = (row: Parameters<StateStore['writeProgress']>[0]) => {
+    writes = writes
+      .then(() => store.writeProgress(row))
+      .catch((err) => {
+        writeError ??= err;
+      });
+  };
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(opts.snapshotName)}`);
+    for (const table of opts.tables) {
+      const name = `${table.schema}.${table.table}`;
+      const entry = progress.get(name) ?? { table: name, state: 'pending', rowsDone: 0, rowsEstimated: 0 };
+      progress.set(name, entry);
+      entry.rowsEstimated = await estimateRows(client, table.schema, table.table);
+      entry.state = 'running';
+      const codec = await publisher.prepare(table);
+      let lastKey: string[] | null = null;
+      let ordinal = 0;
+      for (;;) {
+        if (opts.signal?.aborted) throw new Error('snapshot stopped');
+        const rows = await readChunk(client, table, lastKey, opts.chunkRows);
+        if (rows.length === 0) break;
+        const timeUs = nowUs();
+        for (const row of rows) {
+          publisher.addEvent(codec, snapshotEvent(table, row, opts.consistentPoint, ++ordinal, timeUs));
+          if (publisher.saturated) await publisher.waitForCapacity();
+        }
+        lastKey = keyValues(table, rows[rows.length - 1]);
+        const done = ordinal;
+        const chunkKey = lastKey;
+        const count = rows.length;
+        publisher.afterAck(() => {
+          entry.rowsDone = done;
+          opts.metrics?.snapshotRows.inc({ table: name }, count);
+          record({
+            schema: table.schema,
+            table: table.table,
+            state: 'running',
+            lastKey: chunkKey,
+            rowsDone: done,
+            rowsEstimated: entry.rowsEstimated,
+            snapshotLsn: lsnText,
+          });
+        });
+        if (rows.length < opts.chunkRows) break;
+      }
+      await publisher.drain();
+      entry.state = 'done';
+      entry.rowsDone = ordinal;
+      record({
+        schema: table.schema,
+        table: table.table,
+        state: 'done',
+        lastKey,
+        rowsDone: ordinal,
+        rowsEstimated: entry.rowsEstimated,
+        snapshotLsn: lsnText,
+      });
+      await writes;
+      if (writeError) throw writeError;
+    }
+    await client.query('COMMIT');
+  } finally {
+    await writes;
+    await client.end().catch(() => {});
+  }
+}

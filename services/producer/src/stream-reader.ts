@@ -1,0 +1,155 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChangeEvent, Lsn, PgType, TableSchema } from '@teal/change-event';
+import {
+  type AssemblerOutput,
+  FileSpillStore,
+  ReplicationClient,
+  TransactionAssembler,
+} from '@teal/pgoutput';
+import type { TypeCatalog } from './catalog.ts';
+import { type ChunkSnapshotter, WATERMARK_PREFIX } from './chunk-snapshot.ts';
+import type { EventPublisher } from './event-publisher.ts';
+
+// One stream session: from the slot's confirmed LSN, XLogData -> TransactionAssembler ->
+// EventPublisher, in order, with backpressure all the way to the walsender socket (the
+// loop stops pulling while Kafka is saturated or teal is paused, the client then pauses the
+// socket). Only the publisher's FlushTracker decides what is confirmed. A failure ends the
+// session; the producer starts a new one from the slot's confirmed LSN.
+
+export interface StreamSessionOptions {
+  blueUrl: string;
+  slot: string;
+  publication: string;
+  protoVersion: number;
+  startLsn: Lsn;
+  publisher: EventPublisher;
+  types: TypeCatalog;
+  /** Replicated tables ("schema.table") -> key columns. Events of other tables are ignored. */
+  tables: ReadonlyMap<string, readonly string[]>;
+  chunks: ChunkSnapshotter;
+  /** Resolves when not paused. */
+  whilePaused(): Promise<void>;
+  onCommit?(commitTimeUs: bigint): void;
+}
+
+export class StreamSession {
+  readonly client: ReplicationClient;
+  private readonly assembler: TransactionAssembler;
+  private readonly spillDir: string;
+  private readonly spill: FileSpillStore;
+  /** Our own table versions by relation id: types resolved from pg_type, keys as configured. */
+  private readonly tables = new Map<number, TableSchema>();
+  private received = 0;
+  private processed = 0;
+  private readonly keepalives: Array<{ at: number; walEnd: Lsn }> = [];
+  private closed = false;
+
+  constructor(private readonly opts: StreamSessionOptions) {
+    this.client = new ReplicationClient({
+      connectionString: opts.blueUrl,
+      slot: opts.slot,
+      publication: opts.publication,
+      protoVersion: opts.protoVersion,
+      streaming: opts.protoVersion >= 2,
+    });
+    this.spillDir = mkdtempSync(join(tmpdir(), `teal-spill-${opts.slot}-`));
+    this.spill = new FileSpillStore(this.spillDir);
+    this.assembler = new TransactionAssembler({
+      protoVersion: opts.protoVersion,
+      spill: this.spill,
+      resolveType: (oid) => opts.types.cached(oid),
+      resolveKeyColumns: (schema, table) => opts.tables.get(`${schema}.${table}`),
+    });
+    this.client.on('xlog', () => this.received++);
+    // A keepalive's WAL end may be confirmed only after every XLogData before it is handled.
+    this.client.on('keepalive', ({ walEnd }: { walEnd: Lsn }) => {
+      if (this.processed === this.received) this.opts.publisher.between(walEnd);
+      else this.keepalives.push({ at: this.received, walEnd });
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.client.start(this.opts.startLsn);
+  }
+
+  /** Runs until the client fails or closes; rejects with the cause of a failure. */
+  async run(): Promise<void> {
+    const pub = this.opts.publisher;
+    for await (const x of this.client.messages()) {
+      if (this.closed) break;
+      await this.opts.whilePaused();
+      for await (const out of this.assembler.push(x.payload)) await this.handle(out);
+      this.processed++;
+      while (this.keepalives.length > 0 && this.keepalives[0].at <= this.processed) {
+        pub.between(this.keepalives.shift()!.walEnd);
+      }
+      if (pub.failed !== undefined) throw pub.failed;
+      if (pub.saturated) await pub.waitForCapacity();
+    }
+    if (pub.failed !== undefined) throw pub.failed;
+  }
+
+  private async handle(out: AssemblerOutput): Promise<void> {
+    const pub = this.opts.publisher;
+    switch (out.kind) {
+      case 'begin':
+        pub.begin();
+        return;
+      case 'commit':
+        pub.commit(out.endLsn);
+        this.opts.onCommit?.(out.commitTimeUs);
+        return;
+      case 'relation':
+        this.tables.set(out.relationId, await this.rebuild(out.table));
+        return;
+      case 'change': {
+        const name = `${out.event.schema}.${out.event.table}`;
+        if (!this.opts.tables.has(name)) return;
+        let table = this.tables.get(out.relationId);
+        if (!table) {
+          table = await this.rebuild(out.table);
+          this.tables.set(out.relationId, table);
+        }
+        const codec = pub.codecFor(table) ?? (await pub.prepare(table));
+        const event: ChangeEvent = out.event;
+        if (this.opts.chunks.watching(name)) this.opts.chunks.onChange(name, event.key, event.op === 't');
+        pub.addEvent(codec, event);
+        return;
+      }
+      case 'message': {
+        const m = out.message;
+        if (m.prefix === WATERMARK_PREFIX) {
+          await this.opts.chunks.onWatermark(m.content.toString('utf8'), m.lsn, pub);
+        } else if (!m.prefix.startsWith('teal.')) {
+          await pub.ensureTopic(pub.messagesTopic);
+          pub.addMessage(m, out.xid);
+        }
+        // Heartbeats and other teal.* messages carry no data: only their position counts.
+        if (!m.transactional) pub.between(m.lsn);
+        return;
+      }
+    }
+  }
+
+  /** The assembler's table with types from pg_type (resolved now if new) and isKey from the key columns. */
+  private async rebuild(table: TableSchema): Promise<TableSchema> {
+    const types = await this.opts.types.resolve(table.columns.map((c) => c.type.oid));
+    const keys = new Set(table.keyColumns);
+    return Object.freeze({
+      ...table,
+      columns: table.columns.map((c) => ({
+        ...c,
+        type: types.get(c.type.oid) as PgType,
+        isKey: keys.has(c.name),
+      })),
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.client.close().catch(() => {});
+    rmSync(this.spillDir, { recursive: true, force: true });
+  }
+}
