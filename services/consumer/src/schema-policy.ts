@@ -29,7 +29,7 @@ export function decideColumns(
     reason:
       `green table ${name(table)} has no column${missing.length === 1 ? '' : 's'} ${names}, which blue table ` +
       `${name(source)} sends: add ${missing.length === 1 ? 'it' : 'them'} to green (ALTER TABLE ${name(table)} ADD COLUMN ...), ` +
-      `or set apply.onMissingColumn to 'ignore' or 'add' in teal.config.ts (env TEAL_APPLY_ON_MISSING_COLUMN)`,
+      `or set apply.onMissingColumn to 'ignore' or 'add' in teal.config.ts`,
   };
 }
 
