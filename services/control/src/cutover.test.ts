@@ -5,12 +5,15 @@ import type { VerifyReportView } from './types.ts';
 
 function steps(over: Partial<CutoverSteps> = {}) {
   const calls: string[] = [];
+  const track = <T>(name: string, value: T): T => {
+    calls.push(name);
+    return value;
+  };
   const s: CutoverSteps = {
-    fence: async () => (calls.push('fence'), { fenced: true, database: 'app', terminatedSessions: 1 }),
-    unfence: async () => (calls.push('unfence'), { fenced: false, database: 'app', terminatedSessions: 0 }),
-    drain: async () => (
-      calls.push('drain'),
-      {
+    fence: async () => track('fence', { fenced: true, database: 'app', terminatedSessions: 1 }),
+    unfence: async () => track('unfence', { fenced: false, database: 'app', terminatedSessions: 0 }),
+    drain: async () =>
+      track('drain', {
         drained: true,
         lsn: '0/ABC',
         targetLsn: '0/ABC',
@@ -18,13 +21,12 @@ function steps(over: Partial<CutoverSteps> = {}) {
         partitions: [],
         waitedMs: 1,
         fenced: false,
-      }
-    ),
-    copySequences: async () => (
-      calls.push('sequences'),
-      [{ blue: 'public.t_id_seq', green: 'public.t_id_seq', value: '42', ok: true, note: null }]
-    ),
-    verify: async () => (calls.push('verify'), { ok: true, tables: [] } as unknown as VerifyReportView),
+      }),
+    copySequences: async () =>
+      track('sequences', [
+        { blue: 'public.t_id_seq', green: 'public.t_id_seq', value: '42', ok: true, note: null },
+      ]),
+    verify: async () => track('verify', { ok: true, tables: [] } as unknown as VerifyReportView),
     ...over,
   };
   return { s, calls };
