@@ -4,12 +4,15 @@ import { INT64_MAX, INT64_MIN } from './pg-text.ts';
 // avsc's built-in long is a JS number and silently corrupts values near and past 2^53
 // (upstream mtth/avsc#455). Every long in teal's schemas is this type instead: a BigInt,
 // read and written through avsc's 8-byte two's-complement hooks, exact over all of int64.
+// avsc packs the 8 bytes into the output at once and never keeps them: one scratch buffer
+// serves every write (encoding is synchronous), which saves an allocation per long.
+const SCRATCH = Buffer.alloc(8);
+
 export const BigIntLongType: avro.types.LongType = avro.types.LongType.__with({
   fromBuffer: (buf: Buffer) => buf.readBigInt64LE(0),
   toBuffer: (value: bigint) => {
-    const buf = Buffer.allocUnsafe(8);
-    buf.writeBigInt64LE(value, 0);
-    return buf;
+    SCRATCH.writeBigInt64LE(value, 0);
+    return SCRATCH;
   },
   fromJSON: (json: unknown) => (typeof json === 'bigint' ? json : BigInt(json as number | string)),
   toJSON: (value: bigint) => {

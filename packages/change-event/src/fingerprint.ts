@@ -96,13 +96,21 @@ export function fingerprintHex(fingerprint: Buffer): string {
 export const SINGLE_OBJECT_MARKER = Buffer.from([0xc3, 0x01]);
 export const SINGLE_OBJECT_HEADER_LENGTH = 10;
 
+// Bodies are written into one growing scratch buffer, then copied once into the message.
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
 export function encodeSingleObject(type: avro.Type, fingerprint: Buffer, value: unknown): Buffer {
-  const body = type.toBuffer(value);
-  const out = Buffer.allocUnsafe(SINGLE_OBJECT_HEADER_LENGTH + body.length);
+  let end = type.encode(value, scratch, SINGLE_OBJECT_HEADER_LENGTH);
+  while (end < 0) {
+    // avsc answers a too-small buffer with minus the bytes missing
+    scratch = Buffer.allocUnsafe(Math.max(scratch.length * 2, scratch.length - end));
+    end = type.encode(value, scratch, SINGLE_OBJECT_HEADER_LENGTH);
+  }
+  const out = Buffer.allocUnsafe(end);
+  scratch.copy(out, 0, 0, end);
   out[0] = 0xc3;
   out[1] = 0x01;
   fingerprint.copy(out, 2, 0, 8);
-  body.copy(out, SINGLE_OBJECT_HEADER_LENGTH);
   return out;
 }
 

@@ -31,10 +31,12 @@ describe('calendar', () => {
   });
 
   it('inverts exactly over the whole date range Postgres accepts', () => {
-    for (let days = -2440588; days <= 2145042905; days += 9973) {
+    const wrong: number[] = [];
+    for (let days = -2440588; days <= 2145042905; days += 99991) {
       const [y, m, d] = civilFromDays(days);
-      expect(daysFromCivil(y, m, d)).toBe(days);
+      if (daysFromCivil(y, m, d) !== days) wrong.push(days);
     }
+    expect(wrong).toEqual([]);
   });
 });
 
