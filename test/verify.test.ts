@@ -163,7 +163,7 @@ describe('verifyTables', () => {
         maxKeysPerTable: 2,
       }),
     );
-    expect(bounded.chunks).toBe(1);
+    expect(bounded.chunks).toBe(2); // all of blue, then green after blue's last key
     expect(bounded.missingInGreen.length + bounded.extraInGreen.length + bounded.different.length).toBe(2);
     expect(bounded.truncated).toBe(true);
   });
@@ -195,6 +195,29 @@ describe('verifyTables', () => {
     expect(table.different).toEqual([{ key: { tenant: 'é', code: '9' }, columns: ['val'] }]);
     expect(table.missingInGreen).toEqual([]);
     expect(table.extraInGreen).toEqual([]);
+  });
+
+  it('names every green row as extra when blue is empty, reading green in pages', async () => {
+    const blue = await pgClient(blueUrl());
+    const green = await pgClient(greenUrl());
+    const items = `public.${uniqueName('vitems')}`;
+    const ddl = `CREATE TABLE ${items} (id int PRIMARY KEY)`;
+    await createBoth(blue, green, ddl, ddl, [items, items]);
+    await green.query(`INSERT INTO ${items} SELECT generate_series(1, 5)`);
+    const config = resolveConfig(undefined);
+
+    const table = only(
+      await verifyTables({
+        blueUrl: blueUrl(),
+        greenUrl: greenUrl(),
+        config,
+        transforms: compileTransforms(config),
+        tables: [items],
+        chunkRows: 2,
+      }),
+    );
+    expect(table).toMatchObject({ ok: false, blueRows: 0, greenRows: 5, chunks: 3, mismatchedChunks: 3 });
+    expect(table.extraInGreen).toEqual(['1', '2', '3', '4', '5'].map((id) => ({ id })));
   });
 
   it('reports a table it cannot compare, and transform failures, without stopping', async () => {

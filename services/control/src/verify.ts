@@ -19,7 +19,8 @@ import pg from 'pg';
 // chunk's last key). Text keys are ordered with COLLATE "C" on both sides, so the two
 // orders agree whatever the clusters' collations. Each chunk gets a count and an
 // order-independent checksum per side; only when they differ are the two row sets (already
-// in memory) matched by key to name missing, extra and different rows.
+// in memory) matched by key to name missing, extra and different rows. Memory: one blue
+// chunk plus the green rows of its key range; green rows after blue's last key are paged.
 //
 // Values are compared as Postgres text. Where green's column type is not blue's (a `cast`
 // transform, a retyped column, a derived column that is not text), blue's text is passed
@@ -502,6 +503,39 @@ async function verifyTable(
 
     let blueAfter: PgText[] | null = null; // blue's last key, blue text
     let greenAfter: PgText[] | null = null; // the same key, as green text
+
+    const readGreen = async (after: PgText[] | null, upTo: PgText[] | null, limit: number | null) => {
+      const where: string[] = [];
+      const values: PgText[] = [];
+      if (after) {
+        where.push(`(${greenOrder}) > ${keyParams(plan.greenKeys, values.length + 1)}`);
+        values.push(...after);
+      }
+      if (upTo) {
+        where.push(`(${greenOrder}) <= ${keyParams(plan.greenKeys, values.length + 1)}`);
+        values.push(...upTo);
+      }
+      const result = await green.query<PgText[]>({
+        text:
+          `SELECT ${greenSelect} FROM ${plan.greenRel}` +
+          (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
+          ` ORDER BY ${greenOrder}` +
+          (limit === null ? '' : ` LIMIT ${limit}`),
+        values,
+        rowMode: 'array',
+      });
+      return result.rows.map((r): CompareRow => ({ key: r.slice(0, nKeys), values: r.slice(nKeys) }));
+    };
+    const compareChunk = (expected: readonly CompareRow[], actual: readonly CompareRow[]) => {
+      report.greenRows += actual.length;
+      report.chunks++;
+      const a = summarizeChunk(expected);
+      const b = summarizeChunk(actual);
+      if (a.count !== b.count || a.checksum !== b.checksum) {
+        report.mismatchedChunks++;
+        collector.add(diffChunk(expected, actual));
+      }
+    };
     for (;;) {
       checkAbort(opts.signal);
       const blueResult: pg.QueryResult<PgText[]> = await blue.query<PgText[]>({
@@ -513,7 +547,6 @@ async function verifyTable(
         rowMode: 'array',
       });
       const blueRows = blueResult.rows;
-      const full = blueRows.length === chunkRows;
 
       // Blue rows through the transforms, then through green's input functions where types differ.
       const expected: { key: PgText[]; values: PgText[] }[] = [];
@@ -540,45 +573,29 @@ async function verifyTable(
         });
       }
       report.blueRows += blueRows.length;
-      // A full chunk bounds green's range by its last key; the last chunk takes the rest of green.
-      const upper: PgText[] | null = full ? blueKeyIdx.map((i) => blueRows[blueRows.length - 1][i]) : null;
+      const upper: PgText[] | null =
+        blueRows.length > 0 ? blueKeyIdx.map((i) => blueRows[blueRows.length - 1][i]) : null;
       const normalized = await normalizeChunk(normalizer, plan, expected, upper ? [...upper] : null);
-
-      const where: string[] = [];
-      const values: PgText[] = [];
-      if (greenAfter) {
-        where.push(`(${greenOrder}) > ${keyParams(plan.greenKeys, values.length + 1)}`);
-        values.push(...greenAfter);
-      }
-      if (normalized.upper) {
-        where.push(`(${greenOrder}) <= ${keyParams(plan.greenKeys, values.length + 1)}`);
-        values.push(...normalized.upper);
-      }
-      const greenResult = await green.query<PgText[]>({
-        text:
-          `SELECT ${greenSelect} FROM ${plan.greenRel}` +
-          (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
-          ` ORDER BY ${greenOrder}`,
-        values,
-        rowMode: 'array',
-      });
-      const actual: CompareRow[] = greenResult.rows.map((r) => ({
-        key: r.slice(0, nKeys),
-        values: r.slice(nKeys),
-      }));
-      report.greenRows += actual.length;
-      report.chunks++;
-
-      const a = summarizeChunk(normalized.rows);
-      const b = summarizeChunk(actual);
-      if (a.count !== b.count || a.checksum !== b.checksum) {
-        report.mismatchedChunks++;
-        collector.add(diffChunk(normalized.rows, actual));
+      if (upper) {
+        // Green over the same key range: after the previous chunk's last key, up to this one's.
+        const actual = await readGreen(greenAfter, normalized.upper, null);
+        compareChunk(normalized.rows, actual);
       }
       opts.onProgress?.({ table: blueName, rowsDone: report.blueRows, rowsTotalEstimate });
-      if (!upper || !normalized.upper) break;
-      blueAfter = upper;
-      greenAfter = normalized.upper;
+      if (upper && normalized.upper) {
+        blueAfter = upper;
+        greenAfter = normalized.upper;
+      }
+      if (blueRows.length < chunkRows) break;
+    }
+    // Green rows after blue's last key are all extra; read them in pages too.
+    for (;;) {
+      checkAbort(opts.signal);
+      const actual = await readGreen(greenAfter, null, chunkRows);
+      if (actual.length === 0) break;
+      compareChunk([], actual);
+      greenAfter = [...actual[actual.length - 1].key];
+      if (actual.length < chunkRows) break;
     }
 
     report.missingInGreen = collector.missingInGreen;
