@@ -109,7 +109,9 @@ export class Applier {
       await this.checkSchemas(items);
       const letters = items.flatMap((i) => (i.failed ? [i.failed] : []));
       await this.deadLetter(letters);
-      await this.applyRange(state, items);
+      // apply.batchSize bounds one green transaction; a Kafka batch may hold many.
+      const size = Math.max(1, this.deps.apply.batchSize);
+      for (let i = 0; i < items.length; i += size) await this.applyRange(state, items.slice(i, i + size));
       if (state.blocked) {
         this.deps.log.info({ topic: state.topic, partition: state.partition }, 'partition unblocked');
         state.blocked = undefined;
