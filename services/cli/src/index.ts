@@ -1,1 +1,1 @@
-export {};
+export { type CliIo, EXIT, formatStatus, main } from './cli.ts';

@@ -1,0 +1,196 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMetrics, TealError } from '@teal/config';
+import { build, type ControlBackend, type StatusReport } from '@teal/control';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliIo, EXIT, main } from './cli.ts';
+
+// The CLI against a real HTTP listener serving the real API over a fake backend: no
+// database, no Kafka.
+
+const TOKEN = 'cli-test-token';
+let app: FastifyInstance;
+let port: number;
+const calls: Array<{ what: string; body: unknown }> = [];
+
+const status = {
+  state: 'streaming',
+  paused: false,
+  fenced: false,
+  slot: null,
+  producer: null,
+  consumer: {
+    state: 'running',
+    partitions: [
+      {
+        topic: 'teal.public.t',
+        partition: 0,
+        appliedOffset: 4,
+        appliedPosition: '0/10:1',
+        end: 9,
+        lag: 4,
+        blocked: null,
+      },
+    ],
+    lagRecords: 4,
+    deadLetters: 0,
+    blocked: [],
+    error: null,
+  },
+  warnings: ['something to know'],
+  checkedAt: 'now',
+} satisfies StatusReport;
+
+const backend = {
+  status: async () => status,
+  pause: async () => ({ paused: true }),
+  resume: async () => ({ paused: false }),
+  drain: async (opts: { timeoutMs: number; fence: boolean }) => {
+    calls.push({ what: 'drain', body: { timeoutMs: opts.timeoutMs, fence: opts.fence } });
+    if (opts.timeoutMs === 1000) {
+      throw new TealError(
+        'TEAL_DRAIN_TIMEOUT',
+        'drain did not finish within 1000 ms: 1 partition(s) behind',
+        { status: 504 },
+      );
+    }
+    return {
+      drained: true,
+      lsn: '0/16B3748',
+      targetLsn: '0/16B3748',
+      confirmedLsn: '0/16B3748',
+      partitions: [],
+      waitedMs: 5,
+      fenced: opts.fence,
+    };
+  },
+  cutover: async (opts: unknown) => {
+    calls.push({ what: 'cutover', body: opts });
+    return {
+      safeToSwitch: false,
+      fenced: true,
+      drainLsn: '0/1',
+      steps: [{ name: 'verify', ok: false, ms: 3, details: '1 table(s) differ' }],
+      sequences: [],
+      verify: null,
+      warnings: [],
+    };
+  },
+  verify: async (opts: { tables?: string[] }) => {
+    calls.push({ what: 'verify', body: opts.tables });
+    return { ok: true, startedAt: 'a', finishedAt: 'b', durationMs: 3, tables: [] };
+  },
+  fence: async () => ({ fenced: true, database: 'app', terminatedSessions: 0 }),
+  unfence: async () => ({ fenced: false, database: 'app', terminatedSessions: 0 }),
+  ready: async () => ({
+    ready: true,
+    checks: {
+      blue: { ok: true, error: null },
+      green: { ok: true, error: null },
+      kafka: { ok: true, error: null },
+    },
+  }),
+} as unknown as ControlBackend;
+
+beforeAll(async () => {
+  app = build({ backend, token: TOKEN, host: '127.0.0.1', metrics: createMetrics() });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  port = (app.server.address() as { port: number }).port;
+});
+afterAll(() => app.close());
+
+const cwd = mkdtempSync(join(tmpdir(), 'teal-cli-'));
+
+async function teal(args: string[], env: Record<string, string> = {}) {
+  let out = '';
+  let err = '';
+  const io: CliIo = {
+    stdout: { write: (t: string) => (out += t) },
+    stderr: { write: (t: string) => (err += t) },
+    env: { TEAL_API_PORT: String(port), TEAL_API_TOKEN: TOKEN, ...env },
+    cwd,
+    stopSignal: () => new Promise(() => {}),
+  };
+  const code = await main(args, io);
+  return { code, out, err };
+}
+
+describe('teal CLI', () => {
+  it('prints status as a short table and as JSON', async () => {
+    const human = await teal(['status']);
+    expect(human.code).toBe(EXIT.ok);
+    expect(human.out).toMatch(/state\s+streaming/);
+    expect(human.out).toMatch(/teal\.public\.t\s+0\s+4\s+9\s+4/);
+    expect(human.out).toMatch(/warning: something to know/);
+    const json = await teal(['status', '--json']);
+    expect(JSON.parse(json.out).consumer.lagRecords).toBe(4);
+  });
+
+  it('drains with the given timeout and fence, printing the LSN', async () => {
+    const r = await teal(['drain', '--timeout', '2000', '--fence']);
+    expect(r.code).toBe(EXIT.ok);
+    expect(r.out).toMatch(/up to 0\/16B3748/);
+    expect(calls.at(-1)).toEqual({ what: 'drain', body: { timeoutMs: 2000, fence: true } });
+  });
+
+  it('exits 4 on a drain timeout', async () => {
+    const r = await teal(['drain', '--timeout', '1000']);
+    expect(r.code).toBe(EXIT.drainTimeout);
+    expect(r.err).toMatch(/did not finish within 1000 ms/);
+  });
+
+  it('exits 1 when cutover is not safe, passing --no-fence/--no-verify through', async () => {
+    const r = await teal(['cutover', '--no-fence', '--no-verify']);
+    expect(r.code).toBe(EXIT.failure);
+    expect(r.out).toMatch(/NOT SAFE TO SWITCH/);
+    expect(calls.at(-1)).toEqual({
+      what: 'cutover',
+      body: { fence: false, verify: false, timeoutMs: 300_000, unfenceOnFailure: false },
+    });
+  });
+
+  it('verifies through the API with --table', async () => {
+    const r = await teal(['verify', '--table', 'public.a', '--table', 'b', '--json']);
+    expect(r.code).toBe(EXIT.ok);
+    expect(JSON.parse(r.out).ok).toBe(true);
+    expect(calls.at(-1)).toEqual({ what: 'verify', body: ['public.a', 'b'] });
+  });
+
+  it('exits 1 with the API message on a wrong token', async () => {
+    const r = await teal(['pause'], { TEAL_API_TOKEN: 'wrong' });
+    expect(r.code).toBe(EXIT.failure);
+    expect(r.err).toMatch(/wrong bearer token.*TEAL_UNAUTHORIZED, HTTP 401/);
+  });
+
+  it('exits 2 on usage errors and 3 when no API answers', async () => {
+    expect((await teal(['drain', '--bogus'])).code).toBe(EXIT.usage);
+    expect((await teal(['frobnicate'])).code).toBe(EXIT.usage);
+    expect((await teal(['cutover', '--timeout', 'soon'])).code).toBe(EXIT.usage);
+    const down = await teal(['status'], { TEAL_API_PORT: '1' });
+    expect(down.code).toBe(EXIT.unreachable);
+    expect(down.err).toMatch(/cannot reach the teal API at http:\/\/127\.0\.0\.1:1/);
+  });
+
+  it('has --help on every command', async () => {
+    for (const c of [
+      'run',
+      'producer',
+      'consumer',
+      'api',
+      'status',
+      'pause',
+      'resume',
+      'drain',
+      'cutover',
+      'verify',
+      'demo',
+    ]) {
+      const r = await teal([c, '--help']);
+      expect(r.code, c).toBe(EXIT.ok);
+      expect(r.out, c).toMatch(new RegExp(`usage: teal ${c}`));
+    }
+    expect((await teal(['--help'])).out).toMatch(/exit codes/);
+  });
+});
