@@ -8,3 +8,4 @@ export * from './producer.ts';
 export * from './publication-manager.ts';
 export * from './slot-manager.ts';
 export * from './state-store.ts';
+export * from './topic-reader.ts';
