@@ -298,7 +298,7 @@ describe('decodePgoutput on malformed input', () => {
     };
     let decoded = 0;
     for (let i = 0; i < 30_000; i++) {
-      const [orig, opts] = samples[rand() % samples.length]!;
+      const [orig] = samples[rand() % samples.length]!;
       const buf = Buffer.from(orig);
       const edits = 1 + (rand() % 3);
       for (let e = 0; e < edits; e++) buf[rand() % buf.length] = rand() & 0xff;

@@ -16,6 +16,8 @@ export interface ReplicationClientOptions {
   readonly statusIntervalMs?: number;
   /** messages() pauses the socket above this many queued XLogData, default 1000. */
   readonly highWaterMark?: number;
+  /** More walsender settings, e.g. { logical_decoding_work_mem: '64kB' } (decoding reads its own session's value). */
+  readonly settings?: Readonly<Record<string, string>>;
 }
 
 export interface XLogMessage {
@@ -47,8 +49,8 @@ const copyConnection = (client: pg.Client) => client.connection as unknown as Co
 //   wal_sender_timeout);
 // - a restart starts from the caller's LSN (the durable one), never from what was received.
 //
-// Events: 'xlog' (XLogMessage), 'keepalive' ({ walEnd, replyRequested }), 'error'
-// (TealError), 'end'. The server sends nothing while the socket is paused, so pause()
+// Consume with messages(). Events: 'xlog' (XLogMessage, for observers), 'keepalive'
+// ({ walEnd, replyRequested }), 'error' (TealError), 'end'. The server sends nothing while the socket is paused, so pause()
 // is backpressure all the way to the walsender.
 export class ReplicationClient extends EventEmitter {
   private client: pg.Client | undefined;
@@ -58,6 +60,9 @@ export class ReplicationClient extends EventEmitter {
   private closing = false;
   private streamDone: Promise<unknown> | undefined;
   private copyStarted = false;
+  private readonly queue: XLogMessage[] = [];
+  private wake: (() => void) | undefined;
+  private failure: TealError | undefined;
 
   constructor(readonly opts: ReplicationClientOptions) {
     super();
@@ -66,6 +71,14 @@ export class ReplicationClient extends EventEmitter {
         'TEAL_CONFIG_INVALID',
         `replication slot name ${JSON.stringify(opts.slot)} is invalid: use 1-63 lowercase letters, digits and underscores`,
       );
+    }
+    for (const [k, v] of Object.entries(opts.settings ?? {})) {
+      if (!/^[A-Za-z0-9_.]+$/.test(k) || !/^[A-Za-z0-9_.+-]+$/.test(v)) {
+        throw new TealError(
+          'TEAL_CONFIG_INVALID',
+          `replication setting ${k}=${v} is not a plain name=value pair`,
+        );
+      }
     }
     if (opts.protoVersion < 1 || opts.protoVersion > 4 || (opts.streaming && opts.protoVersion < 2)) {
       throw new TealError(
@@ -91,7 +104,10 @@ export class ReplicationClient extends EventEmitter {
     const client = new pg.Client({
       connectionString: this.opts.connectionString,
       replication: 'database',
-      options: SESSION_OPTIONS,
+      options: [
+        SESSION_OPTIONS,
+        ...Object.entries(this.opts.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`),
+      ].join(' '),
       types: rawText,
     } as pg.ClientConfig);
     this.client = client;
@@ -174,50 +190,27 @@ export class ReplicationClient extends EventEmitter {
 
   /**
    * XLogData in order, with backpressure: the socket is paused while more than
-   * highWaterMark messages wait to be consumed. Ends when the client closes; throws its error.
+   * highWaterMark messages wait. Messages are queued from the start of replication (the
+   * first ones can arrive in the same socket chunk as CopyBothResponse, before the caller
+   * could subscribe), so consume them here; 'xlog' events are for observers only.
+   * Ends when the client closes; throws its error. One consumer at a time.
    */
   async *messages(): AsyncGenerator<XLogMessage> {
-    const queue: XLogMessage[] = [];
     const high = this.opts.highWaterMark ?? 1000;
-    let wake: (() => void) | undefined;
-    let failure: unknown;
-    let ended = false;
-    const onXlog = (m: XLogMessage) => {
-      queue.push(m);
-      if (queue.length >= high) this.pause();
-      wake?.();
-    };
-    const onError = (err: unknown) => {
-      failure = err;
-      wake?.();
-    };
-    const onEnd = () => {
-      ended = true;
-      wake?.();
-    };
-    this.on('xlog', onXlog);
-    this.on('error', onError);
-    this.on('end', onEnd);
-    try {
-      for (;;) {
-        const next = queue.shift();
-        if (next) {
-          if (queue.length === high >> 1) this.resume();
-          yield next;
-          continue;
-        }
-        if (failure) throw failure;
-        if (ended) return;
-        this.resume();
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
+    for (;;) {
+      const next = this.queue.shift();
+      if (next) {
+        if (this.queue.length === high >> 1) this.resume();
+        yield next;
+        continue;
       }
-    } finally {
-      this.off('xlog', onXlog);
-      this.off('error', onError);
-      this.off('end', onEnd);
+      if (this.failure) throw this.failure;
+      if (this.closing) return;
+      this.resume();
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = undefined;
     }
   }
 
@@ -237,6 +230,7 @@ export class ReplicationClient extends EventEmitter {
       }
       await client.end().catch(() => undefined);
     }
+    this.wake?.();
     this.emit('end');
   }
 
@@ -270,6 +264,9 @@ export class ReplicationClient extends EventEmitter {
       walEnd: frame.walEnd,
       payload: Buffer.from(frame.payload),
     };
+    this.queue.push(message);
+    if (this.queue.length >= (this.opts.highWaterMark ?? 1000)) this.pause();
+    this.wake?.();
     this.emit('xlog', message);
   }
 
@@ -292,6 +289,8 @@ export class ReplicationClient extends EventEmitter {
     this.failed = true;
     if (this.timer) clearInterval(this.timer);
     const error = err instanceof TealError ? err : this.translate(err, 'streaming');
+    this.failure = error;
+    this.wake?.();
     if (this.listenerCount('error') > 0) this.emit('error', error);
     this.client?.end().catch(() => undefined);
   }
