@@ -1,0 +1,196 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+export const PG_BIN = process.env.BENCH_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+const started = Date.now();
+export function log(msg: string): void {
+  const t = ((Date.now() - started) / 1000).toFixed(1).padStart(6);
+  process.stderr.write(`[bench ${t}s] ${msg}\n`);
+}
+
+/** Polls `check` every `everyMs` until it returns true; throws after `timeoutMs`. */
+export async function waitUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  everyMs = 200,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx];
+}
+
+export function median(values: number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return Number.NaN;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion (stdin closed); rejects on a non-zero exit unless `allowFail`. */
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; allowFail?: boolean; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          child.kill('SIGTERM');
+        }, opts.timeoutMs)
+      : undefined;
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (timer) clearTimeout(timer);
+      if (code !== 0 && !opts.allowFail) {
+        reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`));
+      } else resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Stops a child we started, by its pid: SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopChild(child: ChildProcess | undefined, graceMs = 10_000): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+const CLK_TCK = 100; // getconf CLK_TCK on Linux
+
+export interface ProcSample {
+  rssBytes: number;
+  cpuSeconds: number;
+}
+
+/** VmRSS and utime+stime of one process (undefined when it is gone). */
+export function readProc(pid: number): ProcSample | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state): utime is field 14, stime field 15.
+    const cpu = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+    return { rssBytes: rssKb * 1024, cpuSeconds: cpu };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Direct children (and their children) of a pid: node wrappers (npx, tsx) fork the real worker. */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length) {
+    const p = queue.shift()!;
+    let kids: string[] = [];
+    try {
+      kids = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    } catch {
+      kids = [];
+    }
+    for (const k of kids) {
+      out.push(Number(k));
+      queue.push(Number(k));
+    }
+  }
+  return out;
+}
+
+export interface ProcRef {
+  label: string;
+  pid: number;
+}
+
+export interface ProcUsage {
+  label: string;
+  peakRssMiB: number;
+  cpuSeconds: number;
+}
+
+/**
+ * Samples RSS of a changing set of processes every `everyMs`; CPU seconds are the
+ * difference between the first and last sample of each process (summed per label).
+ */
+export class ProcSampler {
+  private timer?: NodeJS.Timeout;
+  private readonly peak = new Map<string, number>();
+  private readonly firstCpu = new Map<number, number>();
+  private readonly lastCpu = new Map<number, number>();
+  private readonly labelOf = new Map<number, string>();
+
+  constructor(
+    private readonly procs: () => Promise<ProcRef[]>,
+    private readonly everyMs = 250,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.sample();
+    this.timer = setInterval(() => void this.sample().catch(() => {}), this.everyMs);
+  }
+
+  private async sample(): Promise<void> {
+    const refs = await this.procs();
+    const rssByLabel = new Map<string, number>();
+    for (const { label, pid } of refs) {
+      const s = readProc(pid);
+      if (!s) continue;
+      this.labelOf.set(pid, label);
+      if (!this.firstCpu.has(pid)) this.firstCpu.set(pid, s.cpuSeconds);
+      this.lastCpu.set(pid, s.cpuSeconds);
+      rssByLabel.set(label, (rssByLabel.get(label) ?? 0) + s.rssBytes);
+    }
+    for (const [label, rss] of rssByLabel) this.peak.set(label, Math.max(this.peak.get(label) ?? 0, rss));
+  }
+
+  async stop(): Promise<ProcUsage[]> {
+    if (this.timer) clearInterval(this.timer);
+    await this.sample().catch(() => {});
+    const cpu = new Map<string, number>();
+    for (const [pid, label] of this.labelOf) {
+      cpu.set(label, (cpu.get(label) ?? 0) + (this.lastCpu.get(pid)! - this.firstCpu.get(pid)!));
+    }
+    const labels = new Set([...this.peak.keys(), ...cpu.keys()]);
+    return [...labels].map((label) => ({
+      label,
+      peakRssMiB: Math.round(((this.peak.get(label) ?? 0) / 1048576) * 10) / 10,
+      cpuSeconds: Math.round((cpu.get(label) ?? 0) * 100) / 100,
+    }));
+  }
+}

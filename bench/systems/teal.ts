@@ -1,0 +1,157 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { deleteTopics } from '../lib/kafka.ts';
+import { query, url } from '../lib/pg.ts';
+import { log, type ProcRef, sleep, stopChild, waitUntil } from '../lib/util.ts';
+import { type BenchContext, type BenchSystem, walsenderSql } from './types.ts';
+
+const API_PORT = Number(process.env.BENCH_TEAL_API_PORT ?? 18090);
+
+/**
+ * teal as a child process: `node bin/teal.mjs run` (producer + consumer + API in one
+ * process), configured by TEAL_* env only (no teal.config.ts: every blue table into the
+ * same-named green table). BENCH_TEAL_MODE=split runs the producer and consumer mains as
+ * two processes instead. Pause/resume: the API's /pause and /resume when it answers
+ * (BENCH_TEAL_PAUSE=restart stops and restarts the processes instead).
+ */
+export class TealSystem implements BenchSystem {
+  readonly name = 'teal';
+  private children: { label: string; child: ChildProcess }[] = [];
+  private id = '';
+  private readonly split = process.env.BENCH_TEAL_MODE === 'split';
+  private readonly pauseByRestart = process.env.BENCH_TEAL_PAUSE === 'restart';
+
+  async prepare(ctx: BenchContext): Promise<void> {
+    const entry = this.split
+      ? join(ctx.repoRoot, 'services', 'producer', 'src', 'main.ts')
+      : join(ctx.repoRoot, 'services', 'cli', 'src', 'main.ts');
+    if (!existsSync(entry)) throw new Error(`teal is not runnable yet: ${entry} is missing`);
+  }
+
+  private env(ctx: BenchContext): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      TEAL_BLUE_URL: url(ctx.blue),
+      TEAL_GREEN_URL: url(ctx.green),
+      TEAL_KAFKA_BROKERS: ctx.kafkaBrokers,
+      TEAL_SLOT: this.id,
+      TEAL_PUBLICATION: this.id,
+      TEAL_TOPIC_PREFIX: this.id,
+      TEAL_CONSUMER_GROUP: this.id,
+      TEAL_API_HOST: '127.0.0.1',
+      TEAL_API_PORT: String(API_PORT),
+      TEAL_LOG_LEVEL: process.env.TEAL_LOG_LEVEL ?? 'info',
+      NODE_ENV: 'production',
+    };
+  }
+
+  private spawnAll(ctx: BenchContext): void {
+    const logFile = join(ctx.workDir, `teal-${this.id}.log`);
+    const out = openSync(logFile, 'a');
+    const node = process.execPath;
+    const specs = this.split
+      ? [
+          { label: 'teal producer', args: ['--import', 'tsx', 'services/producer/src/main.ts'] },
+          { label: 'teal consumer', args: ['--import', 'tsx', 'services/consumer/src/main.ts'] },
+        ]
+      : [{ label: 'teal run', args: ['bin/teal.mjs', 'run'] }];
+    for (const s of specs) {
+      const child = spawn(node, s.args, {
+        cwd: ctx.repoRoot,
+        env: this.env(ctx),
+        stdio: ['ignore', out, out],
+      });
+      child.once('exit', (code, signal) => {
+        if (code !== 0 && signal === null) log(`teal: ${s.label} exited ${code}; see ${logFile}`);
+      });
+      this.children.push({ label: s.label, child });
+      log(`teal: ${s.label} pid ${child.pid}, log ${logFile}`);
+    }
+  }
+
+  private async api(method: string, path: string): Promise<Response> {
+    return fetch(`http://127.0.0.1:${API_PORT}${path}`, {
+      method,
+      headers: method === 'POST' ? { 'content-type': 'application/json' } : {},
+      body: method === 'POST' ? '{}' : undefined,
+    });
+  }
+
+  private async healthy(): Promise<boolean> {
+    if (this.children.some((c) => c.child.exitCode !== null))
+      throw new Error('a teal process exited; see its log');
+    if (this.split) return true;
+    try {
+      return (await this.api('GET', '/healthz')).ok;
+    } catch {
+      return false;
+    }
+  }
+
+  async start(ctx: BenchContext): Promise<void> {
+    this.id = `bench_teal_${ctx.runId}`;
+    this.spawnAll(ctx);
+    await waitUntil('teal /healthz', () => this.healthy(), 90_000, 300);
+  }
+
+  async pause(ctx: BenchContext): Promise<void> {
+    if (!this.pauseByRestart && !this.split) {
+      const res = await this.api('POST', '/pause');
+      if (res.ok) return;
+      log(`teal: POST /pause answered ${res.status}; stopping the process instead`);
+    }
+    await this.stopAll();
+    await waitUntil(
+      'teal walsender to stop',
+      async () => (await query(ctx.blue, walsenderSql, [this.id])).length === 0,
+      30_000,
+    ).catch(() => {});
+  }
+
+  async resume(ctx: BenchContext): Promise<void> {
+    if (this.children.length) {
+      const res = await this.api('POST', '/resume');
+      if (!res.ok) throw new Error(`teal: POST /resume answered ${res.status}: ${await res.text()}`);
+      return;
+    }
+    this.spawnAll(ctx);
+  }
+
+  private async stopAll(): Promise<void> {
+    await Promise.all(this.children.map((c) => stopChild(c.child, 15_000)));
+    this.children = [];
+  }
+
+  async processes(ctx: BenchContext): Promise<ProcRef[]> {
+    const out: ProcRef[] = [];
+    for (const c of this.children)
+      if (c.child.pid && c.child.exitCode === null) out.push({ label: c.label, pid: c.child.pid });
+    if (this.id)
+      for (const r of await query<{ pid: number }>(ctx.blue, walsenderSql, [this.id]).catch(() => []))
+        out.push({ label: 'blue walsender', pid: r.pid });
+    return out;
+  }
+
+  async smoke(ctx: BenchContext): Promise<string> {
+    const t0 = performance.now();
+    await this.start(ctx);
+    return `teal answers /healthz after ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  }
+
+  async teardown(ctx: BenchContext): Promise<void> {
+    await this.stopAll();
+    if (this.id) {
+      await sleep(300);
+      await query(
+        ctx.blue,
+        'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1',
+        [this.id],
+      ).catch((err) => log(`teal: could not drop slot ${this.id}: ${(err as Error).message}`));
+      await query(ctx.blue, `DROP PUBLICATION IF EXISTS ${this.id}`).catch(() => {});
+      const prefix = this.id;
+      await deleteTopics(ctx.kafkaBrokers, (t) => t.startsWith(`${prefix}.`));
+    }
+    this.id = '';
+  }
+}

@@ -1,0 +1,37 @@
+import type { Endpoint } from '../lib/pg.ts';
+import type { ProcRef } from '../lib/util.ts';
+
+export interface BenchContext {
+  blue: Endpoint;
+  green: Endpoint;
+  kafkaBrokers: string;
+  /** Unique per run: slot, publication, topic and connector names derive from it. */
+  runId: string;
+  /** Folder for this run's files (configs, logs, offsets). */
+  workDir: string;
+  repoRoot: string;
+}
+
+/**
+ * One replication system under test. The harness makes fresh data, then calls
+ * start (with an initial snapshot), pause/resume around the catch-up backlog, and
+ * teardown (which must stop every process it started and drop its slot).
+ */
+export interface BenchSystem {
+  readonly name: string;
+  /** One-time preparation (e.g. resolve jars); may throw a clear "not available" error. */
+  prepare(ctx: BenchContext): Promise<void>;
+  /** Creates the pipeline and starts it: it copies blue's current data, then streams. */
+  start(ctx: BenchContext): Promise<void>;
+  /** Stops consuming blue (slot kept, WAL retained). */
+  pause(ctx: BenchContext): Promise<void>;
+  resume(ctx: BenchContext): Promise<void>;
+  /** Processes to sample for RSS and CPU, labelled. */
+  processes(ctx: BenchContext): Promise<ProcRef[]>;
+  /** Proves the harness starts (smoke mode): returns a one-line description. */
+  smoke(ctx: BenchContext): Promise<string>;
+  teardown(ctx: BenchContext): Promise<void>;
+}
+
+/** Blue's walsender serving a slot: every system has one, so it is sampled for all. */
+export const walsenderSql = `SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`;
