@@ -119,7 +119,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
 
   let producer: Producer | undefined;
   let consumer: Consumer | undefined;
-  let api: { close(): Promise<unknown> } | undefined;
+  let api: { url: string; close(): Promise<unknown> } | undefined;
   try {
     say('teal demo: resetting the demo tables, slot, topics and green state');
     await resetDemoState(config, blue, green);
@@ -151,7 +151,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     await producer.start();
     await consumer.start();
     api = await startApi(config, control, metrics);
-    const apiUrl = `http://${config.api.host}:${config.api.port}`;
+    const apiUrl = api.url;
     say(`teal is running: status ${apiUrl}/status, metrics ${apiUrl}/metrics`);
 
     // The snapshot is done when green holds every row blue had before the stream began.
@@ -226,7 +226,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     );
 
     say('cutover: fence blue, drain, copy sequences, verify');
-    const report = await control.cutover({ fence: true, verify: true, timeoutMs: 300_000 });
+    const report = await control.cutover({ fence: true, verify: true, timeoutMs: 300_000, unfenceOnFailure: true });
     const drainStep = report.steps.find((s: { name: string }) => s.name === 'drain');
 
     const count = async (c: pg.Client, table: string) =>
@@ -246,7 +246,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       },
       cutover: {
         safeToSwitch: report.safeToSwitch,
-        drainLsn: report.drainLsn,
+        drainLsn: report.drainLsn ?? undefined,
         drainMs: drainStep?.ms,
         sequences: report.sequences,
         verifyOk: report.verify?.ok,
