@@ -16,7 +16,7 @@ import {
 } from '@teal/config';
 import type { IncomingBatch, IncomingRecord, TopicPartition } from '@teal/kafka';
 import type pg from 'pg';
-import { type PlanEvent, planBatch, type TableRef } from './apply-plan.ts';
+import { keyId, type PlanEvent, planBatch, type TableRef } from './apply-plan.ts';
 import { qualified, quoteIdent, stepStatement } from './apply-sql.ts';
 import type { DeadLetter, DeadLetterWriter } from './dead-letter.ts';
 import { classifyError, errorCode, errorMessage, isCatalogDrift } from './error-policy.ts';
@@ -143,9 +143,7 @@ export class Applier {
   // still unknown, fail the batch (retried, never skipped).
   private async prepare(records: readonly IncomingRecord[], stored: StoredPosition): Promise<Item[]> {
     const items: Item[] = [];
-    // Last full blue image per key in this batch: completes a later update whose unchanged
-    // TOAST columns it lacks, before transforms read the row.
-    const images = new Map<string, Row>();
+    let partials = false;
     for (const record of records) {
       const item: Item = { record };
       items.push(item);
@@ -158,71 +156,73 @@ export class Applier {
         item.failed = letter(record, err);
         continue;
       }
-      const { event, table: writer } = decoded;
-      item.event = event;
-      item.writer = writer;
-      if (comparePosition(event.position, stored.position) <= 0) continue;
+      item.event = decoded.event;
+      item.writer = decoded.table;
+      if (decoded.event.unchanged.length > 0) partials = true;
+    }
+    // Last full blue image per key in this batch: completes a later update whose unchanged
+    // TOAST columns it lacks, before transforms read the row. Kept only when needed.
+    const images = partials ? new Map<string, Row>() : undefined;
+    for (const item of items) {
+      const { event, writer } = item;
+      if (!event || !writer || comparePosition(event.position, stored.position) <= 0) continue;
       try {
-        item.plan = await this.transform(event, writer, images);
+        const plan = this.transform(event, writer, images);
+        item.plan = plan instanceof Promise ? await plan : plan;
       } catch (err) {
         if (classifyError(err) !== 'permanent') throw err;
-        item.failed = letter(record, err);
+        item.failed = letter(item.record, err);
       }
     }
     return items;
   }
 
-  private async decode(value: Buffer): Promise<ReturnType<typeof decodeEvent>> {
+  private decode(value: Buffer): ReturnType<typeof decodeEvent> | Promise<ReturnType<typeof decodeEvent>> {
     try {
       return decodeEvent(value, this.deps.schemas.cache);
     } catch (err) {
       if (!(err instanceof TealError) || err.code !== 'TEAL_SCHEMA_UNKNOWN') throw err;
-      await this.deps.schemas.reload();
-      return decodeEvent(value, this.deps.schemas.cache);
+      return this.deps.schemas.reload().then(() => decodeEvent(value, this.deps.schemas.cache));
     }
   }
 
-  private async transform(
+  private transform(
     event: ChangeEvent,
     writer: TableSchema,
-    images: Map<string, Row>,
-  ): Promise<PlanEvent> {
+    images: Map<string, Row> | undefined,
+  ): PlanEvent | Promise<PlanEvent> {
     const { transforms } = this.deps;
     const { schema, table } = event;
     const target = transforms.target(schema, table);
     const keyColumns = writer.keyColumns.map((k) => transforms.columnName(schema, table, k) ?? k);
-    const imageId = `${schema}.${table}\u0000${JSON.stringify(writer.keyColumns.map((k) => event.key[k] ?? null))}`;
+    const imageId = images ? `${schema}.${table}\u0000${keyId(writer.keyColumns, event.key)}` : '';
     const greenKey: Row = {};
-    writer.keyColumns.forEach((k, i) => {
-      greenKey[keyColumns[i]] = event.key[k] ?? null;
-    });
+    for (let i = 0; i < keyColumns.length; i++)
+      greenKey[keyColumns[i]] = event.key[writer.keyColumns[i]] ?? null;
     const base = { table: target, keyColumns, key: greenKey };
     if (event.op === 't') {
-      images.clear();
+      images?.clear();
       return { ...base, op: 't', key: {}, row: null, partial: false };
     }
     if (event.op === 'd' || event.after === null) {
-      images.delete(imageId);
+      images?.delete(imageId);
       return { ...base, op: 'd', row: null, partial: false };
     }
-    let row = event.after;
-    let unchanged = event.unchanged;
-    if (unchanged.length > 0) {
-      const image = images.get(imageId);
-      if (image) {
-        row = { ...image, ...row };
-        unchanged = [];
-      } else if (transforms.needsFullRow(schema, table)) {
-        row = await this.completeFromGreen(event, target, greenKey, row);
-        unchanged = [];
-      }
+    const finish = (row: Row, unchanged: readonly string[]): PlanEvent => {
+      if (images && unchanged.length === 0) images.set(imageId, row);
+      const out = transforms.applyRow(schema, table, row);
+      // A row the filter rejects leaves green (it may have matched before this update).
+      if (out === null) return { ...base, op: 'd', row: null, partial: false };
+      const partial = unchanged.some((c) => transforms.columnName(schema, table, c) !== null);
+      return { ...base, op: event.op, row: out, partial };
+    };
+    if (event.unchanged.length === 0) return finish(event.after, []);
+    const image = images?.get(imageId);
+    if (image) return finish({ ...image, ...event.after }, []);
+    if (transforms.needsFullRow(schema, table)) {
+      return this.completeFromGreen(event, target, greenKey, event.after).then((row) => finish(row, []));
     }
-    if (unchanged.length === 0) images.set(imageId, row);
-    const out = transforms.applyRow(schema, table, row);
-    // A row the filter rejects leaves green (it may have matched before this update).
-    if (out === null) return { ...base, op: 'd', row: null, partial: false };
-    const partial = unchanged.some((c) => transforms.columnName(schema, table, c) !== null);
-    return { ...base, op: event.op, row: out, partial };
+    return finish(event.after, event.unchanged);
   }
 
   // A derive or filter needs columns an unchanged-TOAST update lacks and the batch holds no
@@ -274,7 +274,11 @@ export class Applier {
         columns = await catalog.columns(target);
         if (!columns) throw blocked(missingTableReason(target, source));
       }
-      const rowColumns = list.flatMap((i) => (i.plan!.row ? Object.keys(i.plan!.row) : []));
+      const rowColumns = new Set<string>();
+      for (const i of list) {
+        const row = i.plan!.row;
+        if (row) for (const c in row) if (!columns.has(c)) rowColumns.add(c);
+      }
       const decision = decideColumns(target, source, columns, rowColumns, apply.onMissingColumn);
       if (decision.kind === 'block') throw blocked(decision.reason);
       if (decision.kind === 'ignore') {

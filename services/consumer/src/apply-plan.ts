@@ -68,7 +68,7 @@ export function planBatch(events: readonly PlanEvent[]): ApplyStep[] {
       pending = new Map();
       continue;
     }
-    const id = `${tableId(event.table)}\u0000${JSON.stringify(event.keyColumns.map((k) => event.key[k] ?? null))}`;
+    const id = `${tableId(event.table)}\u0000${keyId(event.keyColumns, event.key)}`;
     const before = pending.get(id);
     const next = reduce(before, event);
     // Re-inserting moves the key to the end: rows keep the order of their last change.
@@ -111,23 +111,26 @@ function flush(pending: Map<string, Pending>): ApplyStep[] {
       group.keys.push(p.keyColumns.map((k) => p.key[k] ?? null));
       continue;
     }
-    const keySet = new Set(p.keyColumns);
-    const others = Object.keys(p.row)
-      .filter((c) => !keySet.has(c))
-      .sort();
     const groups = p.kind === 'full' ? upserts : updates;
-    const id = `${tableId(p.table)}\u0000${others.join('\u0000')}`;
+    // Rows of one writer schema list their columns in one order: that order names the group
+    // without sorting (the same set in another order makes another, equally correct, statement).
+    const rowColumns = Object.keys(p.row);
+    const id = `${tableId(p.table)}\u0000${rowColumns.join('\u0000')}`;
     let group = groups.get(id);
     if (!group) {
+      const keySet = new Set(p.keyColumns);
+      const others = rowColumns.filter((c) => !keySet.has(c)).sort();
       group = { table: p.table, keyColumns: p.keyColumns, columns: [...p.keyColumns, ...others], rows: [] };
       groups.set(id, group);
     }
-    const row = p.row;
-    group.rows.push(
-      group.columns.map((c) =>
-        keySet.has(c) && row[c] === undefined ? (p.key[c] ?? null) : (row[c] ?? null),
-      ),
-    );
+    const { row, key } = p;
+    const values: PgText[] = new Array(group.columns.length);
+    for (let i = 0; i < values.length; i++) {
+      const c = group.columns[i];
+      const v = row[c];
+      values[i] = v === undefined ? (key[c] ?? null) : v;
+    }
+    group.rows.push(values);
   }
   const steps: ApplyStep[] = [];
   for (const g of deletes.values()) steps.push({ kind: 'delete', ...g });
@@ -136,6 +139,12 @@ function flush(pending: Map<string, Pending>): ApplyStep[] {
   for (const g of updates.values())
     if (g.columns.length > g.keyColumns.length) steps.push({ kind: 'update', ...g });
   return steps;
+}
+
+/** A key's identity within a table: text values cannot hold NUL, so NUL marks SQL NULL. */
+export function keyId(keyColumns: readonly string[], key: Row): string {
+  if (keyColumns.length === 1) return key[keyColumns[0]] ?? '\u0000';
+  return JSON.stringify(keyColumns.map((k) => key[k] ?? null));
 }
 
 function tableId(t: TableRef): string {
