@@ -45,6 +45,8 @@ export interface ChunkSnapshotOptions {
   streaming(): Promise<void>;
   signal: AbortSignal;
   onError?(err: unknown, table: string): void;
+  /** Test hook: runs between reading a chunk and emitting its high watermark (the race the method handles). */
+  afterChunkRead?(table: string, rows: readonly Row[]): Promise<void>;
 }
 
 export class ChunkSnapshotter {
@@ -169,6 +171,7 @@ export class ChunkSnapshotter {
       await this.emit(`${id}:low`);
       const rows = await readChunk(this.opts.blue, table, after, this.opts.chunkRows);
       w.rows = rows;
+      await this.opts.afterChunkRead?.(name, rows);
       await this.emit(`${id}:high`);
       const highLsn = await published;
       return { rows, highLsn };

@@ -1,5 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { formatLsn, formatPosition, type Lsn, parseLsn, type TableSchema } from '@teal/change-event';
+import {
+  formatLsn,
+  formatPosition,
+  type Lsn,
+  parseLsn,
+  type Row,
+  type TableSchema,
+} from '@teal/change-event';
 import type { ResolvedConfig } from '@teal/config';
 import {
   abortableDelay,
@@ -51,6 +58,8 @@ export interface ProducerDeps {
   limits?: Partial<PublisherLimits>;
   statusIntervalMs?: number;
   pausePollMs?: number;
+  /** Test hook, see ChunkSnapshotOptions.afterChunkRead. */
+  afterChunkRead?: (table: string, rows: readonly Row[]) => Promise<void>;
 }
 
 const FATAL_CODES = new Set([
@@ -162,6 +171,7 @@ export class Producer extends EventEmitter {
       streaming: () => this.streaming(),
       signal: this.abort.signal,
       onError: (err, table) => this.log.warn({ err, table }, 'chunk snapshot failed; retrying the chunk'),
+      afterChunkRead: this.deps.afterChunkRead,
     });
     this.heartbeat = new Heartbeat(this.blue, config.heartbeatMs);
     this.startTimers();
