@@ -115,6 +115,8 @@ export class Consumer {
         groupId: this.deps.groupId ?? `${prefix}-consumer`,
         topics: tableTopicPattern(prefix),
         concurrency,
+        // Bounds memory: a fetch holds at most this much per partition (teal records are small).
+        maxBytesPerPartition: 2 * 1024 * 1024,
       });
       const group = this.group;
       await this.pollControl();
