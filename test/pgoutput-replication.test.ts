@@ -14,8 +14,6 @@ import { blueUrl, pgClient, uniqueName } from './support/env.ts';
 // ReplicationClient + TransactionAssembler against the real blue (PostgreSQL 15, pgoutput
 // proto_version 3, streaming on). Each test has its own table, publication and slot.
 
-const END_PREFIX = 'teal.test.end';
-
 async function fixture(admin: pg.Client, ddl: (table: string) => string) {
   const table = uniqueName('pgo_t');
   const pub = uniqueName('pgo_pub');
@@ -55,11 +53,15 @@ function client(slot: string, pub: string, extra: Partial<ReplicationClientOptio
 }
 
 /** Streams until the non-transactional end marker arrives; returns every assembler output. */
-async function collectUntilEnd(c: ReplicationClient, asm: TransactionAssembler): Promise<AssemblerOutput[]> {
+async function collectUntilEnd(
+  c: ReplicationClient,
+  asm: TransactionAssembler,
+  end: string,
+): Promise<AssemblerOutput[]> {
   const out: AssemblerOutput[] = [];
   for await (const m of c.messages()) {
     for await (const o of asm.push(m.payload)) {
-      if (o.kind === 'message' && o.message.prefix === END_PREFIX) return out;
+      if (o.kind === 'message' && o.message.prefix === end) return out;
       out.push(o);
     }
   }
@@ -101,12 +103,12 @@ describe('ReplicationClient + TransactionAssembler on real blue', () => {
     await admin.query(`BEGIN; INSERT INTO ${table} VALUES (4, 'ts', NULL);
       SELECT pg_logical_emit_message(true, 'teal.test.tx', 'hello'); COMMIT`);
     await admin.query(`TRUNCATE ${table}`);
-    await admin.query(`SELECT pg_logical_emit_message(false, '${END_PREFIX}', 'x')`);
+    await admin.query(`SELECT pg_logical_emit_message(false, 'teal.test.end.${slot}', 'x')`);
 
     const c = client(slot, pub);
     const asm = new TransactionAssembler({ protoVersion: 3, spill: new MemorySpillStore() });
     await c.start(startLsn);
-    const out = await collectUntilEnd(c, asm);
+    const out = await collectUntilEnd(c, asm, `teal.test.end.${slot}`);
 
     const evs = changes(out);
     expect(evs.map((e) => [e.op, e.key.id ?? null])).toEqual([
@@ -127,7 +129,8 @@ describe('ReplicationClient + TransactionAssembler on real blue', () => {
     expect(evs[3]!.position.lsn).toBe(evs[4]!.position.lsn);
     expect([evs[3]!.position.seq, evs[4]!.position.seq]).toEqual([1, 2]);
     expect(evs[4]!.after).toEqual({ id: '3', note: 'b', big: 'small' });
-    const msg = out.find((o) => o.kind === 'message');
+    // Messages are database-wide: other tests' messages may be interleaved.
+    const msg = out.find((o) => o.kind === 'message' && o.message.prefix === 'teal.test.tx');
     expect(msg).toMatchObject({
       message: { transactional: true, prefix: 'teal.test.tx', position: { seq: 2 } },
     });
@@ -150,12 +153,13 @@ describe('ReplicationClient + TransactionAssembler on real blue', () => {
 
     // A restart from the acknowledged LSN replays what followed it, from the key change on.
     await waitFor(async () => !(await slotActive(admin, slot)), { what: 'slot released' });
-    await admin.query(`SELECT pg_logical_emit_message(false, '${END_PREFIX}', 'x')`);
+    await admin.query(`SELECT pg_logical_emit_message(false, 'teal.test.end.${slot}', 'x')`);
     const again = client(slot, pub);
     await again.start(acked);
     const replay = await collectUntilEnd(
       again,
       new TransactionAssembler({ protoVersion: 3, spill: new MemorySpillStore() }),
+      `teal.test.end.${slot}`,
     );
     expect(changes(replay).map((e) => [e.op, e.key.id ?? null])).toEqual([
       ['d', '2'],
@@ -189,8 +193,8 @@ describe('ReplicationClient + TransactionAssembler on real blue', () => {
     await admin.query(
       `BEGIN; INSERT INTO ${table} SELECT g, repeat('y', 100) FROM generate_series(${rows + 1}, ${2 * rows}) g; ROLLBACK`,
     );
-    await admin.query(`SELECT pg_logical_emit_message(false, '${END_PREFIX}', 'x')`);
-    const out = await collectUntilEnd(c, asm);
+    await admin.query(`SELECT pg_logical_emit_message(false, 'teal.test.end.${slot}', 'x')`);
+    const out = await collectUntilEnd(c, asm, `teal.test.end.${slot}`);
 
     // Both big transactions went through Stream Start/Stop blocks (64kB decoding memory).
     expect(new Set(streamStarts).size).toBe(2);
@@ -223,5 +227,23 @@ describe('ReplicationClient + TransactionAssembler on real blue', () => {
       retriable: true,
       message: expect.stringContaining(slot),
     });
+  });
+
+  it('turns a lost walsender connection into a retriable error from messages()', async () => {
+    const admin = await pgClient(blueUrl());
+    const { pub, slot, startLsn } = await fixture(admin, (t) => `CREATE TABLE ${t} (id int PRIMARY KEY)`);
+    const c = client(slot, pub);
+    const errors: unknown[] = [];
+    c.on('error', (err) => errors.push(err));
+    await c.start(startLsn);
+    const consumed = (async () => {
+      for await (const _ of c.messages());
+    })();
+    await admin.query(
+      'SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1',
+      [slot],
+    );
+    await expect(consumed).rejects.toMatchObject({ retriable: true, message: expect.stringContaining(slot) });
+    expect(errors).toHaveLength(1);
   });
 });
