@@ -141,4 +141,42 @@ describe('producer: blue -> Kafka', () => {
       { what: 'slot confirmed past the writes', timeoutMs: 30_000 },
     );
   });
+
+  test('a streamed transaction arrives whole at commit; an aborted streamed one produces nothing', async () => {
+    const name = uniqueName('prod_big');
+    const blue = await pgClient(blueUrl());
+    await blue.query(`CREATE TABLE ${name} (id int PRIMARY KEY, v text)`);
+    // 64kB of decoding memory: 5000 rows of 100 bytes go out as in-progress stream blocks.
+    const producer = new Producer(configFor(name, [`public.${name}`]), {
+      replicationSettings: { logical_decoding_work_mem: '64kB' },
+    });
+    onTestFinished(() => cleanup(name, producer));
+    await producer.start();
+    await waitFor(() => producer.status().state === 'streaming', { what: 'streaming', timeoutMs: 60_000 });
+    await blue.query('BEGIN');
+    await blue.query(`INSERT INTO ${name} SELECT g, repeat('a', 100) FROM generate_series(1, 5000) g`);
+    await blue.query('ROLLBACK');
+    await blue.query('BEGIN');
+    await blue.query(`INSERT INTO ${name} SELECT g, repeat('b', 100) FROM generate_series(10001, 15000) g`);
+    await blue.query('COMMIT');
+    await blue.query(`INSERT INTO ${name} VALUES (0, 'after')`);
+    const topic = `${name}_t.public.${name}`;
+    const reader = new TopicReader(kafka, [topic]);
+    await reader.start();
+    onTestFinished(() => reader.stop());
+    await waitFor(() => reader.records.length >= 5001, {
+      what: '5001 records',
+      timeoutMs: 60_000,
+    });
+    const events = (await decodeAll(kafka, `${name}_t`, reader.records)).map((d) => d.event);
+    const ids = events.map((e) => Number(e.key.id));
+    expect(ids.filter((id) => id <= 5000 && id >= 1)).toEqual([]); // the aborted rows never reach Kafka
+    expect(new Set(ids.filter((id) => id > 10000)).size).toBe(5000);
+    // One transaction: one commit LSN, sequences 1..5000.
+    const big = events.filter((e) => Number(e.key.id) > 10000);
+    expect(new Set(big.map((e) => e.position.lsn)).size).toBe(1);
+    expect(big.map((e) => e.position.seq).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 5000 }, (_, i) => i + 1),
+    );
+  });
 });

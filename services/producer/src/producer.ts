@@ -58,6 +58,8 @@ export interface ProducerDeps {
   limits?: Partial<PublisherLimits>;
   statusIntervalMs?: number;
   pausePollMs?: number;
+  /** Walsender settings, e.g. { logical_decoding_work_mem: '64kB' } to stream smaller transactions. */
+  replicationSettings?: Readonly<Record<string, string>>;
   /** Test hook, see ChunkSnapshotOptions.afterChunkRead. */
   afterChunkRead?: (table: string, rows: readonly Row[]) => Promise<void>;
 }
@@ -282,6 +284,7 @@ export class Producer extends EventEmitter {
         types,
         tables: keys,
         chunks: this.chunks!,
+        settings: this.deps.replicationSettings,
         whilePaused: () => this.whilePaused(),
         onCommit: (us) => {
           this.lastCommitTimeUs = us;

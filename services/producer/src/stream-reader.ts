@@ -29,6 +29,7 @@ export interface StreamSessionOptions {
   /** Replicated tables ("schema.table") -> key columns. Events of other tables are ignored. */
   tables: ReadonlyMap<string, readonly string[]>;
   chunks: ChunkSnapshotter;
+  settings?: Readonly<Record<string, string>>;
   /** Resolves when not paused. */
   whilePaused(): Promise<void>;
   onCommit?(commitTimeUs: bigint): void;
@@ -53,6 +54,7 @@ export class StreamSession {
       publication: opts.publication,
       protoVersion: opts.protoVersion,
       streaming: opts.protoVersion >= 2,
+      settings: opts.settings,
     });
     this.spillDir = mkdtempSync(join(tmpdir(), `teal-spill-${opts.slot}-`));
     this.spill = new FileSpillStore(this.spillDir);
