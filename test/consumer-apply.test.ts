@@ -200,6 +200,32 @@ describe('consumer: Kafka -> green', () => {
     ]);
   });
 
+  test("a derive over an unchanged TOAST column reads green's value; a row the filter rejects leaves green", async () => {
+    const s = await setup(
+      (t) => `CREATE TABLE public.${t} (id int PRIMARY KEY, name text, doc text, doc_len text)`,
+      {
+        transforms: (t) => ({
+          [`public.${t}`]: {
+            derive: { doc_len: (row) => String(row.doc?.length ?? 0) },
+            filter: (row) => row.name !== 'hidden',
+          },
+        }),
+      },
+    );
+    // As if the snapshot had brought them.
+    await s.green.query(`INSERT INTO public.${s.table} VALUES (1, 'a', 'hello', '5'), (2, 'b', 'bye', '3')`);
+    await s.stream.send(users(s.table), [
+      { op: 'u', lsn: 100n, seq: 1, after: { id: '1', name: 'a2' }, unchanged: ['doc'] },
+      { op: 'u', lsn: 100n, seq: 2, after: { id: '2', name: 'hidden', doc: 'bye' } },
+    ]);
+    await s.consumer.start();
+    await waitFor(async () => (await rows(s.green, s.table)).length === 1, { what: 'filtered row deleted' });
+    await waitFor(async () => (await rows(s.green, s.table))[0].name === 'a2', {
+      what: 'partial update applied',
+    });
+    expect(await rows(s.green, s.table)).toEqual([{ id: '1', name: 'a2', doc: 'hello', doc_len: '5' }]);
+  });
+
   test('a record green rejects goes to the DLQ with its headers while its neighbours land', async () => {
     const s = await setup(
       (t) => `CREATE TABLE public.${t} (id int PRIMARY KEY, name text, doc text, CHECK (name <> 'bad'))`,
