@@ -133,9 +133,14 @@ export class TealControl implements ControlBackend {
       readTopicEnds(this.admin, this.config.kafka.topicPrefix),
     ]);
     const control = greenSide.control;
+    // The row in green is another producer's when it names another slot (several pipelines, one green).
+    const stored = control.get('producer');
+    const storedSlot = (stored?.value as { slot?: unknown } | null | undefined)?.slot;
     const producer = this.deps.producer
       ? producerView(this.deps.producer.status(), 'in-process', new Date().toISOString())
-      : producerView(control.get('producer')?.value, 'green', control.get('producer')?.updatedAt ?? null);
+      : storedSlot === undefined || storedSlot === this.config.slot
+        ? producerView(stored?.value, 'green', stored?.updatedAt ?? null)
+        : null;
     const consumerRaw = (this.deps.consumer?.status() ?? control.get('consumer')?.value ?? null) as {
       state?: unknown;
       error?: unknown;

@@ -317,6 +317,11 @@ export function statusWarnings(r: Omit<StatusReport, 'warnings' | 'checkedAt'>, 
       `replication slot ${slot.name} does not exist on blue: the producer creates it when it first starts`,
     );
   }
+  if (slot?.exists && !slot.active && slot.walStatus !== 'lost') {
+    w.push(
+      `no producer is attached to slot ${slot.name}: blue retains WAL until one is (teal producer or teal run)`,
+    );
+  }
   if (slot?.walStatus === 'lost') {
     w.push(
       `replication slot ${slot.name} is invalidated (wal_status lost): blue removed WAL teal had not read; green has a gap — re-create the slot and re-snapshot`,
