@@ -101,6 +101,7 @@ export class Producer extends EventEmitter {
   private chunks?: ChunkSnapshotter;
   private holder?: pg.Client;
   private background: Promise<void> = Promise.resolve();
+  private slotReady = false;
   private slotLag: { lag?: number; retained?: number } = {};
 
   constructor(
@@ -138,7 +139,10 @@ export class Producer extends EventEmitter {
     this.store = new StateStore(this.green);
     await this.store.init();
     const previous = await this.store.readControl<{ slot?: string; slotCreated?: boolean }>('producer');
-    const hadSlot = previous?.slot === config.slot && previous?.slotCreated === true;
+    // The slot's own record survives other producers' status rows (one green, several slots in tests).
+    const slotRecord = await this.store.readControl(`slot:${config.slot}`);
+    const hadSlot =
+      slotRecord !== undefined || (previous?.slot === config.slot && previous?.slotCreated === true);
 
     const tables = await discoverTables(this.blue, config.tables, config.keyColumns);
     await checkReplicaIdentity(this.blue, tables);
@@ -157,6 +161,13 @@ export class Producer extends EventEmitter {
     await this.schemaTopic.ensure();
 
     const plan = await ensureSlot(this.blue, { blueUrl: config.blue.url, slot: config.slot, hadSlot });
+    this.slotReady = true;
+    if (plan.kind === 'created') {
+      await this.store.writeControl(`slot:${config.slot}`, {
+        createdAt: new Date().toISOString(),
+        consistentPoint: formatLsn(plan.consistentPoint),
+      });
+    }
     await this.store.writeControl('producer', {
       ...this.status(),
       slotCreated: true,
@@ -413,6 +424,8 @@ export class Producer extends EventEmitter {
   }
 
   private async writeStatus(): Promise<void> {
+    // Only a producer that has its slot may say so: the next start trusts `slotCreated`.
+    if (!this.slotReady) return;
     await this.measureLag().catch(() => {});
     await this.store?.writeControl('producer', {
       ...this.status(),
