@@ -73,6 +73,14 @@ async function appliedThrough(green: pg.Client, topic: string): Promise<bigint> 
   return r[0].o === null ? -1n : BigInt(r[0].o);
 }
 
+async function appliedThrough1(green: pg.Client, topic: string): Promise<bigint> {
+  const { rows: r } = await green.query<{ o: string }>(
+    'SELECT kafka_offset AS o FROM teal.applied_position WHERE topic = $1 AND partition = 1',
+    [topic],
+  );
+  return r.length === 0 ? -1n : BigInt(r[0].o);
+}
+
 const users = (table: string) =>
   tableSchema('public', table, [column('id', 'int4', true), column('name', 'text'), column('doc', 'text')]);
 const c = (lsn: number, id: number, name: string, doc = `doc${id}`): EventInput => ({
@@ -171,6 +179,37 @@ describe('consumer: Kafka -> green', () => {
       { id: '3', name: 'c' },
       { id: '40', name: 'moving' },
     ]);
+  });
+
+  test('a truncate runs once across partitions: a lagging partition neither keeps pre-truncate rows nor truncates later ones', async () => {
+    const s = await setup((t) => `CREATE TABLE public.${t} (id int PRIMARY KEY, name text, doc text)`);
+    const schema = users(s.table);
+    // Partition 0 runs ahead: pre-truncate row, the truncate, a post-truncate row.
+    await s.stream.send(schema, [
+      { ...c(100, 1, 'pre-0'), partition: 0 },
+      { op: 't', lsn: 200n, seq: 1, partition: 0 },
+      { ...c(300, 3, 'post-0'), partition: 0 },
+    ]);
+    await s.consumer.start();
+    const topic = s.stream.topicOf(schema);
+    await waitFor(async () => (await rows(s.green, s.table)).some((r) => r.name === 'post-0'), {
+      what: 'partition 0',
+    });
+    // Partition 1 lags behind: its pre-truncate row arrives after the truncate ran.
+    await s.stream.send(schema, [{ ...c(150, 2, 'pre-1'), partition: 1 }]);
+    await waitFor(async () => (await appliedThrough1(s.green, topic)) >= 0n, {
+      what: 'partition 1 pre-truncate row',
+    });
+    expect((await rows(s.green, s.table, 'id, name')).map((r) => r.name)).toEqual(['post-0']);
+    // Then partition 1 reaches the truncate and a row after it.
+    await s.stream.send(schema, [
+      { op: 't', lsn: 200n, seq: 1, partition: 1 },
+      { ...c(400, 4, 'post-1'), partition: 1 },
+    ]);
+    await waitFor(async () => (await appliedThrough1(s.green, topic)) >= 2n, {
+      what: 'partition 1 caught up',
+    });
+    expect((await rows(s.green, s.table, 'id, name')).map((r) => r.name)).toEqual(['post-0', 'post-1']);
   });
 
   test('the email_domain derivation, end to end through the transform config', async () => {

@@ -2,6 +2,7 @@ import {
   type ChangeEvent,
   comparePosition,
   decodeEvent,
+  type Position,
   type Row,
   type SchemaCache,
   type TableSchema,
@@ -22,8 +23,10 @@ import type { DeadLetter, DeadLetterWriter } from './dead-letter.ts';
 import { classifyError, errorCode, errorMessage, isCatalogDrift } from './error-policy.ts';
 import type { GreenCatalog } from './green-catalog.ts';
 import {
+  lastTruncate,
   loadPositions,
   lockPosition,
+  markTruncated,
   NO_POSITION,
   type StoredPosition,
   savePosition,
@@ -357,13 +360,17 @@ export class Applier {
       }
       // The locked row is authoritative (another consumer may have moved it since assignment).
       const stored = await lockPosition(client, state.topic, state.partition);
-      applied = items.filter(
+      const fresh = items.filter(
         (i) =>
           i.plan &&
           i.record.offset > stored.kafkaOffset &&
           i.event &&
           comparePosition(i.event.position, stored.position) > 0,
       );
+      const truncated = await this.truncatedAt(client, state.topic, fresh);
+      // Blue truncated the table at `truncated`: what any partition wrote before that is gone,
+      // and the truncate itself runs once, on the first partition that reaches it.
+      applied = truncated ? fresh.filter((i) => comparePosition(i.event!.position, truncated) > 0) : fresh;
       const steps = planBatch(applied.map((i) => i.plan!));
       const typesByTable = new Map<string, ReadonlyMap<string, string>>();
       for (const step of steps) {
@@ -382,6 +389,8 @@ export class Applier {
         if (i.event && comparePosition(i.event.position, position) > 0) position = i.event.position;
       const last = items[items.length - 1].record.offset;
       next = { kafkaOffset: last > stored.kafkaOffset ? last : stored.kafkaOffset, position };
+      for (const i of applied)
+        if (i.event!.op === 't') await markTruncated(client, state.topic, i.event!.position);
       await savePosition(client, state.topic, state.partition, next);
       await client.query('COMMIT');
     } catch (err) {
@@ -392,6 +401,23 @@ export class Applier {
     client.release();
     state.stored = next;
     this.count(items, applied);
+  }
+
+  // A truncate reaches every partition of its topic, but partitions apply in parallel. Taking
+  // ROW EXCLUSIVE on the target first orders this transaction against another partition's
+  // TRUNCATE (ACCESS EXCLUSIVE): the truncate position read after the lock is the one that
+  // holds for the rows written here.
+  private async truncatedAt(
+    client: pg.PoolClient,
+    topic: string,
+    fresh: Item[],
+  ): Promise<Position | undefined> {
+    if (fresh.length === 0) return undefined;
+    const targets = new Map(
+      fresh.map((i) => [`${i.plan!.table.schema}.${i.plan!.table.table}`, i.plan!.table]),
+    );
+    await client.query(`LOCK TABLE ${[...targets.values()].map(qualified).join(', ')} IN ROW EXCLUSIVE MODE`);
+    return lastTruncate(client, topic);
   }
 
   private async deadLetter(letters: DeadLetter[]): Promise<void> {

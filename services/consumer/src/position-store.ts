@@ -27,6 +27,13 @@ export const STATE_DDL = `
     applied_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (topic, partition)
   );
+  CREATE TABLE IF NOT EXISTS teal.applied_truncate (
+    topic text NOT NULL,
+    lsn pg_lsn NOT NULL,
+    seq bigint NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (topic, lsn, seq)
+  );
   CREATE TABLE IF NOT EXISTS teal.control (
     key text PRIMARY KEY,
     value jsonb,
@@ -89,4 +96,20 @@ export async function savePosition(
 
 function fromRow(r: { kafka_offset: string; lsn: string; seq: string }): StoredPosition {
   return { kafkaOffset: BigInt(r.kafka_offset), position: { lsn: parseLsn(r.lsn), seq: Number(r.seq) } };
+}
+
+/** The newest truncate of a topic's table applied in green (by any partition). */
+export async function lastTruncate(db: Queryable, topic: string): Promise<Position | undefined> {
+  const { rows } = await db.query<{ lsn: string; seq: string }>(
+    'SELECT lsn, seq FROM teal.applied_truncate WHERE topic = $1 ORDER BY lsn DESC, seq DESC LIMIT 1',
+    [topic],
+  );
+  return rows.length === 0 ? undefined : { lsn: parseLsn(rows[0].lsn), seq: Number(rows[0].seq) };
+}
+
+export async function markTruncated(db: Queryable, topic: string, p: Position): Promise<void> {
+  await db.query(
+    'INSERT INTO teal.applied_truncate (topic, lsn, seq) VALUES ($1, $2::pg_lsn, $3) ON CONFLICT DO NOTHING',
+    [topic, formatLsn(p.lsn), p.seq],
+  );
 }

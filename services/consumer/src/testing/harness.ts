@@ -43,6 +43,8 @@ export interface EventInput {
   key?: Row;
   after?: Row | null;
   unchanged?: string[];
+  /** Explicit partition (default: by key; a truncate goes to every partition). */
+  partition?: number;
 }
 
 export function changeEvent(table: TableSchema, e: EventInput): ChangeEvent {
@@ -102,7 +104,10 @@ export class TestStream {
         'teal.op': event.op,
         'teal.xid': '1',
       };
-      if (event.op === 't') {
+      if (input.partition !== undefined) {
+        const key = event.op === 't' ? null : codec.encodeKey(event.key);
+        records.push({ topic, partition: input.partition, key, value, headers });
+      } else if (event.op === 't') {
         // A truncate goes to every partition: an ordering barrier everywhere.
         for (let p = 0; p < this.partitions; p++)
           records.push({ topic, partition: p, key: null, value, headers });
