@@ -42,11 +42,8 @@ function ident(name: string): string {
 export function greenCandidates(
   seq: BlueSequence,
   transforms: TransformSet | undefined,
-): {
-  owned: { table: string; column: string } | null;
-  names: string[];
-} {
-  const names = [`${seq.schemaname}.${seq.sequencename}`];
+): { owned: { table: string; column: string } | null; names: Array<[schema: string, name: string]> } {
+  const names: Array<[string, string]> = [[seq.schemaname, seq.sequencename]];
   let owned: { table: string; column: string } | null = null;
   if (seq.table_schema && seq.table_name && seq.column_name) {
     const target = transforms?.target(seq.table_schema, seq.table_name) ?? {
@@ -56,8 +53,7 @@ export function greenCandidates(
     const column =
       transforms?.columnName(seq.table_schema, seq.table_name, seq.column_name) ?? seq.column_name;
     owned = { table: `${ident(target.schema)}.${ident(target.table)}`, column };
-    const inTargetSchema = `${target.schema}.${seq.sequencename}`;
-    if (!names.includes(inTargetSchema)) names.push(inTargetSchema);
+    if (target.schema !== seq.schemaname) names.push([target.schema, seq.sequencename]);
   }
   return { owned, names };
 }
@@ -81,36 +77,31 @@ export async function copySequences(
       continue;
     }
     const { owned, names } = greenCandidates(seq, transforms);
-    let greenName: string | null = null;
+    let found: [string, string] | undefined;
     if (owned) {
-      const { rows } = await green.query<{ seq: string | null }>(
-        `SELECT CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE pg_get_serial_sequence($1, $2) END AS seq`,
-        [owned.table, owned.column],
+      try {
+        const { rows } = await green.query<{ schema: string; name: string }>(
+          `SELECT n.nspname AS schema, c.relname AS name
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = (CASE WHEN to_regclass($1) IS NULL THEN NULL ELSE pg_get_serial_sequence($1, $2) END)::regclass`,
+          [owned.table, owned.column],
+        );
+        if (rows[0]) found = [rows[0].schema, rows[0].name];
+      } catch {
+        // Green lacks the column (42703): fall back to the sequence's name.
+      }
+    }
+    for (const name of found ? [] : names) {
+      const { rows } = await green.query<{ found: string }>(
+        'SELECT EXISTS (SELECT 1 FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2)::text AS found',
+        name,
       );
-      const found = rows[0]?.seq;
-      if (found) {
-        const { rows: parts } = await green.query<{ schema: string; name: string }>(
-          `SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.oid = $1::regclass`,
-          [found],
-        );
-        if (parts[0]) greenName = `${parts[0].schema}.${parts[0].name}`;
+      if (rows[0]?.found === 'true') {
+        found = name;
+        break;
       }
     }
-    if (!greenName) {
-      for (const name of names) {
-        const dot = name.indexOf('.');
-        const { rows } = await green.query<{ found: string }>(
-          `SELECT EXISTS (SELECT 1 FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2)::text AS found`,
-          [name.slice(0, dot), name.slice(dot + 1)],
-        );
-        if (rows[0]?.found === 'true') {
-          greenName = name;
-          break;
-        }
-      }
-    }
-    if (!greenName) {
+    if (!found) {
       out.push({
         blue: blueName,
         green: null,
@@ -120,11 +111,10 @@ export async function copySequences(
       });
       continue;
     }
-    const dot = greenName.indexOf('.');
+    const greenName = `${found[0]}.${found[1]}`;
     try {
       await green.query(`SELECT setval(format('%I.%I', $1::text, $2::text), $3::bigint, true)`, [
-        greenName.slice(0, dot),
-        greenName.slice(dot + 1),
+        ...found,
         seq.last_value,
       ]);
       out.push({ blue: blueName, green: greenName, value: seq.last_value, ok: true, note: null });
