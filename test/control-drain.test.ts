@@ -250,7 +250,10 @@ describe('fence and cutover (in a blue database of their own)', () => {
       verify: true,
       unfenceOnFailure: false,
     });
-    expect(report.steps.map((s) => [s.name, s.ok])).toEqual([
+    expect(
+      report.steps.map((s) => [s.name, s.ok]),
+      JSON.stringify(report.steps),
+    ).toEqual([
       ['fence', true],
       ['drain', true],
       ['sequences', true],
