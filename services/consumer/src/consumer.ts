@@ -210,6 +210,7 @@ export class Consumer {
     if (!this.pool) return;
     const status = this.status();
     const blocked = status.partitions.filter((p) => p.blocked);
+    this.deps.metrics?.blockedPartitions.set(blocked.length);
     await this.pool.query(
       `INSERT INTO teal.control (key, value, updated_at) VALUES ('consumer', $1::jsonb, now()), ('consumer_blocked', $2::jsonb, now())
        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
