@@ -26,6 +26,9 @@ export interface DemoOptions {
   /** Bring the local environment up first (the CLI); tests already have it. */
   envUp?: boolean;
   apiPort?: number;
+  /** Databases to use instead of the local defaults (the e2e test uses its own). */
+  blueUrl?: string;
+  greenUrl?: string;
 }
 
 export interface DemoSummary {
@@ -107,7 +110,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     execFileSync(process.execPath, [join(root, 'infra/local/env.mjs'), 'up'], { stdio: 'inherit' });
   const config = await loadConfig({
     configPath: join(here, 'teal.config.ts'),
-    env: { ...process.env, ...(options.apiPort ? { TEAL_API_PORT: String(options.apiPort) } : {}) },
+    env: {
+      ...process.env,
+      ...(options.apiPort ? { TEAL_API_PORT: String(options.apiPort) } : {}),
+      ...(options.blueUrl ? { TEAL_BLUE_URL: options.blueUrl } : {}),
+      ...(options.greenUrl ? { TEAL_GREEN_URL: options.greenUrl } : {}),
+    },
   });
 
   const blue = client(config.blue.url);
@@ -226,7 +234,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     );
 
     say('cutover: fence blue, drain, copy sequences, verify');
-    const report = await control.cutover({ fence: true, verify: true, timeoutMs: 300_000, unfenceOnFailure: true });
+    const report = await control.cutover({
+      fence: true,
+      verify: true,
+      timeoutMs: 300_000,
+      unfenceOnFailure: true,
+    });
     const drainStep = report.steps.find((s: { name: string }) => s.name === 'drain');
 
     const count = async (c: pg.Client, table: string) =>

@@ -1,11 +1,45 @@
-import { describe, expect, test } from 'vitest';
+import pg from 'pg';
+import { beforeAll, describe, expect, test } from 'vitest';
 import { runDemo } from '../demo/run.ts';
+import { blueUrl, greenUrl } from './support/env.ts';
 
 // The README's main job, end to end on the real environment at a smaller volume:
 // snapshot + stream under a write workload, then fence, drain, sequences, verify.
+// It runs in databases of its own, because the cutover fences blue's database.
+const DB = 'teal_e2e_demo';
+
+function withDatabase(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+async function ensureDatabase(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DB]);
+    if (rowCount === 0) await client.query(`CREATE DATABASE ${DB}`);
+  } finally {
+    await client.end();
+  }
+}
+
 describe('npm run demo, smaller', () => {
+  beforeAll(async () => {
+    await ensureDatabase(blueUrl());
+    await ensureDatabase(greenUrl());
+  });
+
   test('moves every row with the new shape and proves it at cutover', async () => {
-    const summary = await runDemo({ users: 2_000, orders: 6_000, workloadMs: 4_000, apiPort: 18_080 });
+    const summary = await runDemo({
+      users: 2_000,
+      orders: 6_000,
+      workloadMs: 4_000,
+      apiPort: 18_080,
+      blueUrl: withDatabase(blueUrl(), DB),
+      greenUrl: withDatabase(greenUrl(), DB),
+    });
 
     // Every step of the cutover reported success.
     expect(summary.cutover.safeToSwitch).toBe(true);
@@ -24,5 +58,5 @@ describe('npm run demo, smaller', () => {
     const domains = summary.domains.map((d) => d.email_domain);
     expect(domains).toContain('mail.test');
     expect(domains).not.toContain('Mail.test');
-  });
+  }, 300_000);
 });
