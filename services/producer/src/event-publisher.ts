@@ -74,11 +74,14 @@ export class EventPublisher {
   recordsAcked = 0;
   /** The slot may be confirmed up to this LSN. */
   onConfirm: ((lsn: Lsn) => void) | undefined;
+  /** A send failed (called once); the session must end. */
+  onError: ((err: unknown) => void) | undefined;
 
   constructor(private readonly opts: EventPublisherOptions) {
     this.tracker = new FlushTracker(opts.startLsn);
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.onConfirm = opts.onConfirm;
+    this.onError = opts.onError;
   }
 
   get failed(): unknown {
@@ -270,7 +273,7 @@ export class EventPublisher {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.reject(err);
-    this.opts.onError?.(err);
+    this.onError?.(err);
   }
 
   // Transaction boundaries, forwarded to the tracker; a newly confirmable LSN goes to onConfirm.

@@ -302,6 +302,11 @@ export class Producer extends EventEmitter {
         },
       });
       this.session = session;
+      // A failed send ends the session at once, even when the stream is idle.
+      publisher.onError = (err) => {
+        this.log.warn({ err }, 'Kafka did not acknowledge a batch; restarting the stream from the slot');
+        void session.client.close();
+      };
       publisher.onConfirm = (confirmed) => {
         session.client.acknowledge(confirmed);
         this.confirmedLsn = confirmed;

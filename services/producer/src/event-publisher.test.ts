@@ -1,0 +1,113 @@
+import type { ChangeEvent, Lsn, TableSchema } from '@teal/change-event';
+import type { OutgoingRecord, Publisher, TopicAdmin } from '@teal/kafka';
+import { describe, expect, it } from 'vitest';
+import { EventPublisher } from './event-publisher.ts';
+
+const table: TableSchema = {
+  schema: 'public',
+  table: 'items',
+  columns: [
+    { name: 'id', type: { oid: 23, name: 'int4', kind: 'base' }, typmod: -1, isKey: true },
+    { name: 'v', type: { oid: 25, name: 'text', kind: 'base' }, typmod: -1, isKey: false },
+  ],
+  keyColumns: ['id'],
+};
+
+function event(op: ChangeEvent['op'], id: number, lsn: Lsn, seq: number): ChangeEvent {
+  const row: Record<string, string> = op === 't' ? {} : { id: String(id) };
+  return {
+    op,
+    schema: 'public',
+    table: 'items',
+    position: { lsn, seq },
+    xid: 7,
+    commitTimeUs: 1n,
+    key: row,
+    after: op === 'c' ? { id: String(id), v: 'x' } : null,
+    before: null,
+    unchanged: [],
+  };
+}
+
+function fakes() {
+  const log: string[] = [];
+  const sends: Array<{ records: OutgoingRecord[]; resolve: () => void; reject: (e: unknown) => void }> = [];
+  const publisher: Publisher = {
+    send: (records) =>
+      new Promise<void>((resolve, reject) => {
+        log.push(`send ${records.length}`);
+        sends.push({ records, resolve, reject });
+      }),
+    partitionFor: () => 0,
+    close: async () => {},
+  };
+  const admin = {
+    ensureTopic: async (topic: string) => {
+      log.push(`topic ${topic}`);
+    },
+    partitionCount: async () => 3,
+  } as unknown as TopicAdmin;
+  const schemas = { publish: async (fp: string) => void log.push(`schema ${fp}`) };
+  return { log, sends, publisher, admin, schemas };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('EventPublisher', () => {
+  it('publishes schemas before the first record, confirms only after the ack, truncates every partition', async () => {
+    const f = fakes();
+    const confirmed: Lsn[] = [];
+    const pub = new EventPublisher({
+      ...f,
+      prefix: 'tp',
+      partitions: 3,
+      startLsn: 10n,
+      onConfirm: (l) => confirmed.push(l),
+    });
+    const codec = await pub.prepare(table);
+    pub.begin();
+    pub.addEvent(codec, event('c', 1, 100n, 1));
+    pub.addEvent(codec, event('t', 0, 100n, 2));
+    pub.commit(120n);
+    await tick();
+    expect(f.log[0]).toBe('topic tp.public.items');
+    expect(f.log.filter((l) => l.startsWith('schema'))).toHaveLength(2);
+    expect(f.log.at(-1)).toBe('send 4');
+    const records = f.sends[0].records;
+    expect(records.slice(1).map((r) => r.partition)).toEqual([0, 1, 2]);
+    expect(records[0].headers).toEqual({ 'teal.position': '0/64:1', 'teal.op': 'c', 'teal.xid': '7' });
+    expect(confirmed).toEqual([]);
+    f.sends[0].resolve();
+    await tick();
+    expect(confirmed).toEqual([120n]);
+  });
+
+  it('a failed send confirms nothing after it and reports once', async () => {
+    const f = fakes();
+    const confirmed: Lsn[] = [];
+    const errors: unknown[] = [];
+    const pub = new EventPublisher({
+      ...f,
+      prefix: 'tp',
+      partitions: 3,
+      startLsn: 10n,
+      limits: { maxBatchRecords: 1 },
+      onConfirm: (l) => confirmed.push(l),
+      onError: (e) => errors.push(e),
+    });
+    const codec = await pub.prepare(table);
+    pub.begin();
+    pub.addEvent(codec, event('c', 1, 100n, 1));
+    pub.commit(120n);
+    pub.begin();
+    pub.addEvent(codec, event('c', 2, 200n, 1));
+    pub.commit(220n);
+    expect(f.sends).toHaveLength(2);
+    f.sends[0].reject(new Error('broker gone'));
+    f.sends[1].resolve();
+    await tick();
+    expect(confirmed).toEqual([]);
+    expect(errors).toHaveLength(1);
+    expect(() => pub.addEvent(codec, event('c', 3, 300n, 1))).toThrow('broker gone');
+  });
+});
