@@ -43,7 +43,7 @@ export function startOverAdvice(slot: string): string {
   return (
     'To start over on purpose (a full re-snapshot): stop teal; on blue run ' +
     `SELECT pg_drop_replication_slot('${slot}') (if it still exists); on green run ` +
-    "DELETE FROM teal.control WHERE key IN ('producer', 'slot:${slot}'); TRUNCATE teal.snapshot_progress, teal.applied_position; " +
+    `DELETE FROM teal.control WHERE key IN ('producer', 'slot:${slot}'); TRUNCATE teal.snapshot_progress, teal.applied_position; ` +
     'empty the replicated green tables and delete the teal Kafka topics; then start teal again.'
   );
 }
