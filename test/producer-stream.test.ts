@@ -1,5 +1,6 @@
 import { parseLsn } from '@teal/change-event';
-import { resolveConfig, waitFor } from '@teal/config';
+import { createMetrics, resolveConfig, waitFor } from '@teal/config';
+import { Registry } from 'prom-client';
 import { KafkaClient } from '@teal/kafka';
 import { decodeAll, Producer, TopicReader } from '@teal/producer';
 import { afterAll, describe, expect, onTestFinished, test } from 'vitest';
@@ -51,7 +52,8 @@ describe('producer: blue -> Kafka', () => {
       `INSERT INTO ${name} SELECT g, 'v' || g, repeat('x', 5000) FROM generate_series(1, 5) g`,
     );
     const config = configFor(name, [`public.${name}`]);
-    const producer = new Producer(config);
+    const metrics = createMetrics(new Registry());
+    const producer = new Producer(config, { metrics });
     onTestFinished(() => cleanup(name, producer));
     await producer.start();
     await waitFor(() => producer.status().state === 'streaming', { what: 'streaming', timeoutMs: 60_000 });
@@ -124,6 +126,18 @@ describe('producer: blue -> Kafka', () => {
       partitionsOf.set(d.event.key.id ?? '', set);
     }
     for (const set of partitionsOf.values()) expect(set.size).toBe(1);
+
+    // Status, metrics and the status row in green that a separate API process reads.
+    const status = producer.status();
+    expect(status.lastShippedPosition).toMatch(/^[0-9A-F]+\/[0-9A-F]+:\d+$/);
+    expect(Number((await metrics.eventsProduced.get()).values.find((v) => v.labels.op === 'r' && v.labels.table === `public.${name}`)?.value)).toBe(5);
+    expect(Number((await metrics.snapshotRows.get()).values.find((v) => v.labels.table === `public.${name}`)?.value)).toBe(5);
+    const green = await pgClient(greenUrl());
+    await waitFor(async () => {
+      const r = await green.query<{ v: { slot: string; state: string } }>(`SELECT value AS v FROM teal.control WHERE key = 'producer'`);
+      const v = r.rows[0] ? (typeof r.rows[0].v === 'string' ? JSON.parse(r.rows[0].v) : r.rows[0].v) : undefined;
+      return v?.slot === config.slot && v?.state === 'streaming';
+    }, { what: 'status row in green', timeoutMs: 10_000 });
 
     const message = reader.records.find((r) => r.topic === `${name}_t._messages`)!;
     expect(message.value?.toString()).toBe('hello');
