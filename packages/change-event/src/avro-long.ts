@@ -1,4 +1,5 @@
 import avro from 'avsc';
+import { boundedContainerType } from './avro-bounds.ts';
 import { INT64_MAX, INT64_MIN } from './pg-text.ts';
 
 // avsc's built-in long is a JS number and silently corrupts values near and past 2^53
@@ -25,15 +26,15 @@ export const BigIntLongType: avro.types.LongType = avro.types.LongType.__with({
 
 // A typeHook catches both `"long"` and `{"type": "long", "logicalType": ...}`: the registry
 // alone would miss the second form.
-function bigIntLongHook(schema: unknown): avro.Type | undefined {
+function bigIntLongHook(schema: unknown, opts: unknown): avro.Type | undefined {
   if (schema === 'long') return BigIntLongType;
   if (schema !== null && typeof schema === 'object' && (schema as { type?: unknown }).type === 'long') {
     return BigIntLongType;
   }
-  return undefined;
+  return boundedContainerType(schema, opts);
 }
 
-/** avsc's Type.forSchema with every long as BigInt and every union left unwrapped. */
+/** avsc's Type.forSchema with every long as BigInt, every union left unwrapped, block counts bounded. */
 export function avroTypeOf(schema: unknown): avro.Type {
   return avro.Type.forSchema(schema as avro.Schema, { typeHook: bigIntLongHook, wrapUnions: 'auto' });
 }
