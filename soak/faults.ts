@@ -1,0 +1,123 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type pg from 'pg';
+import { localPortsTo, type TealChild } from './processes.ts';
+
+// The faults a soak injects. Each one targets only what this soak started (its children's
+// pids, their own sessions found by client port, its own slot's walsender), except the
+// opt-in `broker` and `green` restarts, which every user of the local environment feels.
+
+export const FAULT_KINDS = ['producer', 'consumer', 'terminate', 'broker', 'green'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+export const DEFAULT_FAULTS: FaultKind[] = ['producer', 'consumer', 'terminate'];
+
+export function parseFaults(list: string): FaultKind[] {
+  const kinds = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const k of kinds) {
+    if (!(FAULT_KINDS as readonly string[]).includes(k))
+      throw new Error(`--faults: unknown fault "${k}" (known: ${FAULT_KINDS.join(', ')})`);
+  }
+  return kinds as FaultKind[];
+}
+
+export function portOf(url: string): number {
+  return Number(new URL(url).port || 5432);
+}
+
+/**
+ * pg_terminate_backend of the sessions the given children hold on one server (found by
+ * their TCP client ports), plus, on blue, the walsender of `slot`. Returns how many ended.
+ */
+export async function terminateSessions(
+  admin: pg.ClientBase,
+  serverPort: number,
+  children: TealChild[],
+  slot?: string,
+): Promise<number> {
+  const ports = children.flatMap((c) => (c.pid === undefined ? [] : localPortsTo(c.pid, serverPort)));
+  const { rows } = await admin.query<{ n: string }>(
+    `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::text AS n FROM pg_stat_activity
+      WHERE pid <> pg_backend_pid()
+        AND (client_port = ANY($1::int[])
+             OR ($2::text IS NOT NULL AND pid = (SELECT active_pid FROM pg_replication_slots WHERE slot_name = $2)))`,
+    [ports, slot ?? null],
+  );
+  return Number(rows[0].n);
+}
+
+function runEnv(root: string, cmd: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(root, 'infra/local/env.mjs'), cmd], {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d) => {
+      err += d;
+    });
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`env.mjs ${cmd} exited ${code}: ${err.slice(-500)}`)),
+    );
+  });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** kill -9 of the local broker (pid from .teal/run/kafka.pid), then `env.mjs up`. */
+export async function restartBroker(
+  root: string,
+  waitGone: (what: string, f: () => boolean) => Promise<void>,
+) {
+  const pid = Number(readFileSync(path.join(root, '.teal/run/kafka.pid'), 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error('no broker pid in .teal/run/kafka.pid');
+  process.kill(pid, 'SIGKILL');
+  await waitGone('broker process gone', () => !pidAlive(pid));
+  await runEnv(root, 'up');
+}
+
+function pgCtl(): string {
+  const fromConfig = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
+  const dirs = fromConfig.status === 0 ? [fromConfig.stdout.trim()] : [];
+  try {
+    for (const v of readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)))
+      dirs.push(`/usr/lib/postgresql/${v}/bin`);
+  } catch {}
+  const dir = dirs.find((d) => existsSync(path.join(d, 'pg_ctl')));
+  if (!dir) throw new Error('pg_ctl not found (pg_config --bindir, /usr/lib/postgresql/*/bin)');
+  return path.join(dir, 'pg_ctl');
+}
+
+/** Green's data directory, as `env.mjs status` reports it. */
+function greenDataDir(root: string): string {
+  const res = spawnSync(process.execPath, [path.join(root, 'infra/local/env.mjs'), 'status'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  const m = /green\s+\S+\s+\S+\s+\(data ([^)]+)\)/.exec(`${res.stdout}\n${res.stderr}`);
+  if (!m)
+    throw new Error(`cannot find green's data directory in env.mjs status:\n${res.stdout}${res.stderr}`);
+  return m[1];
+}
+
+/** pg_ctl stop -m immediate of green (a crash: no shutdown checkpoint), then `env.mjs up`. */
+export async function restartGreen(root: string): Promise<void> {
+  const dir = greenDataDir(root);
+  const args = [pgCtl(), '-D', dir, 'stop', '-m', 'immediate', '-w'];
+  const isRoot = process.getuid?.() === 0;
+  const res = isRoot
+    ? spawnSync('runuser', ['-u', 'postgres', '--', ...args], { cwd: '/', encoding: 'utf8' })
+    : spawnSync(args[0], args.slice(1), { cwd: '/', encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`pg_ctl stop failed: ${res.stderr || res.stdout}`);
+  await runEnv(root, 'up');
+}

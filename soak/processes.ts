@@ -1,0 +1,147 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+
+// teal's producer and consumer run as child processes of the soak so that a fault is a real
+// SIGKILL of a real process. A child that exits on its own (not killed by the soak) is
+// recorded and restarted, as a supervisor (systemd Restart=always, Kubernetes) would.
+
+export interface ChildExit {
+  name: string;
+  code: number | null;
+  signal: string | null;
+  at: number;
+  logTail: string;
+}
+
+const live = new Set<ChildProcess>();
+// A soak that dies (Ctrl-C, an exception) must not leave teal processes holding its slot.
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+export class TealChild {
+  private child: ChildProcess | undefined;
+  private exitWaiters: Array<() => void> = [];
+  private expectingExit = false;
+  private stopped = false;
+  readonly unexpectedExits: ChildExit[] = [];
+  starts = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly args: string[],
+    private readonly env: NodeJS.ProcessEnv,
+    readonly logFile: string,
+    private readonly cwd: string,
+    private readonly restartDelayMs = 1000,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
+  }
+
+  get running(): boolean {
+    return this.pid !== undefined;
+  }
+
+  start(): void {
+    if (this.running) return;
+    const fd = openSync(this.logFile, 'a');
+    const child = spawn(process.execPath, ['--import', 'tsx', ...this.args], {
+      cwd: this.cwd,
+      env: this.env,
+      stdio: ['ignore', fd, fd],
+    });
+    closeSync(fd);
+    this.starts++;
+    this.child = child;
+    this.expectingExit = false;
+    live.add(child);
+    child.once('exit', (code, signal) => {
+      live.delete(child);
+      const wake = this.exitWaiters.splice(0);
+      for (const w of wake) w();
+      if (this.expectingExit || this.stopped || this.child !== child) return;
+      this.unexpectedExits.push({
+        name: this.name,
+        code,
+        signal,
+        at: Date.now(),
+        logTail: tail(this.logFile),
+      });
+      // Restart after a pause, unless the soak stopped it meanwhile.
+      setTimeout(() => {
+        if (!this.stopped && this.child === child) this.start();
+      }, this.restartDelayMs).unref();
+    });
+  }
+
+  /** Sends `signal` and resolves once the process is gone. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this.expectingExit = true;
+    const gone = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+    child.kill(signal);
+    await gone;
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; no restart afterwards. */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.stopped = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this.expectingExit = true;
+    const gone = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await gone;
+    clearTimeout(timer);
+  }
+}
+
+export function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Local TCP ports of `pid`'s connections to `remotePort` (from /proc), so that the soak can
+ * find its own children's sessions in pg_stat_activity (client_port) and terminate exactly
+ * those, never another engineer's.
+ */
+export function localPortsTo(pid: number, remotePort: number): number[] {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]);
+      } catch {
+        // fd closed meanwhile
+      }
+    }
+  } catch {
+    return [];
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || !inodes.has(f[9])) continue;
+      const local = Number.parseInt(f[1].split(':').pop()!, 16);
+      const remote = Number.parseInt(f[2].split(':').pop()!, 16);
+      if (remote === remotePort) ports.push(local);
+    }
+  }
+  return ports;
+}

@@ -1,0 +1,133 @@
+import { parseFaults } from './faults.ts';
+import { defaultOptions, runSoak, type SoakReport } from './soak.ts';
+
+// `npm run soak -- [--duration S] [--seed N] [--faults producer,consumer,terminate[,broker,green]]
+//   [--rate TX/S] [--writers N] [--big-rows N] [--keep] [--json FILE]`
+// Exit 0 when blue == green after the drain and nothing was applied twice; 1 otherwise.
+
+const HELP = `usage: tsx soak/run.ts [options]
+  --duration S     seconds of load and faults (default 300)
+  --seed N         seeds workload and fault schedule (default 1)
+  --faults LIST    comma list of producer, consumer, terminate, broker, green
+                   (default producer,consumer,terminate; broker and green restart the shared
+                   local Kafka / green Postgres, at most --env-fault-limit times each)
+  --env-fault-limit N   (default 1)
+  --rate N         transactions per second per writer (default 25)
+  --writers N      writer connections (default 2)
+  --big-rows N     rows per large transaction (default 60000)
+  --gap MIN,MAX    ms between faults, after the previous one recovered (default 1000,6000)
+  --keep           keep tables and topics at the end
+  --json FILE      also write the report as JSON`;
+
+const opts = defaultOptions();
+let jsonFile: string | undefined;
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  const arg = argv[i];
+  const value = () => {
+    const v = argv[++i];
+    if (v === undefined) throw new Error(`${arg} needs a value`);
+    return v;
+  };
+  const num = () => {
+    const v = Number(value());
+    if (!Number.isFinite(v) || v < 0) throw new Error(`${arg} needs a non-negative number`);
+    return v;
+  };
+  switch (arg) {
+    case '--duration':
+      opts.durationS = num();
+      break;
+    case '--seed':
+      opts.seed = Math.floor(num());
+      break;
+    case '--faults':
+      opts.faults = parseFaults(value());
+      break;
+    case '--env-fault-limit':
+      opts.envFaultLimit = num();
+      break;
+    case '--rate':
+      opts.rate = num();
+      break;
+    case '--writers':
+      opts.writers = Math.floor(num());
+      break;
+    case '--big-rows':
+      opts.bigRows = Math.floor(num());
+      break;
+    case '--gap': {
+      const [a, b] = value().split(',').map(Number);
+      opts.gapMs = [a, b ?? a];
+      break;
+    }
+    case '--keep':
+      opts.keep = true;
+      break;
+    case '--json':
+      jsonFile = value();
+      break;
+    case '--help':
+    case '-h':
+      console.log(HELP);
+      process.exit(0);
+      break;
+    default:
+      console.error(`unknown option ${arg}\n${HELP}`);
+      process.exit(2);
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => {
+    console.error(
+      `\n${signal}: children killed; remove the run's slot and data with tsx soak/cleanup.ts <base>`,
+    );
+    process.exit(130);
+  });
+const report = await runSoak(opts);
+printSummary(report);
+if (jsonFile) {
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+}
+process.exit(report.ok ? 0 : 1);
+
+function printSummary(r: SoakReport): void {
+  const kinds = Object.entries(r.faults.injected)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  console.log(`\nSOAK ${r.ok ? 'PASSED' : 'FAILED'} (seed ${r.seed}, ${r.durationS} s)`);
+  console.log(`  faults injected: ${r.faults.total} (${kinds || 'none'})`);
+  console.log(
+    `  recovery: longest ${r.recovery.longestMs} ms (${r.recovery.longestKind ?? '-'}), median ${r.recovery.medianMs} ms, not recovered ${r.recovery.failed}`,
+  );
+  const w = r.workload;
+  console.log(
+    `  workload: ${w.transactions} transactions (${w.rolledBack} rolled back), ${w.inserts} inserts, ${w.updates} updates (${w.toastUnchangedUpdates} TOAST unchanged), ${w.keyChanges} key changes, ${w.deletes} deletes, ${w.truncates} truncates`,
+  );
+  for (const b of w.bigTransactions)
+    console.log(
+      `  large transaction: ${b.rows} rows, ${b.committed ? 'committed' : 'rolled back'}, ${b.ms} ms`,
+    );
+  if (r.stream)
+    console.log(
+      `  slot stats: ${r.stream.streamTxns} streamed transactions (${r.stream.streamBytes} bytes), ${r.stream.spillTxns} spilled`,
+    );
+  console.log(`  drain: ${'lsn' in r.drain ? `${r.drain.lsn} in ${r.drain.waitedMs} ms` : r.drain.error}`);
+  for (const c of r.tables)
+    console.log(
+      `  ${c.table}: blue ${c.blue.rows} rows ${c.blue.md5}, green ${c.green.rows} rows ${c.green.md5}` +
+        (c.examples.length ? ` — ${c.examples.join('; ')}` : ''),
+    );
+  console.log(`  rows compared: ${r.rowsCompared}, differing: ${r.rowsDiffering}`);
+  console.log(
+    `  applied twice: ${r.appliedTwice} (of ${r.auditRecorded} row writes recorded in green)${r.appliedTwiceExamples.length ? `: ${r.appliedTwiceExamples.join('; ')}` : ''}`,
+  );
+  console.log(`  dead letters: ${r.deadLetters}`);
+  for (const e of r.unexpectedExits)
+    console.log(
+      `  ${e.name} exited by itself (code ${e.code}, signal ${e.signal}):\n    ${e.logTail.split('\n').slice(-3).join('\n    ')}`,
+    );
+  for (const p of r.problems) console.log(`  PROBLEM: ${p}`);
+}

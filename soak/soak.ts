@@ -1,0 +1,551 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { abortableDelay, waitFor } from '@teal/config';
+import { drain } from '@teal/control';
+import { KafkaClient } from '@teal/kafka';
+import pg from 'pg';
+import {
+  DEFAULT_FAULTS,
+  type FaultKind,
+  portOf,
+  restartBroker,
+  restartGreen,
+  terminateSessions,
+} from './faults.ts';
+import { type ChildExit, TealChild } from './processes.ts';
+import { createRng } from './rng.ts';
+import {
+  appliedTwice,
+  compareTable,
+  createBlue,
+  createGreen,
+  dropBlue,
+  dropGreen,
+  keyColumns,
+  type SoakTables,
+  soakTables,
+  type TableComparison,
+} from './tables.ts';
+import {
+  bigTransaction,
+  emptyStats,
+  KeySpace,
+  runWriter,
+  seed,
+  textClient,
+  truncateLedger,
+  type WorkloadStats,
+} from './workload.ts';
+
+// One soak run: own tables on blue and green, teal's producer and consumer as child
+// processes on an own slot, publication and topic prefix, a seeded write load and a seeded
+// fault loop for `durationS`; then a drain to blue's LSN after the load stopped and an
+// independent comparison of every table (count + md5 of every row's text, in SQL on both
+// sides). The run is reproducible in what it does (seeded), not in its timing.
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface SoakOptions {
+  durationS: number;
+  seed: number;
+  faults: FaultKind[];
+  blueUrl: string;
+  greenUrl: string;
+  brokers: string[];
+  /** Writer connections and transactions per second each (a schedule). */
+  writers: number;
+  rate: number;
+  /** Rows per large transaction (>= 50k streams past blue's 64 MB logical_decoding_work_mem). */
+  bigRows: number;
+  /** Rows per table written before the producer starts (the initial snapshot). */
+  seedRows: number;
+  /** Pause between faults, ms: drawn in [min, max] after the previous fault recovered. */
+  gapMs: [number, number];
+  /** How often `broker` and `green` may be injected in one run (they hit everyone). */
+  envFaultLimit: number;
+  recoveryTimeoutMs: number;
+  drainTimeoutMs: number;
+  /** Keep tables, slot and topics at the end (they are kept anyway when a row differs). */
+  keep: boolean;
+  log: (line: string) => void;
+}
+
+export function defaultOptions(): SoakOptions {
+  return {
+    durationS: 300,
+    seed: 1,
+    faults: [...DEFAULT_FAULTS],
+    blueUrl: process.env.TEAL_BLUE_URL || 'postgres://postgres@127.0.0.1:5433/app',
+    greenUrl: process.env.TEAL_GREEN_URL || 'postgres://postgres@127.0.0.1:5434/app',
+    brokers: (process.env.TEAL_KAFKA_BROKERS || '127.0.0.1:9092').split(',').map((b) => b.trim()),
+    writers: 2,
+    rate: 25,
+    bigRows: 60_000,
+    seedRows: 1000,
+    gapMs: [1000, 6000],
+    envFaultLimit: 1,
+    recoveryTimeoutMs: 240_000,
+    drainTimeoutMs: 600_000,
+    keep: false,
+    log: (line) => console.log(line),
+  };
+}
+
+export interface FaultRecord {
+  kind: FaultKind;
+  /** Seconds since the load started. */
+  atS: number;
+  detail: string;
+  /** From the fault to a change committed after it being visible in green; null = not within the timeout. */
+  recoveryMs: number | null;
+}
+
+export interface SoakReport {
+  ok: boolean;
+  seed: number;
+  durationS: number;
+  names: { base: string; slot: string; publication: string; topicPrefix: string; workDir: string };
+  faults: { injected: Record<string, number>; total: number; list: FaultRecord[] };
+  recovery: { longestMs: number; longestKind: string | null; medianMs: number; failed: number };
+  workload: WorkloadStats;
+  stream: { streamTxns: number; streamBytes: number; spillTxns: number } | null;
+  drain: { lsn: string; waitedMs: number } | { error: string };
+  tables: TableComparison[];
+  rowsCompared: number;
+  rowsDiffering: number;
+  appliedTwice: number;
+  appliedTwiceExamples: string[];
+  auditRecorded: number;
+  deadLetters: number;
+  unexpectedExits: ChildExit[];
+  problems: string[];
+}
+
+export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
+  const log = opts.log;
+  const id = `${Date.now().toString(36).slice(-5)}${randomBytes(2).toString('hex')}`;
+  const base = `soak_${opts.seed}_${id}`;
+  const t = soakTables(base);
+  const slot = `${base}_slot`;
+  const publication = `${base}_pub`;
+  const topicPrefix = base;
+  const workDir = mkdtempSync(path.join(tmpdir(), `teal-${base}-`));
+  const configPath = path.join(workDir, 'teal.config.ts');
+  writeFileSync(
+    configPath,
+    `export default ${JSON.stringify(
+      {
+        tables: [`public.${t.items}`, `public.${t.ledger}`, `public.${t.probe}`],
+        slot,
+        publication,
+        kafka: { topicPrefix, partitions: 4 },
+        heartbeatMs: 1000,
+      },
+      null,
+      2,
+    )};\n`,
+  );
+  log(`soak ${base}: seed ${opts.seed}, ${opts.durationS} s, faults ${opts.faults.join(',') || 'none'}`);
+  log(`  work dir ${workDir} (config, producer.log, consumer.log)`);
+
+  const env = {
+    ...process.env,
+    TEAL_BLUE_URL: opts.blueUrl,
+    TEAL_GREEN_URL: opts.greenUrl,
+    TEAL_KAFKA_BROKERS: opts.brokers.join(','),
+    TEAL_LOG_LEVEL: process.env.TEAL_LOG_LEVEL ?? 'info',
+  };
+  const producer = new TealChild(
+    'producer',
+    ['services/producer/src/main.ts', '--config', configPath],
+    env,
+    path.join(workDir, 'producer.log'),
+    ROOT,
+  );
+  const consumer = new TealChild(
+    'consumer',
+    ['services/consumer/src/main.ts', '--config', configPath],
+    env,
+    path.join(workDir, 'consumer.log'),
+    ROOT,
+  );
+  const children = [producer, consumer];
+
+  const blue = textClient(opts.blueUrl);
+  await blue.connect();
+  // Green connections survive a green restart: a pool drops the broken ones.
+  const greenPool = new pg.Pool({
+    connectionString: opts.greenUrl,
+    types: { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig,
+    options: '-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3',
+    application_name: 'soak-check',
+    max: 3,
+  });
+  greenPool.on('error', () => {});
+  const kafka = new KafkaClient({ brokers: opts.brokers, clientId: `teal-${base}` });
+
+  const stats = emptyStats();
+  const faults: FaultRecord[] = [];
+  const problems: string[] = [];
+  let report: SoakReport | undefined;
+  try {
+    await createBlue(blue, t);
+    {
+      const g = await greenPool.connect();
+      try {
+        await createGreen(g, t);
+      } finally {
+        g.release();
+      }
+    }
+    const keys = new KeySpace();
+    await seed(opts.blueUrl, createRng(opts.seed, 'seed'), t, keys, opts.seedRows);
+
+    producer.start();
+    consumer.start();
+    await waitFor(
+      async () => {
+        const { rows } = await greenPool
+          .query<{ n: string }>(
+            `SELECT count(*)::text AS n FROM teal.snapshot_progress WHERE schema = 'public' AND "table" = ANY($1) AND state = 'done'`,
+            [[t.items, t.ledger, t.probe]],
+          )
+          .catch(() => ({ rows: [{ n: '0' }] }));
+        return Number(rows[0].n) === 3;
+      },
+      { what: 'initial snapshot done', timeoutMs: 180_000, intervalMs: 250 },
+    );
+    log('  initial snapshot done; load and faults start');
+
+    // ---- load + faults ----
+    const loadStarted = Date.now();
+    const stopLoad = new AbortController();
+    const stopFaults = new AbortController();
+    // Failures of the load are problems of the run, recorded as they happen (never unhandled).
+    const loadProblem = (err: unknown) => {
+      problems.push(`workload failed: ${(err as Error)?.message ?? err}`);
+      log(`  workload failed: ${(err as Error)?.message ?? err}`);
+    };
+    const writers = Array.from({ length: opts.writers }, (_, i) =>
+      runWriter({
+        url: opts.blueUrl,
+        rng: createRng(opts.seed, `writer${i}`),
+        tables: t,
+        keys,
+        stats,
+        signal: stopLoad.signal,
+        rate: opts.rate,
+      }).catch(loadProblem),
+    );
+    const schedule = runSchedule(opts, t, stats, stopLoad.signal, log).catch(loadProblem);
+    let probeId = 0;
+    const probe = async (): Promise<void> => {
+      const n = ++probeId;
+      await blue.query(`INSERT INTO ${t.probe} VALUES ($1, now())`, [n]);
+      await waitFor(
+        async () =>
+          (
+            await greenPool
+              .query(`SELECT 1 FROM ${t.probe} WHERE id = $1`, [n])
+              .catch(() => ({ rowCount: 0 }))
+          ).rowCount === 1,
+        { what: `probe ${n} in green`, timeoutMs: opts.recoveryTimeoutMs, intervalMs: 50 },
+      );
+    };
+    const faultLoop = runFaults(opts, {
+      producer,
+      consumer,
+      blue,
+      slot,
+      faults,
+      probe,
+      started: loadStarted,
+      signal: stopFaults.signal,
+      log,
+    });
+    await abortableDelay(opts.durationS * 1000);
+    stopFaults.abort();
+    await faultLoop;
+    stopLoad.abort();
+    await Promise.all([...writers, schedule]);
+    log(
+      `  load stopped after ${((Date.now() - loadStarted) / 1000).toFixed(0)} s: ${stats.transactions} transactions, ${faults.length} faults`,
+    );
+
+    // ---- drain ----
+    for (const c of children) if (!c.running) c.start();
+    let drainResult: SoakReport['drain'];
+    const admin = kafka.admin();
+    const green = textClient(opts.greenUrl);
+    await waitFor(
+      () =>
+        green.connect().then(
+          () => true,
+          () => false,
+        ),
+      { what: 'green', timeoutMs: 60_000 },
+    );
+    try {
+      const result = await drain(
+        { blue, green, admin, slot, topicPrefix, pollMs: 250 },
+        { timeoutMs: opts.drainTimeoutMs, fence: false },
+      );
+      drainResult = { lsn: result.lsn, waitedMs: result.waitedMs };
+      log(`  drained to ${result.lsn} in ${result.waitedMs} ms`);
+    } catch (err) {
+      drainResult = { error: (err as Error).message };
+      problems.push(`drain failed: ${(err as Error).message}`);
+    }
+
+    // ---- compare ----
+    const tables: TableComparison[] = [];
+    for (const [table, k] of keyColumns(t)) tables.push(await compareTable(blue, green, table, k));
+    const twice = await appliedTwice(green, t);
+    const dlq = await admin
+      .logEndOffsets(`${topicPrefix}._dlq`)
+      .then((ends) => ends.reduce((s, e) => s + Number(e.end), 0))
+      .catch(() => 0);
+    const streamRow = await blue.query<{ st: string; sb: string; sp: string }>(
+      `SELECT stream_txns::text AS st, stream_bytes::text AS sb, spill_txns::text AS sp FROM pg_stat_replication_slots WHERE slot_name = $1`,
+      [slot],
+    );
+    await admin.close();
+    await green.end().catch(() => {});
+
+    const recoveries = faults.map((f) => f.recoveryMs).filter((ms): ms is number => ms !== null);
+    const longest = faults.reduce<FaultRecord | undefined>(
+      (a, f) => (f.recoveryMs !== null && (a === undefined || f.recoveryMs > (a.recoveryMs ?? 0)) ? f : a),
+      undefined,
+    );
+    const injected: Record<string, number> = {};
+    for (const f of faults) injected[f.kind] = (injected[f.kind] ?? 0) + 1;
+    const rowsDiffering = tables.reduce((s, c) => s + c.onlyInBlue + c.onlyInGreen + c.different, 0);
+    const failedRecoveries = faults.filter((f) => f.recoveryMs === null).length;
+    if (rowsDiffering > 0) problems.push(`${rowsDiffering} rows differ between blue and green`);
+    if (twice.duplicates > 0) problems.push(`${twice.duplicates} changes applied twice in green`);
+    if (failedRecoveries > 0) problems.push(`${failedRecoveries} faults without recovery within the timeout`);
+    if (dlq > 0) problems.push(`${dlq} records in the dead-letter topic`);
+    const sr = streamRow.rows[0];
+    report = {
+      ok: problems.length === 0,
+      seed: opts.seed,
+      durationS: opts.durationS,
+      names: { base, slot, publication, topicPrefix, workDir },
+      faults: { injected, total: faults.length, list: faults },
+      recovery: {
+        longestMs: longest?.recoveryMs ?? 0,
+        longestKind: longest?.kind ?? null,
+        medianMs: median(recoveries),
+        failed: failedRecoveries,
+      },
+      workload: stats,
+      stream: sr ? { streamTxns: Number(sr.st), streamBytes: Number(sr.sb), spillTxns: Number(sr.sp) } : null,
+      drain: drainResult,
+      tables,
+      rowsCompared: tables.reduce((s, c) => s + c.blue.rows, 0),
+      rowsDiffering,
+      appliedTwice: twice.duplicates,
+      appliedTwiceExamples: twice.examples,
+      auditRecorded: twice.recorded,
+      deadLetters: dlq,
+      unexpectedExits: children.flatMap((c) => c.unexpectedExits),
+      problems,
+    };
+    return report;
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+    const keep = opts.keep || !report || report.rowsDiffering > 0;
+    await removeSoak(opts, base, keep).catch((err) => log(`  cleanup failed: ${(err as Error).message}`));
+    await blue.end().catch(() => {});
+    await greenPool.end().catch(() => {});
+    await kafka.close().catch(() => {});
+  }
+}
+
+function median(values: number[]): number {
+  if (values.length === 0) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/** Large transactions and TRUNCATEs at seeded moments of the load. */
+async function runSchedule(
+  opts: SoakOptions,
+  t: SoakTables,
+  stats: WorkloadStats,
+  signal: AbortSignal,
+  log: (line: string) => void,
+): Promise<void> {
+  const rng = createRng(opts.seed, 'schedule');
+  const events: Array<{ atMs: number; run: () => Promise<void> }> = [];
+  const bigCount = Math.max(1, Math.round(opts.durationS / 150));
+  for (let i = 0; i < bigCount; i++) {
+    // Every second large transaction rolls back (a streamed abort).
+    const commit = i % 2 === 0;
+    events.push({
+      atMs: opts.durationS * 1000 * (0.1 + (0.5 * (i + rng.next())) / bigCount),
+      run: async () => {
+        log(`  large transaction ${i + 1}: ${opts.bigRows} rows, ${commit ? 'commit' : 'rollback'}`);
+        await bigTransaction(opts.blueUrl, t, 1000 + i, opts.bigRows, commit, stats);
+      },
+    });
+  }
+  const truncates = Math.max(1, Math.round(opts.durationS / 120));
+  for (let i = 0; i < truncates; i++) {
+    events.push({
+      atMs: opts.durationS * 1000 * (0.2 + (0.6 * (i + rng.next())) / truncates),
+      run: () => truncateLedger(opts.blueUrl, t, stats),
+    });
+  }
+  events.sort((a, b) => a.atMs - b.atMs);
+  const started = Date.now();
+  for (const e of events) {
+    await abortableDelay(Math.max(0, started + e.atMs - Date.now()), signal);
+    if (signal.aborted) return;
+    await e.run();
+  }
+}
+
+interface FaultContext {
+  producer: TealChild;
+  consumer: TealChild;
+  blue: pg.Client;
+  slot: string;
+  faults: FaultRecord[];
+  probe: () => Promise<void>;
+  started: number;
+  signal: AbortSignal;
+  log: (line: string) => void;
+}
+
+async function runFaults(opts: SoakOptions, c: FaultContext): Promise<void> {
+  if (opts.faults.length === 0) return;
+  const rng = createRng(opts.seed, 'faults');
+  const envFaults = new Map<FaultKind, number>();
+  const greenUrlPort = portOf(opts.greenUrl);
+  const blueUrlPort = portOf(opts.blueUrl);
+  for (;;) {
+    await abortableDelay(rng.int(opts.gapMs[0], opts.gapMs[1]), c.signal);
+    if (c.signal.aborted) return;
+    let kind = rng.pick(opts.faults);
+    if ((kind === 'broker' || kind === 'green') && (envFaults.get(kind) ?? 0) >= opts.envFaultLimit) {
+      const local = opts.faults.filter((k) => k !== 'broker' && k !== 'green');
+      if (local.length === 0) continue;
+      kind = rng.pick(local);
+    }
+    const restartDelay = rng.int(0, 2000);
+    const at = Date.now();
+    let detail = '';
+    switch (kind) {
+      case 'producer':
+      case 'consumer': {
+        const child = kind === 'producer' ? c.producer : c.consumer;
+        await child.kill('SIGKILL');
+        detail = `SIGKILL, restart after ${restartDelay} ms`;
+        await abortableDelay(restartDelay);
+        child.start();
+        break;
+      }
+      case 'terminate': {
+        const where = rng.pick(['blue', 'green', 'both'] as const);
+        const greenAdmin = where !== 'blue' ? textClient(opts.greenUrl) : undefined;
+        let n = 0;
+        if (where !== 'green') n += await terminateSessions(c.blue, blueUrlPort, [c.producer], c.slot);
+        if (greenAdmin) {
+          await greenAdmin.connect();
+          try {
+            n += await terminateSessions(greenAdmin, greenUrlPort, [c.producer, c.consumer]);
+          } finally {
+            await greenAdmin.end().catch(() => {});
+          }
+        }
+        detail = `pg_terminate_backend on ${where}: ${n} sessions`;
+        break;
+      }
+      case 'broker': {
+        envFaults.set(kind, (envFaults.get(kind) ?? 0) + 1);
+        await restartBroker(ROOT, async (what, f) => {
+          await waitFor(() => f(), { what, timeoutMs: 30_000 });
+        });
+        detail = 'kill -9 broker, env up';
+        break;
+      }
+      case 'green': {
+        envFaults.set(kind, (envFaults.get(kind) ?? 0) + 1);
+        await restartGreen(ROOT);
+        detail = 'pg_ctl stop -m immediate, env up';
+        break;
+      }
+    }
+    let recoveryMs: number | null = null;
+    try {
+      await c.probe();
+      recoveryMs = Date.now() - at;
+    } catch {
+      recoveryMs = null;
+    }
+    const record: FaultRecord = { kind, atS: Math.round((at - c.started) / 100) / 10, detail, recoveryMs };
+    c.faults.push(record);
+    c.log(
+      `  fault ${c.faults.length} at ${record.atS}s: ${kind} (${detail}); ${recoveryMs === null ? 'NO RECOVERY' : `recovered in ${recoveryMs} ms`}`,
+    );
+  }
+}
+
+/**
+ * Removes what a soak run created: its slot and publication always (a leftover slot makes
+ * blue keep WAL for ever), its tables, topics and teal state rows unless `keep`.
+ */
+export async function removeSoak(
+  o: { blueUrl: string; greenUrl: string; brokers: string[]; log: (line: string) => void },
+  base: string,
+  keep = false,
+): Promise<void> {
+  const t = soakTables(base);
+  const slot = `${base}_slot`;
+  const blue = textClient(o.blueUrl);
+  await blue.connect();
+  try {
+    await waitFor(
+      async () =>
+        (await blue.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot]))
+          .rowCount === 0,
+      { what: 'slot released', timeoutMs: 30_000 },
+    ).catch(() => {});
+    await blue.query(
+      'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1',
+      [slot],
+    );
+    await blue.query(`DROP PUBLICATION IF EXISTS ${base}_pub`);
+    if (keep) {
+      o.log(`  kept tables ${t.items}, ${t.ledger}, ${t.probe} (blue, green) and topics ${base}.*`);
+      return;
+    }
+    await dropBlue(blue, t);
+  } finally {
+    await blue.end().catch(() => {});
+  }
+  const green = textClient(o.greenUrl);
+  await green.connect();
+  try {
+    await dropGreen(green, t);
+    await green.query('DELETE FROM teal.applied_position WHERE starts_with(topic, $1)', [`${base}.`]);
+    await green.query('DELETE FROM teal.applied_truncate WHERE starts_with(topic, $1)', [`${base}.`]);
+    await green.query('DELETE FROM teal.control WHERE key = $1', [`slot:${slot}`]);
+    await green.query('DELETE FROM teal.snapshot_progress WHERE starts_with("table", $1)', [`${base}_`]);
+  } finally {
+    await green.end().catch(() => {});
+  }
+  const kafka = new KafkaClient({ brokers: o.brokers, clientId: `teal-${base}-cleanup` });
+  const admin = kafka.admin();
+  try {
+    const topics = await admin.listTopics(`${base}.`);
+    if (topics.length > 0) await admin.deleteTopics(topics);
+  } finally {
+    await admin.close();
+    await kafka.close();
+  }
+}

@@ -1,0 +1,181 @@
+import type pg from 'pg';
+
+// The soak's tables. Blue and green get the same shape (same column order, so a row's text
+// is comparable). Green additionally records every row version it is written with, through
+// a trigger ENABLED ALWAYS (it fires under session_replication_role = replica, which teal's
+// apply uses): `ver` is unique per blue write, so one (table, key, ver) recorded twice is one
+// change applied twice.
+
+export interface SoakTables {
+  items: string;
+  ledger: string;
+  probe: string;
+  audit: string;
+  ver: string;
+}
+
+export function soakTables(base: string): SoakTables {
+  return {
+    items: `${base}_items`,
+    ledger: `${base}_ledger`,
+    probe: `${base}_probe`,
+    audit: `${base}_audit`,
+    ver: `${base}_ver`,
+  };
+}
+
+/** Key columns of every replicated table, for ordering the digest. */
+export function keyColumns(t: SoakTables): Array<[string, string[]]> {
+  return [
+    [t.items, ['id']],
+    [t.ledger, ['account', 'entry']],
+    [t.probe, ['id']],
+  ];
+}
+
+function shapes(t: SoakTables): string {
+  return `
+    CREATE TABLE ${t.items} (
+      id bigint PRIMARY KEY,
+      ver bigint NOT NULL,
+      n int NOT NULL DEFAULT 0,
+      body text,
+      amount numeric,
+      doc jsonb,
+      at timestamptz,
+      tags text[]
+    );
+    CREATE TABLE ${t.ledger} (
+      account int NOT NULL,
+      entry int NOT NULL,
+      ver bigint NOT NULL,
+      amount numeric(20, 6),
+      memo text,
+      flags int[],
+      at timestamptz,
+      PRIMARY KEY (account, entry)
+    );
+    CREATE TABLE ${t.probe} (id int PRIMARY KEY, at timestamptz NOT NULL);`;
+}
+
+export async function createBlue(blue: pg.ClientBase, t: SoakTables): Promise<void> {
+  await blue.query(`${shapes(t)}
+    CREATE SEQUENCE ${t.ver};
+    -- Out-of-line TOAST without compression, so an UPDATE that leaves it alone really sends it as unchanged.
+    ALTER TABLE ${t.items} ALTER COLUMN body SET STORAGE EXTERNAL;`);
+}
+
+export async function createGreen(green: pg.ClientBase, t: SoakTables): Promise<void> {
+  await green.query(`${shapes(t)}
+    CREATE UNLOGGED TABLE ${t.audit} (tbl text NOT NULL, k text NOT NULL, ver bigint NOT NULL);
+    CREATE FUNCTION ${t.audit}_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO ${t.audit} VALUES (TG_TABLE_NAME,
+        CASE WHEN TG_TABLE_NAME = '${t.items}' THEN NEW.id::text ELSE NEW.account || '/' || NEW.entry END, NEW.ver);
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER audit AFTER INSERT OR UPDATE ON ${t.items} FOR EACH ROW EXECUTE FUNCTION ${t.audit}_fn();
+    CREATE TRIGGER audit AFTER INSERT OR UPDATE ON ${t.ledger} FOR EACH ROW EXECUTE FUNCTION ${t.audit}_fn();
+    ALTER TABLE ${t.items} ENABLE ALWAYS TRIGGER audit;
+    ALTER TABLE ${t.ledger} ENABLE ALWAYS TRIGGER audit;`);
+}
+
+export async function dropBlue(blue: pg.ClientBase, t: SoakTables): Promise<void> {
+  await blue.query(
+    `DROP TABLE IF EXISTS ${t.items}, ${t.ledger}, ${t.probe}; DROP SEQUENCE IF EXISTS ${t.ver}`,
+  );
+}
+
+export async function dropGreen(green: pg.ClientBase, t: SoakTables): Promise<void> {
+  await green.query(
+    `DROP TABLE IF EXISTS ${t.items}, ${t.ledger}, ${t.probe}, ${t.audit}; DROP FUNCTION IF EXISTS ${t.audit}_fn()`,
+  );
+}
+
+export interface TableDigest {
+  table: string;
+  rows: number;
+  md5: string;
+}
+
+export interface TableComparison {
+  table: string;
+  blue: TableDigest;
+  green: TableDigest;
+  onlyInBlue: number;
+  onlyInGreen: number;
+  different: number;
+  /** Up to 5 differing keys, for the report. */
+  examples: string[];
+}
+
+// Row text is the record's own output (`t::text`) under the same session settings on both
+// sides (DateStyle ISO, TimeZone UTC, extra_float_digits 3): an independent check, not teal's
+// verify. md5 per row keeps the aggregate small whatever the TOAST sizes.
+function rowHashes(table: string, keys: string[]): string {
+  const key = keys.map((k) => `${k}::text`).join(` || '/' || `);
+  return `SELECT ${key} AS k, md5(t::text) AS h FROM ${table} t ORDER BY ${keys.join(', ')}`;
+}
+
+export async function digest(db: pg.ClientBase, table: string, keys: string[]): Promise<TableDigest> {
+  const { rows } = await db.query<{ c: string; d: string | null }>(
+    `SELECT count(*)::text AS c, md5(coalesce(string_agg(md5(t::text), '' ORDER BY ${keys.join(', ')}), '')) AS d FROM ${table} t`,
+  );
+  return { table, rows: Number(rows[0].c), md5: rows[0].d ?? '' };
+}
+
+export async function compareTable(
+  blue: pg.ClientBase,
+  green: pg.ClientBase,
+  table: string,
+  keys: string[],
+): Promise<TableComparison> {
+  const [b, g] = await Promise.all([digest(blue, table, keys), digest(green, table, keys)]);
+  const result: TableComparison = {
+    table,
+    blue: b,
+    green: g,
+    onlyInBlue: 0,
+    onlyInGreen: 0,
+    different: 0,
+    examples: [],
+  };
+  if (b.md5 === g.md5 && b.rows === g.rows) return result;
+  // Narrow down to keys only when the digests disagree.
+  const [br, gr] = await Promise.all([
+    blue.query<{ k: string; h: string }>(rowHashes(table, keys)),
+    green.query<{ k: string; h: string }>(rowHashes(table, keys)),
+  ]);
+  const greenRows = new Map(gr.rows.map((r) => [r.k, r.h]));
+  for (const r of br.rows) {
+    const h = greenRows.get(r.k);
+    if (h === undefined) {
+      result.onlyInBlue++;
+      if (result.examples.length < 5) result.examples.push(`${r.k}: missing in green`);
+    } else if (h !== r.h) {
+      result.different++;
+      if (result.examples.length < 5) result.examples.push(`${r.k}: differs`);
+    }
+    greenRows.delete(r.k);
+  }
+  result.onlyInGreen = greenRows.size;
+  for (const k of [...greenRows.keys()].slice(0, Math.max(0, 5 - result.examples.length)))
+    result.examples.push(`${k}: only in green`);
+  return result;
+}
+
+/** Changes green recorded more than once (same table, key and blue version). */
+export async function appliedTwice(
+  green: pg.ClientBase,
+  t: SoakTables,
+): Promise<{ duplicates: number; examples: string[]; recorded: number }> {
+  const { rows } = await green.query<{ tbl: string; k: string; ver: string; c: string }>(
+    `SELECT tbl, k, ver::text AS ver, count(*)::text AS c FROM ${t.audit} GROUP BY 1, 2, 3 HAVING count(*) > 1 ORDER BY 3`,
+  );
+  const total = await green.query<{ c: string }>(`SELECT count(*)::text AS c FROM ${t.audit}`);
+  return {
+    duplicates: rows.reduce((sum, r) => sum + Number(r.c) - 1, 0),
+    examples: rows.slice(0, 5).map((r) => `${r.tbl} ${r.k} ver ${r.ver} x${r.c}`),
+    recorded: Number(total.rows[0].c),
+  };
+}
