@@ -115,9 +115,35 @@ let deadline = Number.POSITIVE_INFINITY;
 /** A workload's timeout: its own cap, never past the run's budget (plus a grace for cleanup). */
 const timeout = (capMs: number) => Math.max(30_000, Math.min(capMs, deadline - Date.now()));
 
+let stallMs = 90_000;
+
+/**
+ * Waits until green's fingerprint equals blue's. Fails early when green has not changed
+ * for `stallMs` (a pipeline that lost or stopped applying rows), saying what differs.
+ */
 async function waitConverged(ctx: BenchContext, what: string, capMs: number): Promise<void> {
   const target = await fingerprint(ctx.blue);
-  await waitUntil(what, async () => (await fingerprint(ctx.green)) === target, timeout(capMs), 500);
+  let last = '';
+  let since = Date.now();
+  await waitUntil(
+    what,
+    async () => {
+      const now = await fingerprint(ctx.green);
+      if (now === target) return true;
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+      } else if (Date.now() - since > stallMs) {
+        throw new Error(
+          `${what}: green stopped changing for ${stallMs / 1000} s and differs from blue ` +
+            `(count:sum per table; green ${now} vs blue ${target})`,
+        );
+      }
+      return false;
+    },
+    timeout(capMs),
+    500,
+  );
 }
 
 async function measured<T extends Metrics>(
@@ -173,9 +199,10 @@ async function benchSystem(
     const snap = await measured(system, ctx, async () => {
       const t0 = performance.now();
       await system.start(ctx);
+      const startupSeconds = (performance.now() - t0) / 1000;
       await waitConverged(ctx, `${system.name} snapshot`, 15 * 60_000);
       const seconds = (performance.now() - t0) / 1000;
-      return { rows: Number(blueRows), seconds, rowsPerSec: Number(blueRows) / seconds };
+      return { rows: Number(blueRows), seconds, startupSeconds, rowsPerSec: Number(blueRows) / seconds };
     });
     if (wants('snapshot')) {
       out.snapshot = snap.metrics;
@@ -289,6 +316,7 @@ async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
   const startedAt = Date.now();
   deadline = startedAt + o.budgetMinutes * 60_000;
+  if (o.mode !== 'full') stallMs = 30_000;
   const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
   const blue: Endpoint = parseUrl(
     process.env.BENCH_BLUE_URL ?? 'postgres://postgres@127.0.0.1:5433/postgres',

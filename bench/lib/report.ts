@@ -45,6 +45,7 @@ export function medians(runs: Record<string, Metrics | { error: string }>[]): Re
 const ROWS: { workload: string; key: string; label: string; better: 'high' | 'low' }[] = [
   { workload: 'snapshot', key: 'rowsPerSec', label: 'snapshot rows/s', better: 'high' },
   { workload: 'snapshot', key: 'seconds', label: 'snapshot s (incl. start-up)', better: 'low' },
+  { workload: 'snapshot', key: 'startupSeconds', label: 'start-up s (until ready/RUNNING)', better: 'low' },
   { workload: 'snapshot', key: 'peakRssMiB', label: 'snapshot peak RSS MiB', better: 'low' },
   { workload: 'snapshot', key: 'cpuSeconds', label: 'snapshot CPU s', better: 'low' },
   { workload: 'catchup', key: 'rowsPerSec', label: 'catch-up changes/s', better: 'high' },

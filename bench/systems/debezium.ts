@@ -215,7 +215,7 @@ export class DebeziumSystem implements BenchSystem {
     await waitUntil(
       'debezium walsender to stop',
       async () => (await query(ctx.blue, walsenderSql, [this.slot])).length === 0,
-      30_000,
+      3_000,
     ).catch(() => log('debezium: source paused but its replication connection stays open (WAL is not read)'));
   }
 
