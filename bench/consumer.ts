@@ -66,7 +66,7 @@ function changes(): EventInput[] {
 async function teal(
   green: pg.Client,
   suffix: string,
-): Promise<{ rate: number; rssMb: number; seconds: number }> {
+): Promise<{ rate: number; rssMb: number; seconds: number; startSeconds: number }> {
   const prefix = `bench_${suffix}`;
   const table = `bench_teal_${suffix}`;
   await green.query(`CREATE TABLE public.${table} (id int PRIMARY KEY, n int, payload text)`);
@@ -89,7 +89,9 @@ async function teal(
   // apply.batchSize: rows per green transaction (default 500); the bench config raises it.
   const configFile = path.join(mkdtempSync(path.join(tmpdir(), 'teal-bench-')), 'teal.config.mjs');
   writeFileSync(configFile, `export default { apply: { batchSize: ${BATCH} } };\n`);
-  const child = spawn(process.execPath, ['--import', 'tsx', main, '--config', configFile], {
+  // BENCH_NODE_ARGS: extra node flags for the consumer process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', main, '--config', configFile], {
     env: {
       ...process.env,
       TEAL_GREEN_URL: GREEN,
@@ -101,6 +103,7 @@ async function teal(
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   let peakKb = 0;
+  let firstApplied = 0;
   await waitFor(
     async () => {
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
@@ -109,11 +112,14 @@ async function teal(
         'SELECT sum(kafka_offset + 1) AS o FROM teal.applied_position WHERE topic = $1',
         [topic],
       );
-      return Number(rows[0].o ?? 0) >= events.length;
+      const applied = Number(rows[0].o ?? 0);
+      if (applied > 0 && firstApplied === 0) firstApplied = Date.now();
+      return applied >= events.length;
     },
     { what: 'teal consumer caught up', timeoutMs: 3_600_000, intervalMs: 200 },
   );
   const seconds = (Date.now() - t) / 1000;
+  const startSeconds = (firstApplied - t) / 1000;
   child.kill('SIGTERM');
   const { rows } = await green.query(`SELECT count(*)::int AS n FROM public.${table}`);
   if (Number(rows[0].n) !== INSERTS - DELETES)
@@ -123,7 +129,7 @@ async function teal(
   await admin.close();
   await kafka.close();
   await green.query(`DROP TABLE public.${table}`);
-  return { rate: TOTAL / seconds, rssMb: peakKb / 1024, seconds };
+  return { rate: TOTAL / seconds, rssMb: peakKb / 1024, seconds, startSeconds };
 }
 
 // The same changes through native logical replication, measured from the first write on blue
@@ -194,13 +200,15 @@ try {
   console.log(
     `${TOTAL} changes: ${INSERTS} inserts, ${UPDATES} updates, ${DELETES} deletes; ${PARTITIONS} partitions`,
   );
-  const n = await native(blue, green, suffix);
-  console.log(`native logical replication: ${n.seconds.toFixed(1)} s, ${Math.round(n.rate)} rows/s`);
+  // BENCH_NATIVE=0 skips the baseline (for repeated consumer-only runs while tuning).
+  const n = process.env.BENCH_NATIVE === '0' ? undefined : await native(blue, green, suffix);
+  if (n) console.log(`native logical replication: ${n.seconds.toFixed(1)} s, ${Math.round(n.rate)} rows/s`);
   const t = await teal(green, suffix);
   console.log(
-    `teal consumer: ${t.seconds.toFixed(1)} s, ${Math.round(t.rate)} rows/s, peak RSS ${t.rssMb.toFixed(0)} MB`,
+    `teal consumer: ${t.seconds.toFixed(1)} s (first batch committed after ${t.startSeconds.toFixed(1)} s), ` +
+      `${Math.round(t.rate)} rows/s, peak RSS ${t.rssMb.toFixed(0)} MB`,
   );
-  console.log(`ratio teal/native: ${(t.rate / n.rate).toFixed(2)}x`);
+  if (n) console.log(`ratio teal/native: ${(t.rate / n.rate).toFixed(2)}x`);
 } finally {
   await blue.end();
   await green.end();
