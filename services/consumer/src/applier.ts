@@ -2,7 +2,6 @@ import {
   type ChangeEvent,
   comparePosition,
   decodeEvent,
-  type Position,
   type Row,
   type SchemaCache,
   type TableSchema,
@@ -23,13 +22,15 @@ import type { DeadLetter, DeadLetterWriter } from './dead-letter.ts';
 import { classifyError, errorCode, errorMessage, isCatalogDrift } from './error-policy.ts';
 import type { GreenCatalog } from './green-catalog.ts';
 import {
-  lastTruncate,
+  lastTruncateSql,
   loadPositions,
-  lockPosition,
-  markTruncated,
+  lockPositionSql,
+  markTruncatedSql,
   NO_POSITION,
+  positionFromRows,
   type StoredPosition,
-  savePosition,
+  savePositionSql,
+  truncateFromRows,
 } from './position-store.ts';
 import { ddlType, decideColumns, missingTableReason } from './schema-policy.ts';
 
@@ -72,12 +73,27 @@ interface Item {
   failed?: DeadLetter;
 }
 
+interface TableMapping {
+  readonly target: TableRef;
+  readonly keyColumns: readonly string[];
+  readonly blueKeyColumns: readonly string[];
+  /** Green key column names equal blue's: the event's key is the green key as it is. */
+  readonly sameKeyNames: boolean;
+  readonly imagePrefix: string;
+}
+
+/** Every PlanEvent is built here, with one property order (one hidden class). */
+function plan(op: PlanEvent['op'], m: TableMapping, key: Row, row: Row | null, partial: boolean): PlanEvent {
+  return { op, table: m.target, keyColumns: m.keyColumns, key: op === 't' ? {} : key, row, partial };
+}
+
 const BLOCKED_WAIT_MS = 5_000;
 const BLOCKED_LOG_EVERY_MS = 60_000;
 
 export class Applier {
   readonly partitions = new Map<string, PartitionState>();
   deadLetterCount = 0;
+  private readonly mappings = new WeakMap<TableSchema, TableMapping>();
 
   constructor(private readonly deps: ApplierDeps) {}
 
@@ -189,6 +205,25 @@ export class Applier {
     }
   }
 
+  // What the transforms decide per table version, computed once per writer schema: the green
+  // table (one TableRef object, so the planner groups by identity), the green key columns.
+  private mapping(writer: TableSchema): TableMapping {
+    let m = this.mappings.get(writer);
+    if (m) return m;
+    const { transforms } = this.deps;
+    const { schema, table } = writer;
+    const keyColumns = writer.keyColumns.map((k) => transforms.columnName(schema, table, k) ?? k);
+    m = {
+      target: transforms.target(schema, table),
+      keyColumns,
+      blueKeyColumns: writer.keyColumns,
+      sameKeyNames: keyColumns.every((k, i) => k === writer.keyColumns[i]),
+      imagePrefix: `${schema}.${table}\u0000`,
+    };
+    this.mappings.set(writer, m);
+    return m;
+  }
+
   private transform(
     event: ChangeEvent,
     writer: TableSchema,
@@ -196,36 +231,56 @@ export class Applier {
   ): PlanEvent | Promise<PlanEvent> {
     const { transforms } = this.deps;
     const { schema, table } = event;
-    const target = transforms.target(schema, table);
-    const keyColumns = writer.keyColumns.map((k) => transforms.columnName(schema, table, k) ?? k);
-    const imageId = images ? `${schema}.${table}\u0000${keyId(writer.keyColumns, event.key)}` : '';
-    const greenKey: Row = {};
-    for (let i = 0; i < keyColumns.length; i++)
-      greenKey[keyColumns[i]] = event.key[writer.keyColumns[i]] ?? null;
-    const base = { table: target, keyColumns, key: greenKey };
+    const m = this.mapping(writer);
+    const imageId = images ? m.imagePrefix + keyId(m.blueKeyColumns, event.key) : '';
+    let greenKey: Row = event.key;
+    if (!m.sameKeyNames) {
+      greenKey = {};
+      for (let i = 0; i < m.keyColumns.length; i++)
+        greenKey[m.keyColumns[i]] = event.key[m.blueKeyColumns[i]] ?? null;
+    }
     if (event.op === 't') {
       images?.clear();
-      return { ...base, op: 't', key: {}, row: null, partial: false };
+      return plan('t', m, {}, null, false);
     }
     if (event.op === 'd' || event.after === null) {
       images?.delete(imageId);
-      return { ...base, op: 'd', row: null, partial: false };
+      return plan('d', m, greenKey, null, false);
     }
-    const finish = (row: Row, unchanged: readonly string[]): PlanEvent => {
-      if (images && unchanged.length === 0) images.set(imageId, row);
-      const out = transforms.applyRow(schema, table, row);
-      // A row the filter rejects leaves green (it may have matched before this update).
-      if (out === null) return { ...base, op: 'd', row: null, partial: false };
-      const partial = unchanged.some((c) => transforms.columnName(schema, table, c) !== null);
-      return { ...base, op: event.op, row: out, partial };
-    };
-    if (event.unchanged.length === 0) return finish(event.after, []);
-    const image = images?.get(imageId);
-    if (image) return finish({ ...image, ...event.after }, []);
-    if (transforms.needsFullRow(schema, table)) {
-      return this.completeFromGreen(event, target, greenKey, event.after).then((row) => finish(row, []));
+    let row = event.after;
+    let unchanged = event.unchanged;
+    if (unchanged.length > 0) {
+      const image = images?.get(imageId);
+      if (image) {
+        row = { ...image, ...event.after };
+        unchanged = [];
+      } else if (transforms.needsFullRow(schema, table)) {
+        return this.completeFromGreen(event, m.target, greenKey, event.after).then((full) =>
+          this.finish(event, m, greenKey, full, [], images, imageId),
+        );
+      }
     }
-    return finish(event.after, event.unchanged);
+    return this.finish(event, m, greenKey, row, unchanged, images, imageId);
+  }
+
+  private finish(
+    event: ChangeEvent,
+    m: TableMapping,
+    greenKey: Row,
+    row: Row,
+    unchanged: readonly string[],
+    images: Map<string, Row> | undefined,
+    imageId: string,
+  ): PlanEvent {
+    const { transforms } = this.deps;
+    const { schema, table } = event;
+    if (images && unchanged.length === 0) images.set(imageId, row);
+    const out = transforms.applyRow(schema, table, row);
+    // A row the filter rejects leaves green (it may have matched before this update).
+    if (out === null) return plan('d', m, greenKey, null, false);
+    const partial =
+      unchanged.length > 0 && unchanged.some((c) => transforms.columnName(schema, table, c) !== null);
+    return plan(event.op, m, greenKey, out, partial);
   }
 
   // A derive or filter needs columns an unchanged-TOAST update lacks and the batch holds no
@@ -278,9 +333,16 @@ export class Applier {
         if (!columns) throw blocked(missingTableReason(target, source));
       }
       const rowColumns = new Set<string>();
+      // Rows of one writer schema share their column list: check each distinct list once.
+      let checked: string[] = [];
       for (const i of list) {
         const row = i.plan!.row;
-        if (row) for (const c in row) if (!columns.has(c)) rowColumns.add(c);
+        if (!row || sameColumns(row, checked)) continue;
+        checked = [];
+        for (const c in row) {
+          checked.push(c);
+          if (!columns.has(c)) rowColumns.add(c);
+        }
       }
       const decision = decideColumns(target, source, columns, rowColumns, apply.onMissingColumn);
       if (decision.kind === 'block') throw blocked(decision.reason);
@@ -346,20 +408,37 @@ export class Applier {
     }
   }
 
+  // One green transaction in few round trips: the prelude (BEGIN, replication role, the locked
+  // position row, ROW EXCLUSIVE on the targets, the last truncate) is one simple query, each
+  // step one statement, and the position row goes with COMMIT.
   private async transaction(state: PartitionState, items: Item[]): Promise<void> {
     if (items.length === 0) return;
     const client = await this.deps.pool.connect();
     let applied: Item[] = [];
     let next: StoredPosition;
     try {
-      await client.query('BEGIN');
+      const targets = new Map<string, TableRef>();
+      for (const i of items)
+        if (i.plan) targets.set(`${i.plan.table.schema}.${i.plan.table.table}`, i.plan.table);
+      const prelude = ['BEGIN'];
       // replica: triggers and FK checks are off, as for native logical replication apply;
       // green's triggers do not fire twice for rows blue's triggers already shaped.
-      if (this.deps.apply.sessionReplicationRole === 'replica') {
-        await client.query('SET LOCAL session_replication_role = replica');
-      }
+      if (this.deps.apply.sessionReplicationRole === 'replica')
+        prelude.push('SET LOCAL session_replication_role = replica');
       // The locked row is authoritative (another consumer may have moved it since assignment).
-      const stored = await lockPosition(client, state.topic, state.partition);
+      const positionAt = prelude.push(lockPositionSql(state.topic, state.partition)) - 1;
+      // A truncate reaches every partition of its topic, but partitions apply in parallel.
+      // Taking ROW EXCLUSIVE on the targets first orders this transaction against another
+      // partition's TRUNCATE (ACCESS EXCLUSIVE): the truncate position read after the lock is
+      // the one that holds for the rows written here.
+      let truncateAt = -1;
+      if (targets.size > 0) {
+        prelude.push(`LOCK TABLE ${[...targets.values()].map(qualified).join(', ')} IN ROW EXCLUSIVE MODE`);
+        truncateAt = prelude.push(lastTruncateSql(state.topic)) - 1;
+      }
+      const results = (await client.query(prelude.join(';\n'))) as unknown as pg.QueryResult[];
+      const stored = positionFromRows(results[positionAt].rows);
+      const truncated = truncateAt >= 0 ? truncateFromRows(results[truncateAt].rows) : undefined;
       const fresh = items.filter(
         (i) =>
           i.plan &&
@@ -367,7 +446,6 @@ export class Applier {
           i.event &&
           comparePosition(i.event.position, stored.position) > 0,
       );
-      const truncated = await this.truncatedAt(client, state.topic, fresh);
       // Blue truncated the table at `truncated`: what any partition wrote before that is gone,
       // and the truncate itself runs once, on the first partition that reaches it.
       applied = truncated ? fresh.filter((i) => comparePosition(i.event!.position, truncated) > 0) : fresh;
@@ -389,10 +467,11 @@ export class Applier {
         if (i.event && comparePosition(i.event.position, position) > 0) position = i.event.position;
       const last = items[items.length - 1].record.offset;
       next = { kafkaOffset: last > stored.kafkaOffset ? last : stored.kafkaOffset, position };
+      const epilogue: string[] = [];
       for (const i of applied)
-        if (i.event!.op === 't') await markTruncated(client, state.topic, i.event!.position);
-      await savePosition(client, state.topic, state.partition, next);
-      await client.query('COMMIT');
+        if (i.event!.op === 't') epilogue.push(markTruncatedSql(state.topic, i.event!.position));
+      epilogue.push(savePositionSql(state.topic, state.partition, next), 'COMMIT');
+      await client.query(epilogue.join(';\n'));
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
       client.release(isBroken(err) ? (err as Error) : undefined);
@@ -401,23 +480,6 @@ export class Applier {
     client.release();
     state.stored = next;
     this.count(items, applied);
-  }
-
-  // A truncate reaches every partition of its topic, but partitions apply in parallel. Taking
-  // ROW EXCLUSIVE on the target first orders this transaction against another partition's
-  // TRUNCATE (ACCESS EXCLUSIVE): the truncate position read after the lock is the one that
-  // holds for the rows written here.
-  private async truncatedAt(
-    client: pg.PoolClient,
-    topic: string,
-    fresh: Item[],
-  ): Promise<Position | undefined> {
-    if (fresh.length === 0) return undefined;
-    const targets = new Map(
-      fresh.map((i) => [`${i.plan!.table.schema}.${i.plan!.table.table}`, i.plan!.table]),
-    );
-    await client.query(`LOCK TABLE ${[...targets.values()].map(qualified).join(', ')} IN ROW EXCLUSIVE MODE`);
-    return lastTruncate(client, topic);
   }
 
   private async deadLetter(letters: DeadLetter[]): Promise<void> {
@@ -438,15 +500,28 @@ export class Applier {
     }
   }
 
+  // One counter increment per (table, op) and batch: prom-client's labelled inc is costly per record.
   private count(items: Item[], applied: Item[]): void {
     const m = this.deps.metrics;
     if (!m) return;
     const appliedSet = new Set(applied);
+    const counts = new Map<string, { table: string; op: string; applied: number; skipped: number }>();
     for (const i of items) {
       if (!i.event) continue;
-      const table = `${i.event.schema}.${i.event.table}`;
-      if (appliedSet.has(i)) m.eventsApplied.inc({ table, op: i.event.op });
-      else if (!i.failed) m.eventsSkipped.inc({ table });
+      const skipped = !appliedSet.has(i);
+      if (skipped && i.failed) continue;
+      const id = `${i.event.schema}.${i.event.table}\u0000${i.event.op}`;
+      let c = counts.get(id);
+      if (!c) {
+        c = { table: `${i.event.schema}.${i.event.table}`, op: i.event.op, applied: 0, skipped: 0 };
+        counts.set(id, c);
+      }
+      if (skipped) c.skipped++;
+      else c.applied++;
+    }
+    for (const c of counts.values()) {
+      if (c.applied > 0) m.eventsApplied.inc({ table: c.table, op: c.op }, c.applied);
+      if (c.skipped > 0) m.eventsSkipped.inc({ table: c.table }, c.skipped);
     }
   }
 
@@ -478,6 +553,13 @@ export class Applier {
     await abortableDelay(BLOCKED_WAIT_MS, this.deps.signal);
     this.deps.catalog.invalidate();
   }
+}
+
+/** True when `row`'s own keys are exactly `columns`, in that order. */
+function sameColumns(row: Row, columns: readonly string[]): boolean {
+  let i = 0;
+  for (const c in row) if (columns[i++] !== c) return false;
+  return i === columns.length && i > 0;
 }
 
 function blocked(reason: string): TealError {

@@ -55,89 +55,152 @@ export type ApplyStep =
     }
   | { readonly kind: 'truncate'; readonly table: TableRef };
 
-type Pending =
-  | { kind: 'full' | 'partial'; table: TableRef; keyColumns: readonly string[]; key: Row; row: Row }
-  | { kind: 'delete'; table: TableRef; keyColumns: readonly string[]; key: Row; row: null };
+// The last event per key, as a PlanEvent: a delete (op 'd' or no row), a full image, or a
+// partial one. Most events are stored as they come; only a merge allocates.
+type Pending = PlanEvent;
 
 export function planBatch(events: readonly PlanEvent[]): ApplyStep[] {
   const steps: ApplyStep[] = [];
-  let pending = new Map<string, Pending>();
+  // Table -> key -> last event. Events of one table share one TableRef object, so the table's
+  // map is found without building an id string per event.
+  let tables = new Map<string, Map<string, Pending>>();
+  let lastTable: TableRef | undefined;
+  let lastMap: Map<string, Pending> | undefined;
   for (const event of events) {
     if (event.op === 't') {
-      steps.push(...flush(pending), { kind: 'truncate', table: event.table });
-      pending = new Map();
+      steps.push(...flush(tables), { kind: 'truncate', table: event.table });
+      tables = new Map();
+      lastTable = undefined;
+      lastMap = undefined;
       continue;
     }
-    const id = `${tableId(event.table)}\u0000${keyId(event.keyColumns, event.key)}`;
+    let pending = lastMap;
+    if (event.table !== lastTable || pending === undefined) {
+      const tid = tableId(event.table);
+      pending = tables.get(tid);
+      if (!pending) {
+        pending = new Map();
+        tables.set(tid, pending);
+      }
+      lastTable = event.table;
+      lastMap = pending;
+    }
+    const id = keyId(event.keyColumns, event.key);
     const before = pending.get(id);
-    const next = reduce(before, event);
+    if (before === undefined) {
+      pending.set(id, event);
+      continue;
+    }
     // Re-inserting moves the key to the end: rows keep the order of their last change.
     pending.delete(id);
-    if (next) pending.set(id, next);
+    pending.set(id, reduce(before, event));
   }
-  steps.push(...flush(pending));
+  steps.push(...flush(tables));
   return steps;
 }
 
-function reduce(before: Pending | undefined, event: PlanEvent): Pending | undefined {
-  const base = { table: event.table, keyColumns: event.keyColumns, key: event.key };
-  if (event.op === 'd' || event.row === null) return { ...base, kind: 'delete', row: null };
-  if (!event.partial) return { ...base, kind: 'full', row: event.row };
-  if (before === undefined) return { ...base, kind: 'partial', row: event.row };
-  // A partial image of a key deleted earlier in the batch updates a row that is gone.
-  if (before.kind === 'delete') return before;
-  // Unchanged columns are absent from event.row, so the earlier values stay.
-  return { ...base, kind: before.kind, row: { ...before.row, ...event.row } };
+function isDelete(p: Pending): boolean {
+  return p.op === 'd' || p.row === null;
 }
 
-function flush(pending: Map<string, Pending>): ApplyStep[] {
+function reduce(before: Pending, event: PlanEvent): Pending {
+  if (isDelete(event) || !event.partial) return event;
+  // A partial image of a key deleted earlier in the batch updates a row that is gone.
+  if (isDelete(before)) return before;
+  // Unchanged columns are absent from event.row, so the earlier values stay.
+  return {
+    op: event.op,
+    table: event.table,
+    keyColumns: event.keyColumns,
+    key: event.key,
+    row: { ...before.row, ...event.row },
+    partial: before.partial,
+  };
+}
+
+interface RowGroup {
+  readonly table: TableRef;
+  readonly keyColumns: readonly string[];
+  readonly columns: string[];
+  readonly rows: PgText[][];
+  /** The row columns in the order that names this group. */
+  readonly order: readonly string[];
+}
+
+/** True when `row`'s own keys are exactly `order`, in that order (no allocation). */
+function sameOrder(row: Row, order: readonly string[]): boolean {
+  let i = 0;
+  for (const c in row) if (order[i++] !== c) return false;
+  return i === order.length;
+}
+
+function flush(tables: Map<string, Map<string, Pending>>): ApplyStep[] {
   const deletes = new Map<string, { table: TableRef; keyColumns: readonly string[]; keys: PgText[][] }>();
-  const upserts = new Map<
-    string,
-    { table: TableRef; keyColumns: readonly string[]; columns: string[]; rows: PgText[][] }
-  >();
-  const updates = new Map<
-    string,
-    { table: TableRef; keyColumns: readonly string[]; columns: string[]; rows: PgText[][] }
-  >();
-  for (const p of pending.values()) {
-    if (p.kind === 'delete') {
-      const id = tableId(p.table);
-      let group = deletes.get(id);
-      if (!group) {
-        group = { table: p.table, keyColumns: p.keyColumns, keys: [] };
-        deletes.set(id, group);
+  const upserts = new Map<string, RowGroup>();
+  const updates = new Map<string, RowGroup>();
+  let lastGroup: RowGroup | undefined;
+  let lastPartial = false;
+  for (const [tid, pending] of tables) {
+    for (const p of pending.values()) {
+      if (isDelete(p)) {
+        let group = deletes.get(tid);
+        if (!group) {
+          group = { table: p.table, keyColumns: p.keyColumns, keys: [] };
+          deletes.set(tid, group);
+        }
+        const keyValues: PgText[] = new Array(p.keyColumns.length);
+        for (let i = 0; i < keyValues.length; i++) keyValues[i] = p.key[p.keyColumns[i]] ?? null;
+        group.keys.push(keyValues);
+        continue;
       }
-      group.keys.push(p.keyColumns.map((k) => p.key[k] ?? null));
-      continue;
+      const row = p.row!;
+      // Rows of one writer schema list their columns in one order: that order names the group
+      // without sorting (the same set in another order makes another, equally correct, statement).
+      let group =
+        lastGroup !== undefined &&
+        lastPartial === p.partial &&
+        lastGroup.table === p.table &&
+        sameOrder(row, lastGroup.order)
+          ? lastGroup
+          : undefined;
+      if (!group) {
+        const groups = p.partial ? updates : upserts;
+        const rowColumns = Object.keys(row);
+        const id = `${tid}\u0000${rowColumns.join('\u0000')}`;
+        group = groups.get(id);
+        if (!group) {
+          const keySet = new Set(p.keyColumns);
+          const others = rowColumns.filter((c) => !keySet.has(c)).sort();
+          group = {
+            table: p.table,
+            keyColumns: p.keyColumns,
+            columns: [...p.keyColumns, ...others],
+            rows: [],
+            order: rowColumns,
+          };
+          groups.set(id, group);
+        }
+        lastGroup = group;
+        lastPartial = p.partial;
+      }
+      const { columns } = group;
+      const key = p.key;
+      const values: PgText[] = new Array(columns.length);
+      for (let i = 0; i < values.length; i++) {
+        const c = columns[i];
+        const v = row[c];
+        values[i] = v === undefined ? (key[c] ?? null) : v;
+      }
+      group.rows.push(values);
     }
-    const groups = p.kind === 'full' ? upserts : updates;
-    // Rows of one writer schema list their columns in one order: that order names the group
-    // without sorting (the same set in another order makes another, equally correct, statement).
-    const rowColumns = Object.keys(p.row);
-    const id = `${tableId(p.table)}\u0000${rowColumns.join('\u0000')}`;
-    let group = groups.get(id);
-    if (!group) {
-      const keySet = new Set(p.keyColumns);
-      const others = rowColumns.filter((c) => !keySet.has(c)).sort();
-      group = { table: p.table, keyColumns: p.keyColumns, columns: [...p.keyColumns, ...others], rows: [] };
-      groups.set(id, group);
-    }
-    const { row, key } = p;
-    const values: PgText[] = new Array(group.columns.length);
-    for (let i = 0; i < values.length; i++) {
-      const c = group.columns[i];
-      const v = row[c];
-      values[i] = v === undefined ? (key[c] ?? null) : v;
-    }
-    group.rows.push(values);
   }
   const steps: ApplyStep[] = [];
   for (const g of deletes.values()) steps.push({ kind: 'delete', ...g });
-  for (const g of upserts.values()) steps.push({ kind: 'upsert', ...g });
+  for (const { table, keyColumns, columns, rows } of upserts.values())
+    steps.push({ kind: 'upsert', table, keyColumns, columns, rows });
   // A partial update with only key columns has nothing to set.
-  for (const g of updates.values())
-    if (g.columns.length > g.keyColumns.length) steps.push({ kind: 'update', ...g });
+  for (const { table, keyColumns, columns, rows } of updates.values())
+    if (columns.length > keyColumns.length) steps.push({ kind: 'update', table, keyColumns, columns, rows });
   return steps;
 }
 

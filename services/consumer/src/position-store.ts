@@ -70,46 +70,52 @@ export async function loadPositions(
   return new Map(rows.map((r) => [`${r.topic}:${r.partition}`, fromRow(r)]));
 }
 
-/** Locks the partition's position row for this transaction and returns it (NO_POSITION when none). */
-export async function lockPosition(db: Queryable, topic: string, partition: number): Promise<StoredPosition> {
-  const { rows } = await db.query<{ kafka_offset: string; lsn: string; seq: string }>(
-    'SELECT kafka_offset, lsn, seq FROM teal.applied_position WHERE topic = $1 AND partition = $2 FOR UPDATE',
-    [topic, partition],
-  );
+// The per-batch statements are SQL text with their values as literals, so that several run
+// in one simple-query round trip (BEGIN, the lock and reads before the rows; the position and
+// COMMIT after them). Topic names are escaped; every other value is a number or an LSN we format.
+
+/** Locks the partition's position row for this transaction; read it with `positionFromRows`. */
+export function lockPositionSql(topic: string, partition: number): string {
+  return `SELECT kafka_offset, lsn, seq FROM teal.applied_position WHERE topic = ${literal(topic)} AND partition = ${int(partition)} FOR UPDATE`;
+}
+
+export function positionFromRows(
+  rows: Array<{ kafka_offset: string; lsn: string; seq: string }>,
+): StoredPosition {
   return rows.length === 0 ? NO_POSITION : fromRow(rows[0]);
 }
 
-export async function savePosition(
-  db: Queryable,
-  topic: string,
-  partition: number,
-  p: StoredPosition,
-): Promise<void> {
-  await db.query(
-    `INSERT INTO teal.applied_position (topic, partition, kafka_offset, lsn, seq, applied_at)
-     VALUES ($1, $2, $3, $4::pg_lsn, $5, now())
+export function savePositionSql(topic: string, partition: number, p: StoredPosition): string {
+  return `INSERT INTO teal.applied_position (topic, partition, kafka_offset, lsn, seq, applied_at)
+     VALUES (${literal(topic)}, ${int(partition)}, ${p.kafkaOffset.toString()}, '${formatLsn(p.position.lsn)}'::pg_lsn, ${int(p.position.seq)}, now())
      ON CONFLICT (topic, partition) DO UPDATE
-       SET kafka_offset = EXCLUDED.kafka_offset, lsn = EXCLUDED.lsn, seq = EXCLUDED.seq, applied_at = EXCLUDED.applied_at`,
-    [topic, partition, p.kafkaOffset.toString(), formatLsn(p.position.lsn), p.position.seq],
-  );
+       SET kafka_offset = EXCLUDED.kafka_offset, lsn = EXCLUDED.lsn, seq = EXCLUDED.seq, applied_at = EXCLUDED.applied_at`;
 }
 
 function fromRow(r: { kafka_offset: string; lsn: string; seq: string }): StoredPosition {
   return { kafkaOffset: BigInt(r.kafka_offset), position: { lsn: parseLsn(r.lsn), seq: Number(r.seq) } };
 }
 
-/** The newest truncate of a topic's table applied in green (by any partition). */
-export async function lastTruncate(db: Queryable, topic: string): Promise<Position | undefined> {
-  const { rows } = await db.query<{ lsn: string; seq: string }>(
-    'SELECT lsn, seq FROM teal.applied_truncate WHERE topic = $1 ORDER BY lsn DESC, seq DESC LIMIT 1',
-    [topic],
-  );
+/** The newest truncate of a topic's table applied in green (by any partition); read with `truncateFromRows`. */
+export function lastTruncateSql(topic: string): string {
+  return `SELECT lsn, seq FROM teal.applied_truncate WHERE topic = ${literal(topic)} ORDER BY lsn DESC, seq DESC LIMIT 1`;
+}
+
+export function truncateFromRows(rows: Array<{ lsn: string; seq: string }>): Position | undefined {
   return rows.length === 0 ? undefined : { lsn: parseLsn(rows[0].lsn), seq: Number(rows[0].seq) };
 }
 
-export async function markTruncated(db: Queryable, topic: string, p: Position): Promise<void> {
-  await db.query(
-    'INSERT INTO teal.applied_truncate (topic, lsn, seq) VALUES ($1, $2::pg_lsn, $3) ON CONFLICT DO NOTHING',
-    [topic, formatLsn(p.lsn), p.seq],
-  );
+export function markTruncatedSql(topic: string, p: Position): string {
+  return `INSERT INTO teal.applied_truncate (topic, lsn, seq) VALUES (${literal(topic)}, '${formatLsn(p.lsn)}'::pg_lsn, ${int(p.seq)}) ON CONFLICT DO NOTHING`;
+}
+
+/** A string literal that reads the same whatever standard_conforming_strings says (as pg's escapeLiteral). */
+export function literal(text: string): string {
+  const quoted = `'${text.replaceAll("'", "''")}'`;
+  return text.includes('\\') ? ` E${quoted.replaceAll('\\', '\\\\')}` : quoted;
+}
+
+function int(n: number): string {
+  if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`);
+  return String(n);
 }
