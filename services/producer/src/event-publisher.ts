@@ -24,6 +24,8 @@ export interface PublisherLimits {
 }
 
 export const DEFAULT_LIMITS: PublisherLimits = {
+  // Moderate sends: kafkajs groups a send's records per partition in O(n^2 / partitions)
+  // (groupMessagesPerPartition spreads the array per record).
   maxBatchRecords: 5000,
   maxBatchBytes: 1 << 20,
   maxInFlightSends: 3,

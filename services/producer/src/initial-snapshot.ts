@@ -1,4 +1,4 @@
-import { formatLsn, type Lsn, type TableSchema } from '@teal/change-event';
+import { formatLsn, type Lsn, type Row, type TableSchema } from '@teal/change-event';
 import type { TealMetrics } from '@teal/config';
 import type { EventPublisher } from './event-publisher.ts';
 import { connectClient, quoteLiteral } from './pg-session.ts';
@@ -59,16 +59,20 @@ export async function runInitialSnapshot(opts: InitialSnapshotOptions): Promise<
       const codec = await publisher.prepare(table);
       let lastKey: string[] | null = null;
       let ordinal = 0;
-      for (;;) {
+      // The next chunk is read while this one is encoded and sent (one query ahead).
+      let next: Promise<Row[]> | undefined = readChunk(client, table, null, opts.chunkRows);
+      while (next) {
         if (opts.signal?.aborted) throw new Error('snapshot stopped');
-        const rows = await readChunk(client, table, lastKey, opts.chunkRows);
+        const rows: Row[] = await next;
         if (rows.length === 0) break;
+        lastKey = keyValues(table, rows[rows.length - 1]);
+        next = rows.length < opts.chunkRows ? undefined : readChunk(client, table, lastKey, opts.chunkRows);
+        next?.catch(() => {});
         const timeUs = nowUs();
         for (const row of rows) {
           publisher.addEvent(codec, snapshotEvent(table, row, opts.consistentPoint, ++ordinal, timeUs));
           if (publisher.saturated) await publisher.waitForCapacity();
         }
-        lastKey = keyValues(table, rows[rows.length - 1]);
         const done = ordinal;
         const chunkKey = lastKey;
         const count = rows.length;
@@ -85,7 +89,6 @@ export async function runInitialSnapshot(opts: InitialSnapshotOptions): Promise<
             snapshotLsn: lsnText,
           });
         });
-        if (rows.length < opts.chunkRows) break;
       }
       await publisher.drain();
       entry.state = 'done';
