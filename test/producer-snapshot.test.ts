@@ -126,4 +126,81 @@ describe('producer: chunked snapshot while streaming', () => {
       .sort((a, b) => (a.k === b.k ? Number(a.n) - Number(b.n) : String(a.k) < String(b.k) ? -1 : 1));
     expect(actual).toEqual(expected.rows);
   });
+
+  test('an initial snapshot that breaks off is finished by chunk while streaming, from its last recorded key', async () => {
+    const name = uniqueName('prod_resume');
+    const prefix = `${name}_t`;
+    const blue = await pgClient(blueUrl());
+    await blue.query(`CREATE TABLE ${name} (id int PRIMARY KEY, v text)`);
+    await blue.query(`INSERT INTO ${name} SELECT g, 'v' || g FROM generate_series(1, 60) g`);
+    let reads = 0;
+    let phase: 'initial' | 'chunked' = 'initial';
+    const producer = new Producer(
+      resolveConfig(
+        {
+          tables: [name],
+          slot: `${name}_slot`,
+          publication: `${name}_pub`,
+          kafka: { topicPrefix: prefix, partitions: 2 },
+          heartbeatMs: 300,
+          snapshot: { chunkRows: 5 },
+        },
+        {
+          env: {
+            TEAL_BLUE_URL: blueUrl(),
+            TEAL_GREEN_URL: greenUrl(),
+            TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
+          },
+        },
+      ),
+      {
+        afterChunkRead: async (_table, rows) => {
+          reads++;
+          if (phase === 'initial' && reads === 4) {
+            phase = 'chunked';
+            // While the initial snapshot is broken off, a row it already read changes.
+            await blue.query(`UPDATE ${name} SET v = 'changed' WHERE id = 2`);
+            throw new Error(`simulated failure after reading up to id ${rows.at(-1)?.id}`);
+          }
+        },
+      },
+    );
+    onTestFinished(async () => {
+      await producer.stop();
+      await blue.query('SELECT pg_drop_replication_slot($1)', [`${name}_slot`]);
+      await blue.query(`DROP PUBLICATION IF EXISTS ${name}_pub`);
+    });
+    await producer.start();
+    await waitFor(
+      () =>
+        producer.status().snapshot.find((s) => s.table === `public.${name}`)?.state === 'done' &&
+        producer.status().state === 'streaming',
+      {
+        what: 'snapshot finished by chunks',
+      },
+    );
+    expect(phase).toBe('chunked');
+    const topic = `${prefix}.public.${name}`;
+    const reader = new TopicReader(kafka, [topic]);
+    await reader.start();
+    onTestFinished(() => reader.stop());
+    await waitFor(
+      async () => {
+        const events = (await decodeAll(kafka, prefix, reader.records)).map((d) => d.event);
+        return (
+          new Set(events.map((e) => e.key.id)).size >= 60 && events.some((e) => e.after?.v === 'changed')
+        );
+      },
+      { what: 'every row and the update' },
+    );
+    const events = (await decodeAll(kafka, prefix, reader.records)).map((d) => d.event);
+    events.sort((a, b) => comparePosition(a.position, b.position));
+    const state = new Map<string, string | null>();
+    for (const e of events) if (e.after) state.set(e.key.id ?? '', e.after.v);
+    const expected = await blue.query<{ id: string; v: string }>(`SELECT id, v FROM ${name}`);
+    expect(state.size).toBe(60);
+    for (const r of expected.rows) expect(state.get(r.id)).toBe(r.v);
+    // Resumed after the last recorded chunk (id 15): 15 rows + 45, not 15 + 60.
+    expect(events.filter((e) => e.op === 'r').length).toBe(60);
+  });
 });

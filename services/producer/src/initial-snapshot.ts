@@ -31,6 +31,8 @@ export interface InitialSnapshotOptions {
   progress: Map<string, TableProgress>;
   metrics?: TealMetrics;
   signal?: AbortSignal;
+  /** Test hook: runs after each chunk is read. */
+  afterChunkRead?(table: string, rows: readonly Row[]): Promise<void>;
 }
 
 export async function runInitialSnapshot(opts: InitialSnapshotOptions): Promise<void> {
@@ -65,6 +67,7 @@ export async function runInitialSnapshot(opts: InitialSnapshotOptions): Promise<
         if (opts.signal?.aborted) throw new Error('snapshot stopped');
         const rows: Row[] = await next;
         if (rows.length === 0) break;
+        await opts.afterChunkRead?.(name, rows);
         lastKey = keyValues(table, rows[rows.length - 1]);
         next = rows.length < opts.chunkRows ? undefined : readChunk(client, table, lastKey, opts.chunkRows);
         next?.catch(() => {});
@@ -107,6 +110,8 @@ export async function runInitialSnapshot(opts: InitialSnapshotOptions): Promise<
     }
     await client.query('COMMIT');
   } finally {
+    // Record what Kafka already holds, so that a resume by chunk starts after it.
+    await publisher.drain().catch(() => {});
     await writes;
     await client.end().catch(() => {});
   }

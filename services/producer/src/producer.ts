@@ -233,6 +233,7 @@ export class Producer extends EventEmitter {
         progress: this.progress,
         metrics: this.deps.metrics,
         signal: this.abort.signal,
+        afterChunkRead: this.deps.afterChunkRead,
       });
       if (publisher.lastShipped) this.lastShipped = formatPosition(publisher.lastShipped.position);
     } catch (err) {
