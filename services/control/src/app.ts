@@ -44,6 +44,16 @@ export function build(opts: BuildOptions): FastifyInstance {
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger.child({ component: 'api' }) } : { logger: false }),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // A URL Fastify cannot decode (a stray or invalid %-escape) is answered before routing, in
+    // Fastify's own shape unless this hook answers: keep teal's {error: {code, message}}.
+    frameworkErrors: (err, _request, reply) => {
+      sendError(
+        reply,
+        400,
+        'TEAL_BAD_REQUEST',
+        `bad request: ${err.message}: percent-encode the path (see GET /docs)`,
+      );
+    },
     ajv: {
       // Unknown fields are an error the caller should hear about, never silently dropped;
       // "5" is not a number. verbose: errors carry the offending value and schema.
