@@ -350,6 +350,16 @@ interface AjvError {
   data?: unknown;
 }
 
+// JSON.stringify recurses: a body nested a few thousand levels deep overflows the stack,
+// which inside the error handler became a 500 FST_ERR_FAILED_ERROR_SERIALIZATION.
+function shownValue(data: unknown): string {
+  try {
+    return ` (got ${JSON.stringify(data)?.slice(0, 60)})`;
+  } catch {
+    return ' (too deeply nested to show)';
+  }
+}
+
 /** "body.timeoutMs must be <= 3600000 (got 99999999)", naming the field. */
 export function validationMessage(err: FastifyError): string {
   const context = (err as { validationContext?: string }).validationContext ?? 'body';
@@ -364,7 +374,7 @@ export function validationMessage(err: FastifyError): string {
         allowed.length ? ` (allowed: ${allowed.join(', ')})` : ' (it takes no fields)'
       }`;
     }
-    const got = e.data === undefined ? '' : ` (got ${JSON.stringify(e.data)?.slice(0, 60)})`;
+    const got = e.data === undefined ? '' : shownValue(e.data);
     return `${path} ${e.message ?? 'is invalid'}${got}`;
   });
   return `invalid request: ${parts.join('; ') || err.message}`;
