@@ -63,6 +63,8 @@ export async function runInitialSnapshot(opts: InitialSnapshotOptions): Promise<
       let ordinal = 0;
       // The next chunk is read while this one is encoded and sent (one query ahead).
       let next: Promise<Row[]> | undefined = readChunk(client, table, null, opts.chunkRows);
+      // A read left behind by a stop is not awaited: keep its rejection handled.
+      next.catch(() => {});
       while (next) {
         if (opts.signal?.aborted) throw new Error('snapshot stopped');
         const rows: Row[] = await next;

@@ -10,6 +10,7 @@ import {
 import type { ResolvedConfig } from '@teal/config';
 import {
   abortableDelay,
+  controlKey,
   type Logger,
   redactUrl,
   logger as rootLogger,
@@ -138,7 +139,9 @@ export class Producer extends EventEmitter {
     this.green = createPool(config.green.url, 2);
     this.store = new StateStore(this.green);
     await this.store.init();
-    const previous = await this.store.readControl<{ slot?: string; slotCreated?: boolean }>('producer');
+    const previous = await this.store.readControl<{ slot?: string; slotCreated?: boolean }>(
+      controlKey('producer', this.config),
+    );
     // The slot's own record survives other producers' status rows (one green, several slots in tests).
     const slotRecord = await this.store.readControl(`slot:${config.slot}`);
     const hadSlot =
@@ -168,7 +171,7 @@ export class Producer extends EventEmitter {
         consistentPoint: formatLsn(plan.consistentPoint),
       });
     }
-    await this.store.writeControl('producer', {
+    await this.store.writeControl(controlKey('producer', this.config), {
       ...this.status(),
       slotCreated: true,
       updatedAt: new Date().toISOString(),
@@ -419,7 +422,7 @@ export class Producer extends EventEmitter {
       this.timers.push(timer);
     };
     every(this.deps.pausePollMs ?? 500, async () => {
-      const paused = await this.store!.isPaused();
+      const paused = await this.store!.isPaused(controlKey('paused', this.config));
       if (paused === this.paused) return;
       this.paused = paused;
       this.log.info({ paused }, paused ? 'paused: not reading the slot' : 'resumed');
@@ -433,7 +436,7 @@ export class Producer extends EventEmitter {
     // Only a producer that has its slot may say so: the next start trusts `slotCreated`.
     if (!this.slotReady) return;
     await this.measureLag().catch(() => {});
-    await this.store?.writeControl('producer', {
+    await this.store?.writeControl(controlKey('producer', this.config), {
       ...this.status(),
       slotCreated: true,
       pid: process.pid,

@@ -156,7 +156,10 @@ export async function ensurePublication(
   publication: string,
   tables: readonly ReplicatedTable[],
 ): Promise<{ created: boolean; added: ReplicatedTable[] }> {
-  const exists = await db.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [publication]);
+  const exists = await db.query<{ all: string }>(
+    'SELECT puballtables::text AS all FROM pg_publication WHERE pubname = $1',
+    [publication],
+  );
   const list = (ts: readonly ReplicatedTable[]) => ts.map((t) => quoteTable(t.schema, t.table)).join(', ');
   if (exists.rows.length === 0) {
     await db.query(
@@ -166,6 +169,8 @@ export async function ensurePublication(
     );
     return { created: true, added: [] };
   }
+  // FOR ALL TABLES already carries every table (and cannot take ADD TABLE).
+  if (exists.rows[0].all === 'true') return { created: false, added: [] };
   const current = await db.query<{ schemaname: string; tablename: string }>(
     'SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1',
     [publication],

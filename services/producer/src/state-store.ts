@@ -65,8 +65,9 @@ export class StateStore {
     );
   }
 
-  async isPaused(): Promise<boolean> {
-    const value = await this.readControl<unknown>('paused');
+  /** `key` is the pipeline's `paused:<prefix>` row (controlKey in @teal/config). */
+  async isPaused(key: string): Promise<boolean> {
+    const value = await this.readControl<unknown>(key);
     return value === true;
   }
 
