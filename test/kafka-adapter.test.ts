@@ -63,6 +63,43 @@ describe('@teal/kafka on a real broker', () => {
     await admin.deleteTopics([topic]);
   });
 
+  // Regression: concurrent send() calls on a new topic were reordered by kafkajs (each call
+  // awaits metadata before queueing its request), so later positions landed before earlier
+  // ones and the consumer skipped the earlier ones as replays (rows lost after a drain).
+  test('regression: concurrent sends keep call order within a partition', async () => {
+    const topic = `teal_test.${uniqueName('order')}`;
+    const admin = client.admin();
+    await admin.ensureTopic(topic, { partitions: 2 });
+    const publisher = await client.publisher();
+    const sends = Array.from({ length: 40 }, (_, i) =>
+      publisher.send([
+        { topic, key: Buffer.from('same-key'), value: Buffer.from(String(i)) },
+        { topic, key: Buffer.from('other-key'), value: Buffer.from(String(i)) },
+      ]),
+    );
+    await Promise.all(sends);
+    const seen: IncomingRecord[] = [];
+    const consumer = client.groupConsumer({
+      groupId: uniqueName('group'),
+      topics: new RegExp(`^${topic.replace('.', '\\.')}$`),
+    });
+    await consumer.run({
+      async eachBatch(batch) {
+        seen.push(...batch.records);
+      },
+    });
+    try {
+      await waitFor(() => seen.length >= 80, { what: '80 records', timeoutMs: 60_000 });
+    } finally {
+      await consumer.close();
+    }
+    for (const key of ['same-key', 'other-key']) {
+      const values = seen.filter((r) => r.key?.toString() === key).map((r) => Number(r.value?.toString()));
+      expect(values).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    }
+    await admin.deleteTopics([topic]);
+  });
+
   test('onAssign decides where each partition starts', async () => {
     const topic = `teal_test.${uniqueName('assign')}`;
     const admin = client.admin();
