@@ -317,9 +317,9 @@ describe('consumer: Kafka -> green', () => {
     // The status row in green tells a separate API process the same.
     await waitFor(
       async () => {
-        const { rows: r } = await s.green.query(
-          "SELECT value FROM teal.control WHERE key = 'consumer_blocked'",
-        );
+        const { rows: r } = await s.green.query('SELECT value FROM teal.control WHERE key = $1', [
+          `consumer_blocked:${s.prefix}`,
+        ]);
         return JSON.stringify(r[0]?.value ?? '').includes(s.table);
       },
       { what: 'consumer_blocked in teal.control' },

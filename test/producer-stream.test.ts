@@ -1,8 +1,8 @@
 import { parseLsn } from '@teal/change-event';
 import { createMetrics, resolveConfig, waitFor } from '@teal/config';
-import { Registry } from 'prom-client';
 import { KafkaClient } from '@teal/kafka';
 import { decodeAll, Producer, TopicReader } from '@teal/producer';
+import { Registry } from 'prom-client';
 import { afterAll, describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
 
@@ -130,14 +130,34 @@ describe('producer: blue -> Kafka', () => {
     // Status, metrics and the status row in green that a separate API process reads.
     const status = producer.status();
     expect(status.lastShippedPosition).toMatch(/^[0-9A-F]+\/[0-9A-F]+:\d+$/);
-    expect(Number((await metrics.eventsProduced.get()).values.find((v) => v.labels.op === 'r' && v.labels.table === `public.${name}`)?.value)).toBe(5);
-    expect(Number((await metrics.snapshotRows.get()).values.find((v) => v.labels.table === `public.${name}`)?.value)).toBe(5);
+    expect(
+      Number(
+        (await metrics.eventsProduced.get()).values.find(
+          (v) => v.labels.op === 'r' && v.labels.table === `public.${name}`,
+        )?.value,
+      ),
+    ).toBe(5);
+    expect(
+      Number(
+        (await metrics.snapshotRows.get()).values.find((v) => v.labels.table === `public.${name}`)?.value,
+      ),
+    ).toBe(5);
     const green = await pgClient(greenUrl());
-    await waitFor(async () => {
-      const r = await green.query<{ v: { slot: string; state: string } }>(`SELECT value AS v FROM teal.control WHERE key = 'producer'`);
-      const v = r.rows[0] ? (typeof r.rows[0].v === 'string' ? JSON.parse(r.rows[0].v) : r.rows[0].v) : undefined;
-      return v?.slot === config.slot && v?.state === 'streaming';
-    }, { what: 'status row in green', timeoutMs: 10_000 });
+    await waitFor(
+      async () => {
+        const r = await green.query<{ v: { slot: string; state: string } }>(
+          'SELECT value AS v FROM teal.control WHERE key = $1',
+          [`producer:${config.kafka.topicPrefix}`],
+        );
+        const v = r.rows[0]
+          ? typeof r.rows[0].v === 'string'
+            ? JSON.parse(r.rows[0].v)
+            : r.rows[0].v
+          : undefined;
+        return v?.slot === config.slot && v?.state === 'streaming';
+      },
+      { what: 'status row in green', timeoutMs: 10_000 },
+    );
 
     const message = reader.records.find((r) => r.topic === `${name}_t._messages`)!;
     expect(message.value?.toString()).toBe('hello');

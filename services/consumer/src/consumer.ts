@@ -1,6 +1,7 @@
 import { formatPosition, SchemaCache } from '@teal/change-event';
 import {
   compileTransforms,
+  controlKey,
   type Logger,
   type ResolvedConfig,
   redactUrl,
@@ -10,6 +11,7 @@ import {
 import { type GroupConsumer, KafkaClient, SchemaTopic } from '@teal/kafka';
 import pg from 'pg';
 import { Applier, type SchemaSource } from './applier.ts';
+import { ApplyLanes } from './apply-lanes.ts';
 import { DeadLetterWriter, deadLetterTopic } from './dead-letter.ts';
 import { GreenCatalog } from './green-catalog.ts';
 import { ensureStateTables } from './position-store.ts';
@@ -64,6 +66,7 @@ export class Consumer {
   private kafka: KafkaClient | undefined;
   private group: GroupConsumer | undefined;
   private applier: Applier | undefined;
+  private lanes: ApplyLanes | undefined;
   private timer: NodeJS.Timeout | undefined;
   private state: ConsumerStatus['state'] = 'starting';
   private error: string | undefined;
@@ -116,17 +119,27 @@ export class Consumer {
         topics: tableTopicPattern(prefix),
         concurrency,
         // Bounds memory: a fetch holds at most this much per partition (teal records are small).
-        maxBytesPerPartition: 2 * 1024 * 1024,
+        maxBytesPerPartition: Number(process.env.XFETCH ?? 2 * 1024 * 1024),
       });
       const group = this.group;
-      await this.pollControl();
-      await group.run({
-        onAssign: (assigned) => applier.assign(assigned),
-        eachBatch: async (batch) => {
+      this.lanes = new ApplyLanes(
+        async (batch) => {
           await applier.applyBatch(batch);
           const stored = applier.partitions.get(`${batch.topic}:${batch.partition}`)?.stored;
           if (stored) await group.commit(batch.topic, batch.partition, stored.kafkaOffset + 1n);
         },
+        { log: this.log, signal: this.abort.signal },
+      );
+      const lanes = this.lanes;
+      await this.pollControl();
+      await group.run({
+        onAssign: (assigned) => {
+          lanes.assigned(assigned);
+          return applier.assign(assigned);
+        },
+        // Returns once the batch has started (its partition's previous one applied): the next
+        // fetch overlaps green's apply (apply-lanes.ts).
+        eachBatch: (batch) => lanes.push(batch),
       });
       if (!this.paused) this.setState('running');
       this.timer = setInterval(() => void this.pollControl(), CONTROL_POLL_MS);
@@ -143,6 +156,7 @@ export class Consumer {
     this.abort.abort();
     if (this.timer) clearInterval(this.timer);
     await this.group?.close().catch(() => undefined);
+    await this.lanes?.drain();
     await this.kafka?.close().catch(() => undefined);
     await this.writeStatus().catch(() => undefined);
     await this.pool?.end().catch(() => undefined);
@@ -188,7 +202,8 @@ export class Consumer {
     this.controlBusy = true;
     try {
       const { rows } = await this.pool.query<{ value: string | null }>(
-        "SELECT value::text AS value FROM teal.control WHERE key = 'paused'",
+        'SELECT value::text AS value FROM teal.control WHERE key = $1',
+        [controlKey('paused', this.config)],
       );
       const paused = rows[0]?.value === 'true';
       if (paused !== this.paused) {
@@ -212,13 +227,15 @@ export class Consumer {
     const blocked = status.partitions.filter((p) => p.blocked);
     this.deps.metrics?.blockedPartitions.set(blocked.length);
     await this.pool.query(
-      `INSERT INTO teal.control (key, value, updated_at) VALUES ('consumer', $1::jsonb, now()), ('consumer_blocked', $2::jsonb, now())
+      `INSERT INTO teal.control (key, value, updated_at) VALUES ($3, $1::jsonb, now()), ($4, $2::jsonb, now())
        ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
       [
         JSON.stringify(status),
         JSON.stringify(
           blocked.map((p) => ({ topic: p.topic, partition: p.partition, reason: p.blocked!.reason })),
         ),
+        controlKey('consumer', this.config),
+        controlKey('consumer_blocked', this.config),
       ],
     );
   }

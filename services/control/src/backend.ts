@@ -1,5 +1,6 @@
 import {
   compileTransforms,
+  controlKey,
   createMetrics,
   type Logger,
   type ResolvedConfig,
@@ -134,21 +135,26 @@ export class TealControl implements ControlBackend {
     ]);
     const control = greenSide.control;
     // The row in green is another producer's when it names another slot (several pipelines, one green).
-    const stored = control.get('producer');
+    const stored = control.get(controlKey('producer', this.config));
     const storedSlot = (stored?.value as { slot?: unknown } | null | undefined)?.slot;
     const producer = this.deps.producer
       ? producerView(this.deps.producer.status(), 'in-process', new Date().toISOString())
       : storedSlot === undefined || storedSlot === this.config.slot
         ? producerView(stored?.value, 'green', stored?.updatedAt ?? null)
         : null;
-    const consumerRaw = (this.deps.consumer?.status() ?? control.get('consumer')?.value ?? null) as {
+    const consumerRaw = (this.deps.consumer?.status() ??
+      control.get(controlKey('consumer', this.config))?.value ??
+      null) as {
       state?: unknown;
       error?: unknown;
     } | null;
-    const blocked = blockedPartitions(consumerRaw, control.get('consumer_blocked')?.value);
+    const blocked = blockedPartitions(
+      consumerRaw,
+      control.get(controlKey('consumer_blocked', this.config))?.value,
+    );
     const partitions = partitionStatuses(kafkaSide.tables, greenSide.applied, blocked);
     const lagRecords = partitions.reduce((sum, p) => sum + p.lag, 0);
-    const paused = control.get('paused')?.value === true;
+    const paused = control.get(controlKey('paused', this.config))?.value === true;
     const slot = slotStatus(this.config.slot, blueSide.slot, producer, this.config.lag);
     const consumerError = consumerRaw?.error;
     const partial = {
@@ -211,9 +217,9 @@ export class TealControl implements ControlBackend {
         }
       }
       await c.query(
-        `INSERT INTO teal.control (key, value, updated_at) VALUES ('paused', $1::jsonb, now())
+        `INSERT INTO teal.control (key, value, updated_at) VALUES ($2, $1::jsonb, now())
          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
-        [JSON.stringify(paused)],
+        [JSON.stringify(paused), controlKey('paused', this.config)],
       );
     });
     this.log.info({ paused }, paused ? 'paused' : 'resumed');
@@ -240,7 +246,7 @@ export class TealControl implements ControlBackend {
 
   private async assertNotPaused(): Promise<void> {
     const control = await this.green(readControl);
-    if (control.get('paused')?.value === true) {
+    if (control.get(controlKey('paused', this.config))?.value === true) {
       throw new TealError(
         'TEAL_PAUSED',
         'teal is paused, so a drain cannot finish: resume first (POST /resume, teal resume)',
