@@ -3,8 +3,11 @@ import pg from 'pg';
 // Every connection teal opens to blue or green returns Postgres text untouched (no global
 // type parsers) and runs under the session settings that make text lossless and stable:
 // the walsender uses the same ones, so snapshot rows and stream rows read alike.
+// default_transaction_read_only=off: a cutover fences blue with ALTER DATABASE ... SET
+// default_transaction_read_only = on; teal's own sessions (heartbeats, watermarks) must
+// still write their messages while fenced, and startup options take precedence.
 export const SESSION_OPTIONS =
-  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex';
+  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex -c default_transaction_read_only=off';
 
 export const RAW_TEXT_TYPES = {
   getTypeParser: () => (value: string) => value,
