@@ -66,7 +66,7 @@ function changes(): EventInput[] {
 async function teal(
   green: pg.Client,
   suffix: string,
-): Promise<{ rate: number; rssMb: number; seconds: number; startSeconds: number }> {
+): Promise<{ rate: number; rssMb: number; seconds: number; startSeconds: number; cpuSeconds: number }> {
   const prefix = `bench_${suffix}`;
   const table = `bench_teal_${suffix}`;
   await green.query(`CREATE TABLE public.${table} (id int PRIMARY KEY, n int, payload text)`);
@@ -120,6 +120,10 @@ async function teal(
   );
   const seconds = (Date.now() - t) / 1000;
   const startSeconds = (firstApplied - t) / 1000;
+  // utime + stime of the consumer (clock ticks, 100 Hz): less sensitive to a loaded machine than wall time.
+  const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / 100;
   child.kill('SIGTERM');
   const { rows } = await green.query(`SELECT count(*)::int AS n FROM public.${table}`);
   if (Number(rows[0].n) !== INSERTS - DELETES)
@@ -129,7 +133,7 @@ async function teal(
   await admin.close();
   await kafka.close();
   await green.query(`DROP TABLE public.${table}`);
-  return { rate: TOTAL / seconds, rssMb: peakKb / 1024, seconds, startSeconds };
+  return { rate: TOTAL / seconds, rssMb: peakKb / 1024, seconds, startSeconds, cpuSeconds };
 }
 
 // The same changes through native logical replication, measured from the first write on blue
@@ -206,7 +210,7 @@ try {
   const t = await teal(green, suffix);
   console.log(
     `teal consumer: ${t.seconds.toFixed(1)} s (first batch committed after ${t.startSeconds.toFixed(1)} s), ` +
-      `${Math.round(t.rate)} rows/s, peak RSS ${t.rssMb.toFixed(0)} MB`,
+      `${Math.round(t.rate)} rows/s, peak RSS ${t.rssMb.toFixed(0)} MB, consumer CPU ${t.cpuSeconds.toFixed(1)} s`,
   );
   if (n) console.log(`ratio teal/native: ${(t.rate / n.rate).toFixed(2)}x`);
 } finally {

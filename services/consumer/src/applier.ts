@@ -500,28 +500,33 @@ export class Applier {
     }
   }
 
-  // One counter increment per (table, op) and batch: prom-client's labelled inc is costly per record.
+  // One counter increment per (table, op) and transaction: prom-client's labelled inc is
+  // costly per record. `applied` is a subsequence of `items`, walked alongside.
   private count(items: Item[], applied: Item[]): void {
     const m = this.deps.metrics;
     if (!m) return;
-    const appliedSet = new Set(applied);
-    const counts = new Map<string, { table: string; op: string; applied: number; skipped: number }>();
+    const counts = new Map<TableSchema, Map<string, number>>();
+    let j = 0;
     for (const i of items) {
-      if (!i.event) continue;
-      const skipped = !appliedSet.has(i);
-      if (skipped && i.failed) continue;
-      const id = `${i.event.schema}.${i.event.table}\u0000${i.event.op}`;
-      let c = counts.get(id);
-      if (!c) {
-        c = { table: `${i.event.schema}.${i.event.table}`, op: i.event.op, applied: 0, skipped: 0 };
-        counts.set(id, c);
+      if (!i.event || !i.writer) continue;
+      const isApplied = applied[j] === i;
+      if (isApplied) j++;
+      else if (i.failed) continue;
+      let byOp = counts.get(i.writer);
+      if (!byOp) {
+        byOp = new Map();
+        counts.set(i.writer, byOp);
       }
-      if (skipped) c.skipped++;
-      else c.applied++;
+      // '' counts skipped records.
+      const op = isApplied ? i.event.op : '';
+      byOp.set(op, (byOp.get(op) ?? 0) + 1);
     }
-    for (const c of counts.values()) {
-      if (c.applied > 0) m.eventsApplied.inc({ table: c.table, op: c.op }, c.applied);
-      if (c.skipped > 0) m.eventsSkipped.inc({ table: c.table }, c.skipped);
+    for (const [writer, byOp] of counts) {
+      const table = `${writer.schema}.${writer.table}`;
+      for (const [op, n] of byOp) {
+        if (op === '') m.eventsSkipped.inc({ table }, n);
+        else m.eventsApplied.inc({ table, op }, n);
+      }
     }
   }
 

@@ -119,7 +119,7 @@ export class Consumer {
         topics: tableTopicPattern(prefix),
         concurrency,
         // Bounds memory: a fetch holds at most this much per partition (teal records are small).
-        maxBytesPerPartition: Number(process.env.XFETCH ?? 2 * 1024 * 1024),
+        maxBytesPerPartition: 2 * 1024 * 1024,
       });
       const group = this.group;
       this.lanes = new ApplyLanes(
