@@ -24,7 +24,7 @@ import { ChunkSnapshotter } from './chunk-snapshot.ts';
 import { EventPublisher, type PublisherLimits } from './event-publisher.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { runInitialSnapshot, type TableProgress } from './initial-snapshot.ts';
-import { createPool } from './pg-session.ts';
+import { createPool, quoteIdent, quoteTable } from './pg-session.ts';
 import { checkReplicaIdentity, discoverTables, ensurePublication } from './publication-manager.ts';
 import { ensureSlot } from './slot-manager.ts';
 import { estimateRows } from './snapshot-reader.ts';
@@ -304,6 +304,7 @@ export class Producer extends EventEmitter {
         onCommit: (us) => {
           this.lastCommitTimeUs = us;
         },
+        readCurrentColumns: (table, key, columns) => this.readCurrentColumns(table, key, columns),
       });
       this.session = session;
       // A failed send ends the session at once, even when the stream is idle.
@@ -369,6 +370,19 @@ export class Producer extends EventEmitter {
 
   private async estimate(table: TableSchema): Promise<number> {
     return estimateRows(this.blue!, table.schema, table.table);
+  }
+
+  private async readCurrentColumns(
+    table: TableSchema,
+    key: Row,
+    columns: readonly string[],
+  ): Promise<Row | undefined> {
+    const where = table.keyColumns.map((k, i) => `${quoteIdent(k)} = $${i + 1}`).join(' AND ');
+    const result = await this.blue!.query<Row>(
+      `SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteTable(table.schema, table.table)} WHERE ${where}`,
+      table.keyColumns.map((k) => key[k]),
+    );
+    return result.rows[0];
   }
 
   private async protoVersion(): Promise<number> {

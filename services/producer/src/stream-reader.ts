@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChangeEvent, Lsn, PgType, TableSchema } from '@teal/change-event';
+import type { ChangeEvent, Lsn, PgType, Row, TableSchema } from '@teal/change-event';
 import {
   type AssemblerOutput,
   FileSpillStore,
@@ -33,6 +33,11 @@ export interface StreamSessionOptions {
   /** Resolves when not paused. */
   whilePaused(): Promise<void>;
   onCommit?(commitTimeUs: bigint): void;
+  /**
+   * Blue's current values of `columns` for the row with `key`, or undefined when blue has
+   * no such row now. Used to complete a key change whose TOASTed values blue did not send.
+   */
+  readCurrentColumns?(table: TableSchema, key: Row, columns: readonly string[]): Promise<Row | undefined>;
 }
 
 export class StreamSession {
@@ -115,7 +120,12 @@ export class StreamSession {
           this.tables.set(out.relationId, table);
         }
         const codec = pub.codecFor(table) ?? (await pub.prepare(table));
-        const event: ChangeEvent = out.event;
+        let event: ChangeEvent = out.event;
+        if (event.op === 'c' && event.unchanged.length > 0) {
+          const completed = await this.completeKeyChange(table, event);
+          if (!completed) return;
+          event = completed;
+        }
         if (this.opts.chunks.watching(name)) this.opts.chunks.onChange(name, event.key, event.op === 't');
         pub.addEvent(codec, event);
         return;
@@ -133,6 +143,22 @@ export class StreamSession {
         return;
       }
     }
+  }
+
+  /**
+   * An UPDATE that changes the primary key is sent on as delete(old key) + insert(new key),
+   * but blue does not send the TOASTed values it left unchanged, and green's old row (which
+   * has them) is on another partition. The insert is completed with blue's current values:
+   * if blue changed them since, a later event of that row carries the change again; if blue
+   * has no row with the new key any more, a later event deletes or moves it, so the insert
+   * is dropped. Either way green ends equal to blue, and a value is never written as NULL.
+   */
+  private async completeKeyChange(table: TableSchema, event: ChangeEvent): Promise<ChangeEvent | undefined> {
+    const read = this.opts.readCurrentColumns;
+    if (!read) throw new Error('a key change with unchanged TOAST values needs readCurrentColumns');
+    const current = await read(table, event.key, event.unchanged);
+    if (!current) return undefined;
+    return { ...event, after: { ...event.after, ...current }, unchanged: [] };
   }
 
   /** The assembler's table with types from pg_type (resolved now if new) and isKey from the key columns. */
