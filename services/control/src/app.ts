@@ -44,6 +44,9 @@ export function build(opts: BuildOptions): FastifyInstance {
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger.child({ component: 'api' }) } : { logger: false }),
     bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // Fastify's own request lines log the raw URL: a token sent as ?token=... (or pasted into
+    // the path) reached the logs. The onResponse hook below logs a redacted line instead.
+    disableRequestLogging: true,
     // A URL Fastify cannot decode (a stray or invalid %-escape) is answered before routing, in
     // Fastify's own shape unless this hook answers: keep teal's {error: {code, message}}.
     frameworkErrors: (err, _request, reply) => {
@@ -90,6 +93,17 @@ export function build(opts: BuildOptions): FastifyInstance {
   let exclusive: string | undefined;
   const shutdown = new AbortController();
   app.addHook('onClose', async () => shutdown.abort());
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        url: loggableUrl(request.url, token),
+        statusCode: reply.statusCode,
+        responseTimeMs: reply.elapsedTime,
+      },
+      'request completed',
+    );
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     if (!token || PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
@@ -330,6 +344,13 @@ export function build(opts: BuildOptions): FastifyInstance {
   });
 
   return app as unknown as FastifyInstance;
+}
+
+/** The path without its query string, and the configured token nowhere in it. */
+export function loggableUrl(url: string, token: string | undefined): string {
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : `${url.slice(0, q)}?***`;
+  return token ? path.split(token).join('***') : path;
 }
 
 function sendError(
