@@ -1,0 +1,193 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitFor } from '@teal/config';
+import { KafkaClient } from '@teal/kafka';
+import { describe, expect, onTestFinished, test } from 'vitest';
+import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
+
+// Contract item 13: secrets never reach logs. teal runs as a child process (pino writes JSON
+// to stdout), with a password in the blue URL (trust auth on loopback ignores it) and an API
+// token; every byte it prints, on the happy path and on error paths, must be free of both.
+
+const PASSWORD = 's3cr3t-pw';
+const TOKEN = 'tok-9f8e7d6c5b4a39281706-secret';
+const ROOT = join(import.meta.dirname, '..');
+
+function withPassword(url: string, port?: number): string {
+  const u = new URL(url);
+  u.password = PASSWORD;
+  if (port !== undefined) u.port = String(port);
+  return u.toString();
+}
+
+interface Child {
+  proc: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function teal(args: string[], env: Record<string, string>, cwd: string): Child {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/teal.mjs'), ...args], {
+    cwd,
+    // Every level, so that debug lines are checked too (under vitest teal logs only warnings).
+    env: { ...process.env, VITEST: '', TEAL_LOG_LEVEL: 'trace', ...env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const chunks: Buffer[] = [];
+  proc.stdout!.on('data', (c: Buffer) => chunks.push(c));
+  proc.stderr!.on('data', (c: Buffer) => chunks.push(c));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  onTestFinished(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    }
+  });
+  return { proc, output: () => Buffer.concat(chunks).toString('utf8'), exited };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function expectNoSecrets(output: string): void {
+  expect(output.length).toBeGreaterThan(0);
+  for (const secret of [PASSWORD, TOKEN, encodeURIComponent(PASSWORD), TOKEN.slice(4, 24)]) {
+    const at = output.indexOf(secret);
+    expect(at, at < 0 ? '' : `secret found in: ${output.slice(Math.max(0, at - 300), at + 100)}`).toBe(-1);
+  }
+}
+
+describe('secrets never reach logs', () => {
+  test('teal run (producer + consumer + API) with a password in the blue URL and an API token', async () => {
+    const name = uniqueName('logsec');
+    const dir = mkdtempSync(join(tmpdir(), 'teal-log-secrets-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const blue = await pgClient(blueUrl());
+    const green = await pgClient(greenUrl());
+    for (const db of [blue, green])
+      await db.query(`CREATE TABLE public.${name} (id int PRIMARY KEY, v text)`);
+    onTestFinished(async () => {
+      await blue
+        .query(
+          'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
+          [name],
+        )
+        .catch(() => undefined);
+      await blue.query(`DROP PUBLICATION IF EXISTS ${name}`);
+      for (const db of [blue, green]) await db.query(`DROP TABLE IF EXISTS public.${name}`);
+      const kafka = new KafkaClient({ brokers: kafkaBrokers(), clientId: 'teal-log-secrets-test' });
+      const admin = kafka.admin();
+      await admin.deleteTopics(await admin.listTopics(`${name}.`)).catch(() => undefined);
+      await admin.close();
+      await kafka.close();
+    });
+    writeFileSync(
+      join(dir, 'teal.config.ts'),
+      `export default ${JSON.stringify({ slot: name, publication: name, tables: [`public.${name}`], kafka: { topicPrefix: name, partitions: 1 } })};\n`,
+    );
+    const port = await freePort();
+    const child = teal(
+      ['run'],
+      {
+        TEAL_BLUE_URL: withPassword(blueUrl()),
+        TEAL_GREEN_URL: greenUrl(),
+        TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
+        TEAL_API_HOST: '127.0.0.1',
+        TEAL_API_PORT: String(port),
+        TEAL_API_TOKEN: TOKEN,
+      },
+      dir,
+    );
+    // pino's stdout is buffered when piped: wait on the API itself, not on a log line.
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(
+      async () => {
+        if (child.proc.exitCode !== null) throw new Error(`teal run exited early:\n${child.output()}`);
+        return (await fetch(`${url}/healthz`).catch(() => undefined))?.ok || undefined;
+      },
+      { what: 'control API up', timeoutMs: 60_000 },
+    );
+    await blue.query(`INSERT INTO public.${name} VALUES (1, 'one')`);
+    await waitFor(async () => (await green.query(`SELECT v FROM public.${name}`)).rows.length === 1, {
+      what: 'row replicated',
+      timeoutMs: 60_000,
+    });
+    // The token the right way, the wrong way, in the query string, as Basic; a failing route.
+    const calls: [string, RequestInit][] = [
+      ['/status', { headers: { authorization: `Bearer ${TOKEN}` } }],
+      ['/status', { headers: { authorization: `Bearer ${TOKEN}x` } }],
+      [`/status?token=${TOKEN}`, {}],
+      ['/status', { headers: { authorization: `Basic ${Buffer.from(`u:${TOKEN}`).toString('base64')}` } }],
+      [
+        '/drain',
+        {
+          method: 'POST',
+          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+          body: `{"timeoutMs":"${TOKEN}"}`,
+        },
+      ],
+      [
+        '/verify',
+        {
+          method: 'POST',
+          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+          body: `{"tables":["public.${name}"]}`,
+        },
+      ],
+      [`/nope/${TOKEN}`, { headers: { authorization: `Bearer ${TOKEN}` } }],
+    ];
+    for (const [path, init] of calls) await (await fetch(url + path, init)).text();
+    const status = await fetch(`${url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expectNoSecrets(await status.text());
+    child.proc.kill('SIGTERM');
+    await child.exited;
+    const out = child.output();
+    expect(out).toMatch(/control API listening/);
+    expectNoSecrets(out);
+  });
+
+  test('error paths: a blue URL with a password on a wrong port, for producer and run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'teal-log-secrets-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const name = uniqueName('logsecerr');
+    writeFileSync(
+      join(dir, 'teal.config.ts'),
+      `export default ${JSON.stringify({ slot: name, publication: name, kafka: { topicPrefix: name } })};\n`,
+    );
+    for (const command of ['producer', 'run', 'verify']) {
+      const child = teal(
+        [command],
+        {
+          TEAL_BLUE_URL: withPassword(blueUrl(), 5999),
+          TEAL_GREEN_URL: withPassword(greenUrl(), 5998),
+          TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
+          TEAL_API_PORT: '0',
+          TEAL_API_TOKEN: TOKEN,
+        },
+        dir,
+      );
+      // It either exits with the error or keeps retrying with backoff, logging each attempt.
+      await waitFor(
+        () => child.proc.exitCode !== null || /5999|ECONNREFUSED|unreachable/i.test(child.output()),
+        {
+          what: `${command} reports the unreachable blue`,
+          timeoutMs: 60_000,
+        },
+      );
+      child.proc.kill('SIGTERM');
+      await child.exited;
+      const out = child.output();
+      expect(out, command).toMatch(/5999|5998|ECONNREFUSED|unreachable/i);
+      expectNoSecrets(out);
+    }
+  });
+});
