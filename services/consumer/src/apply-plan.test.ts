@@ -1,7 +1,7 @@
 import type { Op, Row } from '@teal/change-event';
 import { describe, expect, it } from 'vitest';
 import { type ApplyStep, type PlanEvent, planBatch } from './apply-plan.ts';
-import { stepStatement } from './apply-sql.ts';
+import { stepStatement, textArrayLiteral } from './apply-sql.ts';
 
 const users = { schema: 'public', table: 'users' };
 
@@ -190,7 +190,7 @@ describe('stepStatement', () => {
         'FROM unnest($1::text[], $2::text[], $3::text[]) AS v(c1, c2, c3) ' +
         'ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name", "tags" = EXCLUDED."tags"',
     );
-    expect(s.values).toEqual([['1'], ['a'], ['{{1,2},{3,4}}']]);
+    expect(s.values).toEqual(['{"1"}', '{"a"}', '{"{{1,2},{3,4}}"}']);
   });
 
   it('does nothing on conflict when only key columns are carried', () => {
@@ -209,7 +209,7 @@ describe('stepStatement', () => {
     expect(s.text).toBe(
       'DELETE FROM "public"."users" WHERE ("id") IN (SELECT v.c1::integer FROM unnest($1::text[]) AS v(c1))',
     );
-    expect(s.values).toEqual([['1', '2']]);
+    expect(s.values).toEqual(['{"1","2"}']);
   });
 
   it('updates carried columns only, joined on the key, quoting identifiers', () => {
@@ -221,6 +221,11 @@ describe('stepStatement', () => {
       'UPDATE "public"."users" AS t SET "we""ird" = v.c2::public.mood ' +
         'FROM unnest($1::text[], $2::text[]) AS v(c1, c2) WHERE t."id" = v.c1::integer',
     );
+  });
+
+  it('writes text[] literals as pg would: NULL bare, quotes and backslashes escaped, the text NULL quoted', () => {
+    const rows = [['a'], [null], ['NULL'], [''], ['say "hi"'], ['C:\\dir\\'], [' {x, y} ']];
+    expect(textArrayLiteral(rows, 0)).toBe('{"a",NULL,"NULL","","say \\"hi\\"","C:\\\\dir\\\\"," {x, y} "}');
   });
 
   it('refuses a column without a known type', () => {
