@@ -1,13 +1,133 @@
-import { waitFor } from '@teal/config';
-import { type IncomingRecord, KafkaClient, SchemaTopic } from '@teal/kafka';
+import { randomBytes } from 'node:crypto';
+import { type TealError, waitFor } from '@teal/config';
+import { type IncomingRecord, KafkaClient, type KafkaClientKind, SchemaTopic } from '@teal/kafka';
+import { Partitioners } from 'kafkajs';
 import { afterAll, describe, expect, test } from 'vitest';
 import { kafkaBrokers, uniqueName } from './support/env.ts';
 
-// teal's Kafka interface against the real broker: acks=all publishing, key -> partition,
-// batches retried in place, the schema topic read back from its start.
-describe('@teal/kafka on a real broker', () => {
-  const client = new KafkaClient({ brokers: kafkaBrokers(), clientId: 'teal-test' });
+const CLIENTS: KafkaClientKind[] = ['kafkajs', 'platformatic'];
+
+// A key lands in the same partition whichever client wrote it: both adapters' partitionFor
+// equal kafkajs's own DefaultPartitioner (the Java client's murmur2) for many keys.
+describe('@teal/kafka partitioning', () => {
+  test('partitionFor is the same murmur2 partition in both adapters and in kafkajs', async () => {
+    const clients = CLIENTS.map((client) => new KafkaClient({ brokers: kafkaBrokers(), client }));
+    try {
+      const publishers = await Promise.all(clients.map((c) => c.publisher()));
+      const kafkajsPartitioner = Partitioners.DefaultPartitioner();
+      const keys = [
+        Buffer.alloc(0),
+        Buffer.from('a'),
+        Buffer.from('ab'),
+        Buffer.from('abc'),
+        Buffer.from('abcd'),
+      ];
+      for (let i = 0; i < 5000; i++) keys.push(randomBytes(i % 67));
+      for (const key of keys) {
+        for (const partitions of [1, 2, 3, 4, 7, 12, 64]) {
+          const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
+            partitionId,
+            leader: 0,
+            replicas: [0],
+            isr: [0],
+            partitionErrorCode: 0,
+          }));
+          const expected = kafkajsPartitioner({
+            topic: 't',
+            partitionMetadata,
+            message: { key, value: null },
+          });
+          for (const publisher of publishers) expect(publisher.partitionFor(key, partitions)).toBe(expected);
+        }
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
+  });
+
+  test('TEAL_KAFKA_CLIENT picks the client; an unknown name is a clear error', () => {
+    const saved = process.env.TEAL_KAFKA_CLIENT;
+    try {
+      process.env.TEAL_KAFKA_CLIENT = 'platformatic';
+      expect(new KafkaClient({ brokers: kafkaBrokers() }).clientKind).toBe('platformatic');
+      process.env.TEAL_KAFKA_CLIENT = 'kafkajs';
+      expect(new KafkaClient({ brokers: kafkaBrokers() }).clientKind).toBe('kafkajs');
+      expect(new KafkaClient({ brokers: kafkaBrokers(), client: 'platformatic' }).clientKind).toBe(
+        'platformatic',
+      );
+      process.env.TEAL_KAFKA_CLIENT = 'rdkafka';
+      expect(() => new KafkaClient({ brokers: kafkaBrokers() })).toThrow(/kafkajs or platformatic/);
+    } finally {
+      if (saved === undefined) delete process.env.TEAL_KAFKA_CLIENT;
+      else process.env.TEAL_KAFKA_CLIENT = saved;
+    }
+  });
+});
+
+// teal's Kafka interface against the real broker, for each client: acks=all publishing,
+// key -> partition, per-partition order across sends, a failed send stops the sends behind
+// it, batches retried in place, the schema topic read back from its start.
+describe.each(CLIENTS)('@teal/kafka on a real broker (%s)', (kind) => {
+  const client = new KafkaClient({ brokers: kafkaBrokers(), clientId: 'teal-test', client: kind });
   afterAll(() => client.close());
+
+  async function readAll(topic: string, count: number): Promise<IncomingRecord[]> {
+    const seen: IncomingRecord[] = [];
+    const consumer = client.groupConsumer({
+      groupId: uniqueName('group'),
+      topics: new RegExp(`^${topic.replace('.', '\\.')}$`),
+    });
+    await consumer.run({
+      async eachBatch(batch) {
+        seen.push(...batch.records);
+      },
+    });
+    try {
+      await waitFor(() => seen.length >= count, { what: `${count} records`, timeoutMs: 60_000 });
+    } finally {
+      await consumer.close();
+    }
+    return seen;
+  }
+
+  test('records land in the partition partitionFor names', async () => {
+    const topic = `teal_test.${uniqueName('murmur')}`;
+    const admin = client.admin();
+    await admin.ensureTopic(topic, { partitions: 7 });
+    const publisher = await client.publisher();
+    const keys = Array.from({ length: 300 }, (_, i) => randomBytes(1 + (i % 40)));
+    await publisher.send(keys.map((key, i) => ({ topic, key, value: Buffer.from(String(i)) })));
+    const seen = await readAll(topic, keys.length);
+    expect(seen).toHaveLength(keys.length);
+    for (const r of seen) expect(r.partition).toBe(publisher.partitionFor(r.key!, 7));
+    expect(new Set(seen.map((r) => r.partition)).size).toBe(7);
+    await admin.deleteTopics([topic]);
+  });
+
+  test('a failed send rejects the sends queued behind it; later sends go through in order', async () => {
+    const topic = `teal_test.${uniqueName('fail')}`;
+    const admin = client.admin();
+    await admin.ensureTopic(topic, { partitions: 2 });
+    const publisher = await client.publisher();
+    await publisher.send([{ topic, key: Buffer.from('k'), value: Buffer.from('0') }]);
+    // A topic that does not exist (auto-creation is off) makes the send fail.
+    const missing = `teal_test.${uniqueName('missing')}`;
+    const failing = publisher.send([{ topic: missing, key: Buffer.from('k'), value: Buffer.from('x') }]);
+    const behind = publisher.send([{ topic, key: Buffer.from('k'), value: Buffer.from('lost') }]);
+    await expect(failing).rejects.toThrow();
+    const err = await behind.then(
+      () => undefined,
+      (e: TealError) => e,
+    );
+    expect(err?.code).toBe('TEAL_KAFKA_SEND_ABORTED');
+    expect(err?.retriable).toBe(true);
+    // The publisher takes sends again once the failure is known.
+    await publisher.send([{ topic, key: Buffer.from('k'), value: Buffer.from('1') }]);
+    await publisher.send([{ topic, key: Buffer.from('k'), value: Buffer.from('2') }]);
+    const seen = await readAll(topic, 3);
+    expect(seen.map((r) => r.value?.toString())).toEqual(['0', '1', '2']);
+    await admin.deleteTopics([topic]);
+  }, 180_000);
 
   test('records of one key land in one partition in order, and a failed batch comes again', async () => {
     const topic = `teal_test.${uniqueName('adapter')}`;

@@ -10,11 +10,13 @@ import {
   Partitioners,
   type Producer,
 } from 'kafkajs';
+import { murmur2, PlatformaticAdmin, PlatformaticPublisher } from './platformatic-adapter.ts';
 import type {
   GroupConsumer,
   GroupConsumerOptions,
   GroupHandlers,
   IncomingRecord,
+  KafkaClientKind,
   KafkaOptions,
   OutgoingRecord,
   Publisher,
@@ -45,11 +47,28 @@ function wrapKafkaError(err: unknown, what: string): TealError {
   return new TealError('TEAL_KAFKA_ERROR', `${what}: ${message}`, { retriable, cause: err });
 }
 
+export const DEFAULT_KAFKA_CLIENT: KafkaClientKind = 'kafkajs';
+
+/** The client named by `TEAL_KAFKA_CLIENT` (kafkajs | platformatic), else the default. */
+export function kafkaClientFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaClientKind {
+  const named = env.TEAL_KAFKA_CLIENT?.trim();
+  if (!named) return DEFAULT_KAFKA_CLIENT;
+  if (named === 'kafkajs' || named === 'platformatic') return named;
+  throw new TealError(
+    'TEAL_CONFIG_INVALID',
+    `TEAL_KAFKA_CLIENT=${named} is not a Kafka client teal knows: set it to kafkajs or platformatic, or unset it`,
+  );
+}
+
 export class KafkaClient {
+  /** kafkajs, always: the consumer group and the topic readers use it whichever client publishes. */
   readonly kafka: Kafka;
+  /** The library behind admin() and publisher(). */
+  readonly clientKind: KafkaClientKind;
   private readonly closers = new Set<() => Promise<void>>();
 
   constructor(readonly options: KafkaOptions) {
+    this.clientKind = options.client ?? kafkaClientFromEnv();
     this.kafka = new Kafka({
       clientId: options.clientId ?? 'teal',
       brokers: options.brokers,
@@ -62,12 +81,26 @@ export class KafkaClient {
   }
 
   admin(): TopicAdmin {
-    const admin = new KafkajsAdmin(this.kafka.admin());
+    const admin =
+      this.clientKind === 'platformatic'
+        ? new PlatformaticAdmin(this.options)
+        : new KafkajsAdmin(this.kafka.admin());
     this.track(() => admin.close());
     return admin;
   }
 
   async publisher(): Promise<Publisher> {
+    if (this.clientKind === 'platformatic') {
+      const publisher = new PlatformaticPublisher(this.options);
+      try {
+        await publisher.connect();
+      } catch (err) {
+        await publisher.close();
+        throw err;
+      }
+      this.track(() => publisher.close());
+      return publisher;
+    }
     const publisher = new KafkajsPublisher(
       this.kafka.producer({
         // Idempotent + one request in flight: the broker de-duplicates retried batches and
@@ -175,8 +208,6 @@ class KafkajsAdmin implements TopicAdmin {
 }
 
 class KafkajsPublisher implements Publisher {
-  private readonly partitioner = Partitioners.DefaultPartitioner();
-
   constructor(private readonly producer: Producer) {}
 
   async connect(): Promise<void> {
@@ -244,15 +275,9 @@ class KafkajsPublisher implements Publisher {
   }
 
   partitionFor(key: Buffer, partitionCount: number): number {
-    // The Java client's murmur2 partitioner, as kafkajs's DefaultPartitioner implements it.
-    const partitionMetadata = Array.from({ length: partitionCount }, (_, partitionId) => ({
-      partitionId,
-      leader: 0,
-      replicas: [0],
-      isr: [0],
-      partitionErrorCode: 0,
-    }));
-    return this.partitioner({ topic: '', partitionMetadata, message: { key, value: null } });
+    // The Java client's murmur2 partitioner, as kafkajs's DefaultPartitioner implements it
+    // (toPositive(murmur2(key)) % partitions); the test compares it with kafkajs's own.
+    return (murmur2(key) & 0x7fffffff) % partitionCount;
   }
 
   async close(): Promise<void> {

@@ -2,9 +2,16 @@
 // to Kafka through these types only, so the client library can be judged by the fault tests
 // and replaced (kafkajs today) without touching producer, consumer or control code.
 
+export type KafkaClientKind = 'kafkajs' | 'platformatic';
+
 export interface KafkaOptions {
   brokers: string[];
   clientId?: string;
+  /**
+   * The library behind the admin and the publisher (the consumer group is kafkajs either
+   * way). Default: env `TEAL_KAFKA_CLIENT`, else the package default (README).
+   */
+  client?: KafkaClientKind;
 }
 
 export interface TopicSpec {
