@@ -16,6 +16,7 @@ const HELP = `usage: tsx soak/run.ts [options]
   --writers N      writer connections (default 2)
   --big-rows N     rows per large transaction (default 60000)
   --gap MIN,MAX    ms between faults, after the previous one recovered (default 1000,6000)
+  --drain-timeout S    give up the final drain after S seconds (default 600)
   --keep           keep tables and topics at the end
   --json FILE      also write the report as JSON`;
 
@@ -61,6 +62,9 @@ for (let i = 0; i < argv.length; i++) {
       opts.gapMs = [a, b ?? a];
       break;
     }
+    case '--drain-timeout':
+      opts.drainTimeoutMs = num() * 1000;
+      break;
     case '--keep':
       opts.keep = true;
       break;

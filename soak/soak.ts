@@ -15,7 +15,7 @@ import {
   restartGreen,
   terminateSessions,
 } from './faults.ts';
-import { type ChildExit, TealChild } from './processes.ts';
+import { type ChildExit, localPortsTo, TealChild } from './processes.ts';
 import { createRng } from './rng.ts';
 import {
   appliedTwice,
@@ -87,7 +87,7 @@ export function defaultOptions(): SoakOptions {
     seedRows: 1000,
     gapMs: [1000, 6000],
     envFaultLimit: 1,
-    recoveryTimeoutMs: 240_000,
+    recoveryTimeoutMs: 120_000,
     drainTimeoutMs: 600_000,
     keep: false,
     log: (line) => console.log(line),
@@ -298,6 +298,15 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     } catch (err) {
       drainResult = { error: (err as Error).message };
       problems.push(`drain failed: ${(err as Error).message}`);
+      // What the consumer's green sessions were doing when the drain gave up.
+      const ports = consumer.pid === undefined ? [] : localPortsTo(consumer.pid, portOf(opts.greenUrl));
+      const { rows } = await green.query<Record<string, string>>(
+        `SELECT pid, state, wait_event_type, wait_event, now() - xact_start AS xact_age, left(query, 160) AS query,
+                pg_blocking_pids(pid)::text AS blocked_by
+           FROM pg_stat_activity WHERE client_port = ANY($1::int[])`,
+        [ports],
+      );
+      for (const r of rows) problems.push(`consumer session at drain timeout: ${JSON.stringify(r)}`);
     }
 
     // ---- compare ----

@@ -68,14 +68,18 @@ export async function createBlue(blue: pg.ClientBase, t: SoakTables): Promise<vo
 export async function createGreen(green: pg.ClientBase, t: SoakTables): Promise<void> {
   await green.query(`${shapes(t)}
     CREATE UNLOGGED TABLE ${t.audit} (tbl text NOT NULL, k text NOT NULL, ver bigint NOT NULL);
-    CREATE FUNCTION ${t.audit}_fn() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE FUNCTION ${t.audit}_items() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      INSERT INTO ${t.audit} VALUES (TG_TABLE_NAME,
-        CASE WHEN TG_TABLE_NAME = '${t.items}' THEN NEW.id::text ELSE NEW.account || '/' || NEW.entry END, NEW.ver);
+      INSERT INTO ${t.audit} VALUES (TG_TABLE_NAME, NEW.id::text, NEW.ver);
       RETURN NULL;
     END $$;
-    CREATE TRIGGER audit AFTER INSERT OR UPDATE ON ${t.items} FOR EACH ROW EXECUTE FUNCTION ${t.audit}_fn();
-    CREATE TRIGGER audit AFTER INSERT OR UPDATE ON ${t.ledger} FOR EACH ROW EXECUTE FUNCTION ${t.audit}_fn();
+    CREATE FUNCTION ${t.audit}_ledger() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO ${t.audit} VALUES (TG_TABLE_NAME, NEW.account || '/' || NEW.entry, NEW.ver);
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER audit AFTER INSERT OR UPDATE ON ${t.items} FOR EACH ROW EXECUTE FUNCTION ${t.audit}_items();
+    CREATE TRIGGER audit AFTER INSERT OR UPDATE ON ${t.ledger} FOR EACH ROW EXECUTE FUNCTION ${t.audit}_ledger();
     ALTER TABLE ${t.items} ENABLE ALWAYS TRIGGER audit;
     ALTER TABLE ${t.ledger} ENABLE ALWAYS TRIGGER audit;`);
 }
@@ -88,7 +92,7 @@ export async function dropBlue(blue: pg.ClientBase, t: SoakTables): Promise<void
 
 export async function dropGreen(green: pg.ClientBase, t: SoakTables): Promise<void> {
   await green.query(
-    `DROP TABLE IF EXISTS ${t.items}, ${t.ledger}, ${t.probe}, ${t.audit}; DROP FUNCTION IF EXISTS ${t.audit}_fn()`,
+    `DROP TABLE IF EXISTS ${t.items}, ${t.ledger}, ${t.probe}, ${t.audit}; DROP FUNCTION IF EXISTS ${t.audit}_items(), ${t.audit}_ledger()`,
   );
 }
 
