@@ -370,6 +370,9 @@ class KafkajsGroupConsumer implements GroupConsumer {
       groupId: this.options.groupId,
       allowAutoTopicCreation: false,
       maxBytesPerPartition: this.options.maxBytesPerPartition ?? 4 * 1024 * 1024,
+      // A whole fetch (every partition of the broker) stays under this, however many topics
+      // match: the consumer holds up to two fetches at once (one applying, one decoded).
+      maxBytes: 8 * 1024 * 1024,
       maxWaitTimeInMs: 200,
       sessionTimeout: 30_000,
       heartbeatInterval: 3_000,
