@@ -121,11 +121,8 @@ export class StreamSession {
         }
         const codec = pub.codecFor(table) ?? (await pub.prepare(table));
         let event: ChangeEvent = out.event;
-        if (event.op === 'c' && event.unchanged.length > 0) {
-          const completed = await this.completeKeyChange(table, event);
-          if (!completed) return;
-          event = completed;
-        }
+        if (event.op === 'c' && event.unchanged.length > 0)
+          event = await this.completeKeyChange(table, event);
         if (this.opts.chunks.watching(name)) this.opts.chunks.onChange(name, event.key, event.op === 't');
         pub.addEvent(codec, event);
         return;
@@ -151,13 +148,14 @@ export class StreamSession {
    * has them) is on another partition. The insert is completed with blue's current values:
    * if blue changed them since, a later event of that row carries the change again; if blue
    * has no row with the new key any more, a later event deletes or moves it, so the insert
-   * is dropped. Either way green ends equal to blue, and a value is never written as NULL.
+   * goes on as it came (the consumer writes no unchanged value, so it changes nothing).
+   * Either way green ends equal to blue, and a value is never written as NULL.
    */
-  private async completeKeyChange(table: TableSchema, event: ChangeEvent): Promise<ChangeEvent | undefined> {
+  private async completeKeyChange(table: TableSchema, event: ChangeEvent): Promise<ChangeEvent> {
     const read = this.opts.readCurrentColumns;
-    if (!read) throw new Error('a key change with unchanged TOAST values needs readCurrentColumns');
+    if (!read) return event;
     const current = await read(table, event.key, event.unchanged);
-    if (!current) return undefined;
+    if (!current) return event;
     return { ...event, after: { ...event.after, ...current }, unchanged: [] };
   }
 
