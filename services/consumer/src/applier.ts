@@ -314,12 +314,18 @@ export class Applier {
   private async checkSchemas(items: Item[]): Promise<void> {
     const { catalog, apply, transforms } = this.deps;
     const byTable = new Map<string, Item[]>();
+    let lastTable: TableRef | undefined;
+    let lastList: Item[] = [];
     for (const item of items) {
       if (!item.plan) continue;
-      const id = `${item.plan.table.schema}.${item.plan.table.table}`;
-      const list = byTable.get(id) ?? [];
-      list.push(item);
-      byTable.set(id, list);
+      // Events of one table share one TableRef (see mapping()): no id string per record.
+      if (item.plan.table !== lastTable) {
+        lastTable = item.plan.table;
+        const id = `${lastTable.schema}.${lastTable.table}`;
+        lastList = byTable.get(id) ?? [];
+        byTable.set(id, lastList);
+      }
+      lastList.push(item);
     }
     for (const list of byTable.values()) {
       const target = list[0].plan!.table;
@@ -418,8 +424,12 @@ export class Applier {
     let next: StoredPosition;
     try {
       const targets = new Map<string, TableRef>();
-      for (const i of items)
-        if (i.plan) targets.set(`${i.plan.table.schema}.${i.plan.table.table}`, i.plan.table);
+      let lastTable: TableRef | undefined;
+      for (const i of items) {
+        if (!i.plan || i.plan.table === lastTable) continue;
+        lastTable = i.plan.table;
+        targets.set(`${lastTable.schema}.${lastTable.table}`, lastTable);
+      }
       const prelude = ['BEGIN'];
       // replica: triggers and FK checks are off, as for native logical replication apply;
       // green's triggers do not fire twice for rows blue's triggers already shaped.

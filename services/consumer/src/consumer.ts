@@ -93,15 +93,21 @@ export class Consumer {
         max: concurrency + 2,
       });
       this.pool.on('error', (err) => this.log.warn({ err }, 'idle green connection failed'));
-      await ensureStateTables(this.pool);
-      this.kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-consumer' });
-      const admin = this.kafka.admin();
-      const publisher = await this.kafka.publisher();
-      const deadLetters = new DeadLetterWriter(publisher, deadLetterTopic(prefix));
-      await deadLetters.ensureTopic(admin, config.kafka.partitions);
-      await admin.close();
-      const schemas = new SchemaRegistry(new SchemaTopic(this.kafka, `${prefix}._schemas`), this.log);
-      await schemas.reload();
+      const kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-consumer' });
+      this.kafka = kafka;
+      const schemas = new SchemaRegistry(new SchemaTopic(kafka, `${prefix}._schemas`), this.log);
+      // Independent start-up steps overlap (each is a few round trips to green or Kafka).
+      const [, deadLetters] = await Promise.all([
+        ensureStateTables(this.pool),
+        (async () => {
+          const admin = kafka.admin();
+          const writer = new DeadLetterWriter(await kafka.publisher(), deadLetterTopic(prefix));
+          await writer.ensureTopic(admin, config.kafka.partitions);
+          await admin.close();
+          return writer;
+        })(),
+        schemas.reload(),
+      ]);
       this.applier = new Applier({
         pool: this.pool,
         schemas,
