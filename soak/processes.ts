@@ -33,8 +33,15 @@ export class TealChild {
     private readonly env: NodeJS.ProcessEnv,
     readonly logFile: string,
     private readonly cwd: string,
-    private readonly restartDelayMs = 1000,
+    /** Restart after an exit the soak did not cause; undefined = never (tests that expect an exit). */
+    private readonly restartDelayMs: number | undefined = 1000,
   ) {}
+
+  /** Resolves with the next exit of the running process. */
+  exited(): Promise<ChildExit | undefined> {
+    if (!this.running) return Promise.resolve(this.unexpectedExits.at(-1));
+    return new Promise((resolve) => this.exitWaiters.push(() => resolve(this.unexpectedExits.at(-1))));
+  }
 
   get pid(): number | undefined {
     return this.child?.exitCode === null && this.child.signalCode === null ? this.child.pid : undefined;
@@ -60,15 +67,17 @@ export class TealChild {
     child.once('exit', (code, signal) => {
       live.delete(child);
       const wake = this.exitWaiters.splice(0);
+      const unexpected = !this.expectingExit && !this.stopped && this.child === child;
+      if (unexpected)
+        this.unexpectedExits.push({
+          name: this.name,
+          code,
+          signal,
+          at: Date.now(),
+          logTail: tail(this.logFile),
+        });
       for (const w of wake) w();
-      if (this.expectingExit || this.stopped || this.child !== child) return;
-      this.unexpectedExits.push({
-        name: this.name,
-        code,
-        signal,
-        at: Date.now(),
-        logTail: tail(this.logFile),
-      });
+      if (!unexpected || this.restartDelayMs === undefined) return;
       // Restart after a pause, unless the soak stopped it meanwhile.
       setTimeout(() => {
         if (!this.stopped && this.child === child) this.start();
