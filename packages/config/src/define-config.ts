@@ -58,7 +58,7 @@ export interface TealConfig {
     createTables?: boolean;
     /** session_replication_role for green writes; replica skips triggers and FK checks. Default replica. */
     sessionReplicationRole?: SessionReplicationRole;
-    /** Rows per green transaction. Default 500. */
+    /** Rows per green transaction. Default 5000 (measured: bench/consumer.ts, services/consumer/README.md). */
     batchSize?: number;
   };
   /** Key columns (blue names) for blue tables without a primary key. */

@@ -25,7 +25,7 @@ export const DEFAULTS = Object.freeze({
   onMissingColumn: 'fail' as OnMissingColumn,
   createTables: false,
   sessionReplicationRole: 'replica' as SessionReplicationRole,
-  batchSize: 500,
+  batchSize: 5000,
   heartbeatMs: 10_000,
   chunkRows: 10_000,
   lagWarnBytes: 1024 ** 3,
