@@ -39,7 +39,7 @@ describe('resolveConfig', () => {
         onMissingColumn: 'fail',
         createTables: false,
         sessionReplicationRole: 'replica',
-        batchSize: 500,
+        batchSize: 5000,
       },
       keyColumns: {},
       heartbeatMs: 10_000,
