@@ -304,7 +304,7 @@ export class Producer extends EventEmitter {
         onCommit: (us) => {
           this.lastCommitTimeUs = us;
         },
-        readCurrentColumns: (table, key, columns) => this.readCurrentColumns(table, key, columns),
+        readCurrentColumns: (table, key, columns, xid) => this.readCurrentColumns(table, key, columns, xid),
       });
       this.session = session;
       // A failed send ends the session at once, even when the stream is idle.
@@ -376,13 +376,35 @@ export class Producer extends EventEmitter {
     table: TableSchema,
     key: Row,
     columns: readonly string[],
+    xid: number,
   ): Promise<Row | undefined> {
     const where = table.keyColumns.map((k, i) => `${quoteIdent(k)} = $${i + 1}`).join(' AND ');
-    const result = await this.blue!.query<Row>(
-      `SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteTable(table.schema, table.table)} WHERE ${where}`,
-      table.keyColumns.map((k) => key[k]),
-    );
-    return result.rows[0];
+    // The walsender sends a commit once its WAL is flushed, before the transaction is visible
+    // to other sessions: read only in a snapshot that sees it (xid widened to xid8 by epoch).
+    for (;;) {
+      const client = await this.blue!.connect();
+      try {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const vis = await client.query<{ v: boolean | string }>(
+          `SELECT pg_visible_in_snapshot(((((nx >> 32) - CASE WHEN $1::bigint >= (nx & 4294967295) THEN 1 ELSE 0 END) << 32) | $1::bigint)::text::xid8, snap)::text AS v
+             FROM (SELECT pg_snapshot_xmax(s)::text::bigint AS nx, s AS snap FROM pg_current_snapshot() s) n`,
+          [xid],
+        );
+        if (String(vis.rows[0].v) === 'true') {
+          const result = await client.query<Row>(
+            `SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteTable(table.schema, table.table)} WHERE ${where}`,
+            table.keyColumns.map((k) => key[k]),
+          );
+          await client.query('COMMIT');
+          return result.rows[0];
+        }
+        await client.query('ROLLBACK');
+      } finally {
+        client.release();
+      }
+      await abortableDelay(10, this.abort.signal);
+      if (this.abort.signal.aborted) throw new TealError('TEAL_ABORTED', 'producer stopping');
+    }
   }
 
   private async protoVersion(): Promise<number> {

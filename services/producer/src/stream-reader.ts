@@ -37,7 +37,12 @@ export interface StreamSessionOptions {
    * Blue's current values of `columns` for the row with `key`, or undefined when blue has
    * no such row now. Used to complete a key change whose TOASTed values blue did not send.
    */
-  readCurrentColumns?(table: TableSchema, key: Row, columns: readonly string[]): Promise<Row | undefined>;
+  readCurrentColumns?(
+    table: TableSchema,
+    key: Row,
+    columns: readonly string[],
+    xid: number,
+  ): Promise<Row | undefined>;
 }
 
 export class StreamSession {
@@ -154,7 +159,7 @@ export class StreamSession {
   private async completeKeyChange(table: TableSchema, event: ChangeEvent): Promise<ChangeEvent> {
     const read = this.opts.readCurrentColumns;
     if (!read) return event;
-    const current = await read(table, event.key, event.unchanged);
+    const current = await read(table, event.key, event.unchanged, event.xid);
     if (!current) return event;
     return { ...event, after: { ...event.after, ...current }, unchanged: [] };
   }
