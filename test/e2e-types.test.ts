@@ -1,9 +1,7 @@
-import { resolveConfig, waitFor } from '@teal/config';
-import { Consumer } from '@teal/consumer';
-import { KafkaClient } from '@teal/kafka';
-import { Producer } from '@teal/producer';
+import { waitFor } from '@teal/config';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
+import { blueUrl, greenUrl, pgClient, uniqueName } from './support/env.ts';
+import { startPipeline } from './support/pipeline.ts';
 
 // Brief item 4 end to end: for every built-in type and its edge values, green's text
 // representation equals blue's after blue -> pgoutput -> Avro -> Kafka -> green, through
@@ -103,38 +101,7 @@ describe('every type, blue text == green text, end to end', () => {
     };
     await insertRows(1); // before the slot exists: reaches green through the snapshot
 
-    const config = resolveConfig(
-      {
-        tables: [`public.${name}`],
-        slot: name,
-        publication: name,
-        kafka: { topicPrefix: name, partitions: 2 },
-        heartbeatMs: 1000,
-      },
-      {
-        env: {
-          TEAL_BLUE_URL: blueUrl(),
-          TEAL_GREEN_URL: greenUrl(),
-          TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
-        },
-      },
-    );
-    const producer = new Producer(config);
-    const consumer = new Consumer(config, { groupId: `${name}-group` });
-    onTestFinished(async () => {
-      await consumer.stop();
-      await producer.stop();
-      await blue.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [
-        name,
-      ]);
-      await blue.query(`DROP PUBLICATION IF EXISTS ${name}`);
-      const kafka = new KafkaClient({ brokers: kafkaBrokers() });
-      const admin = kafka.admin();
-      await admin.deleteTopics(await admin.listTopics(`${name}.`));
-      await kafka.close();
-    });
-    await producer.start();
-    await consumer.start();
+    await startPipeline(name, [`public.${name}`], { kafka: { topicPrefix: name, partitions: 2 } });
 
     await insertRows(1000); // after: reaches green through the stream
     // A big value TOASTed out of line, then an update that leaves it unchanged.

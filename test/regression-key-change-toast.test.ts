@@ -1,9 +1,7 @@
-import { resolveConfig, waitFor } from '@teal/config';
-import { Consumer } from '@teal/consumer';
-import { KafkaClient } from '@teal/kafka';
-import { Producer } from '@teal/producer';
+import { waitFor } from '@teal/config';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
+import { blueUrl, greenUrl, pgClient, uniqueName } from './support/env.ts';
+import { startPipeline } from './support/pipeline.ts';
 
 // Regression: an UPDATE that changed the primary key and left a TOASTed value unchanged
 // became delete(old) + insert(new) with the big value marked "unchanged" — blue does not
@@ -21,37 +19,7 @@ describe('regression: key change with an unchanged TOAST value', () => {
     });
     // Random text does not compress, so it is stored out of line (TOAST).
     const big = Array.from({ length: 3000 }, (_, i) => ((i * 2654435761) % 4294967296).toString(36)).join('');
-    const config = resolveConfig(
-      {
-        tables: [`public.${name}`],
-        slot: name,
-        publication: name,
-        kafka: { topicPrefix: name, partitions: 3 },
-      },
-      {
-        env: {
-          TEAL_BLUE_URL: blueUrl(),
-          TEAL_GREEN_URL: greenUrl(),
-          TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
-        },
-      },
-    );
-    const producer = new Producer(config);
-    const consumer = new Consumer(config, { groupId: `${name}-g` });
-    onTestFinished(async () => {
-      await consumer.stop();
-      await producer.stop();
-      await blue.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [
-        name,
-      ]);
-      await blue.query(`DROP PUBLICATION IF EXISTS ${name}`);
-      const kafka = new KafkaClient({ brokers: kafkaBrokers() });
-      const admin = kafka.admin();
-      await admin.deleteTopics(await admin.listTopics(`${name}.`));
-      await kafka.close();
-    });
-    await producer.start();
-    await consumer.start();
+    await startPipeline(name, [`public.${name}`]);
 
     await blue.query(`INSERT INTO ${name} VALUES (1, $1, 0), (10, $1, 0), (20, $1, 0)`, [big]);
     await blue.query(`UPDATE ${name} SET id = 2, v = 1 WHERE id = 1`); // big unchanged

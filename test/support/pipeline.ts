@@ -1,0 +1,59 @@
+import { type ResolvedConfig, resolveConfig } from '@teal/config';
+import { Consumer } from '@teal/consumer';
+import { KafkaClient } from '@teal/kafka';
+import { Producer } from '@teal/producer';
+import pg from 'pg';
+import { onTestFinished } from 'vitest';
+import { blueUrl, greenUrl, kafkaBrokers } from './env.ts';
+
+/**
+ * A whole pipeline (real Producer and Consumer in this process) for `tables`, with its own
+ * slot, publication and topic prefix named `name`; stopped and cleaned up (slot,
+ * publication, topics) when the test finishes.
+ */
+export async function startPipeline(
+  name: string,
+  tables: string[],
+  overrides: Record<string, unknown> = {},
+): Promise<{ config: ResolvedConfig; producer: Producer; consumer: Consumer }> {
+  const config = resolveConfig(
+    {
+      tables,
+      slot: name,
+      publication: name,
+      kafka: { topicPrefix: name, partitions: 3 },
+      heartbeatMs: 1000,
+      ...overrides,
+    },
+    {
+      env: {
+        TEAL_BLUE_URL: blueUrl(),
+        TEAL_GREEN_URL: greenUrl(),
+        TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
+      },
+    },
+  );
+  const producer = new Producer(config);
+  const consumer = new Consumer(config, { groupId: `${name}-group` });
+  onTestFinished(async () => {
+    await consumer.stop();
+    await producer.stop();
+    const blue = new pg.Client({ connectionString: blueUrl() });
+    await blue.connect();
+    try {
+      await blue.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [
+        name,
+      ]);
+      await blue.query(`DROP PUBLICATION IF EXISTS ${pg.escapeIdentifier(name)}`);
+    } finally {
+      await blue.end();
+    }
+    const kafka = new KafkaClient({ brokers: kafkaBrokers() });
+    const admin = kafka.admin();
+    await admin.deleteTopics(await admin.listTopics(`${name}.`));
+    await kafka.close();
+  });
+  await producer.start();
+  await consumer.start();
+  return { config, producer, consumer };
+}
