@@ -3,9 +3,11 @@
 // Prints rows/s and the peak RSS of this process (which runs the producer).
 //   npm run bench:producer            (N = 1 000 000)
 //   BENCH_ROWS=200000 npx tsx bench/producer.ts
+//   TEAL_KAFKA_CLIENT=kafkajs|platformatic picks the Kafka client (default: @teal/kafka's).
+import { loadavg } from 'node:os';
 import { parseLsn } from '@teal/change-event';
 import { resolveConfig, waitFor } from '@teal/config';
-import { KafkaClient } from '@teal/kafka';
+import { KafkaClient, kafkaClientFromEnv } from '@teal/kafka';
 import { Producer } from '@teal/producer';
 import pg from 'pg';
 
@@ -31,6 +33,11 @@ const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
 
 const blue = new pg.Client({ connectionString: blueUrl, types: { getTypeParser: () => (v: string) => v } });
 await blue.connect();
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
+console.log(`Kafka client: ${kafkaClientFromEnv()}; load average ${load()}`);
 console.log(`loading ${rows} rows into blue table ${name} ...`);
 await blue.query(`CREATE TABLE ${name} (id int8 PRIMARY KEY, v text NOT NULL, n numeric, t timestamptz)`);
 await blue.query(
@@ -73,6 +80,7 @@ console.log(
   `stream: ${rows} updates in one transaction (commit took ${commitSeconds.toFixed(1)} s) confirmed after ${streamSeconds.toFixed(1)} s = ${Math.round(rows / streamSeconds)} rows/s, peak RSS ${mb(peakRss)}`,
 );
 
+console.log(`load average ${load()}`);
 clearInterval(sampler);
 await producer.stop();
 await blue.query('SELECT pg_drop_replication_slot($1)', [`${name}_slot`]);

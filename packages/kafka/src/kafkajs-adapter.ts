@@ -47,7 +47,7 @@ function wrapKafkaError(err: unknown, what: string): TealError {
   return new TealError('TEAL_KAFKA_ERROR', `${what}: ${message}`, { retriable, cause: err });
 }
 
-export const DEFAULT_KAFKA_CLIENT: KafkaClientKind = 'kafkajs';
+export const DEFAULT_KAFKA_CLIENT: KafkaClientKind = 'platformatic';
 
 /** The client named by `TEAL_KAFKA_CLIENT` (kafkajs | platformatic), else the default. */
 export function kafkaClientFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaClientKind {

@@ -57,7 +57,8 @@ export function partitionForKey(key: Buffer, partitionCount: number): number {
 function wrapError(err: unknown, what: string): TealError {
   if (err instanceof TealError) return err;
   const e = err as { code?: string; canRetry?: boolean; findBy?: (p: string, v: unknown) => unknown };
-  const retriable = e.code !== 'PLT_KFK_USER' && e.canRetry !== false;
+  // Not retriable: our own misuse, or a broker answer a retry cannot change (MESSAGE_TOO_LARGE ...).
+  const retriable = e.code !== 'PLT_KFK_USER' && e.canRetry !== false && !e.findBy?.('canRetry', false);
   const message = err instanceof Error ? describe(err) : String(err);
   return new TealError('TEAL_KAFKA_ERROR', `${what}: ${message}`, { retriable, cause: err });
 }
