@@ -306,6 +306,8 @@ async function benchSystem(
     const next = ['snapshot', 'catchup', 'steady', 'bigtx'].find((w) => wants(w) && !out[w]);
     if (next) out[next] = { error: msg };
   } finally {
+    const note = system.note?.();
+    if (note) result.notes = [...(result.notes ?? []), note];
     log(`${system.name}: teardown`);
     await system
       .teardown(ctx)

@@ -7,6 +7,7 @@ export interface SystemResult {
   runs: Record<string, Metrics | { error: string }>[];
   median: Record<string, Metrics>;
   processes: Record<string, Record<string, { peakRssMiB: number; cpuSeconds: number }>>;
+  notes?: string[];
 }
 
 export interface Report {
@@ -123,6 +124,8 @@ export function markdown(r: Report): string {
     ),
   );
   if (errors.length) lines.push('', 'Failures:', ...errors);
+  const notes = names.flatMap((n) => [...new Set(r.systems[n].notes ?? [])].map((t) => `- ${n}: ${t}`));
+  if (notes.length) lines.push('', 'Notes:', ...notes);
   lines.push('', 'Per process (last run): peak RSS MiB / CPU s', '');
   lines.push('| system | workload | process | peak RSS MiB | CPU s |', '|---|---|---|---|---|');
   for (const n of names)

@@ -21,6 +21,7 @@ export class TealSystem implements BenchSystem {
   private id = '';
   private readonly split = process.env.BENCH_TEAL_MODE === 'split';
   private readonly pauseByRestart = process.env.BENCH_TEAL_PAUSE === 'restart';
+  private pausedByApi = false;
 
   async prepare(ctx: BenchContext): Promise<void> {
     const entry = this.split
@@ -98,7 +99,15 @@ export class TealSystem implements BenchSystem {
   async pause(ctx: BenchContext): Promise<void> {
     if (!this.pauseByRestart && !this.split) {
       const res = await this.api('POST', '/pause');
-      if (res.ok) return;
+      if (res.ok) {
+        // The producer and consumer poll the pause flag (<= 500 ms): the backlog must not
+        // start before both have stopped, or part of it streams while "paused".
+        const t0 = performance.now();
+        await waitUntil('teal producer and consumer to report paused', () => this.bothPaused(), 15_000, 100);
+        log(`teal: paused (POST /pause, both sides paused after ${Math.round(performance.now() - t0)} ms)`);
+        this.pausedByApi = true;
+        return;
+      }
       log(`teal: POST /pause answered ${res.status}; stopping the process instead`);
     }
     await this.stopAll();
@@ -107,6 +116,22 @@ export class TealSystem implements BenchSystem {
       async () => (await query(ctx.blue, walsenderSql, [this.id])).length === 0,
       30_000,
     ).catch(() => {});
+  }
+
+  private async bothPaused(): Promise<boolean> {
+    const res = await this.api('GET', '/status');
+    if (!res.ok) return false;
+    const st = (await res.json()) as {
+      producer?: { state?: string } | null;
+      consumer?: { state?: string | null };
+    };
+    return st.producer?.state === 'paused' && st.consumer?.state === 'paused';
+  }
+
+  note(): string {
+    return this.pausedByApi
+      ? 'catch-up paused with POST /pause (waited for producer and consumer to report paused), resumed with POST /resume'
+      : 'catch-up paused by stopping the teal process, resumed by restarting it';
   }
 
   async resume(ctx: BenchContext): Promise<void> {

@@ -31,6 +31,8 @@ export interface BenchSystem {
   /** Proves the harness starts (smoke mode): returns a one-line description. */
   smoke(ctx: BenchContext): Promise<string>;
   teardown(ctx: BenchContext): Promise<void>;
+  /** One line for the report about how the run went (e.g. how pause was done). */
+  note?(): string | undefined;
 }
 
 /** Blue's walsender serving a slot: every system has one, so it is sampled for all. */
