@@ -40,7 +40,7 @@ describe('soak', () => {
     expect(report.rowsDiffering, summary).toBe(0);
     expect(report.appliedTwice, summary).toBe(0);
     expect(report.deadLetters, summary).toBe(0);
-    expect(report.rowsCompared, summary).toBeGreaterThan(1000);
+    expect(report.rowsCompared, summary).toBeGreaterThan(40_000);
     expect(report.faults.total, summary).toBeGreaterThanOrEqual(3);
     expect(report.recovery.failed, summary).toBe(0);
   });
