@@ -16,7 +16,16 @@ import {
   tpsOf,
 } from './lib/pg.ts';
 import { LagProbe } from './lib/probe.ts';
-import { type Metrics, machine, markdown, medians, type Report, type SystemResult } from './lib/report.ts';
+import {
+  gitCommit,
+  loadNow,
+  type Metrics,
+  machine,
+  markdown,
+  medians,
+  type Report,
+  type SystemResult,
+} from './lib/report.ts';
 import { log, ProcSampler, type ProcUsage, percentile, sleep, waitUntil } from './lib/util.ts';
 import { DebeziumSystem } from './systems/debezium.ts';
 import { NativeSystem } from './systems/native.ts';
@@ -381,7 +390,12 @@ async function main(): Promise<number> {
 
   const report: Report = {
     date: new Date().toISOString(),
-    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    command: (o.mode === 'full' && process.argv.length === 2
+      ? 'npm run bench'
+      : `npm run bench -- ${process.argv.slice(2).join(' ')}`
+    ).trim(),
+    commit: gitCommit(repoRoot),
+    load: { start: loadNow() },
     machine: machine(),
     options: {
       scale: o.scale,
@@ -432,6 +446,7 @@ async function main(): Promise<number> {
     }
   }
   if (limits.length) report.limit = medians(limits.map((l) => ({ limit: l }))).limit;
+  report.load = { start: report.load?.start ?? [], end: loadNow() };
   // Leave the bench databases small: the next run recreates them anyway.
   await query({ ...blue, database: 'postgres' }, 'DROP DATABASE IF EXISTS bench_blue WITH (FORCE)').catch(
     () => {},

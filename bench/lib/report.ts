@@ -1,4 +1,5 @@
-import { cpus, release, totalmem } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { median } from './util.ts';
 
 export type Metrics = Record<string, number>;
@@ -13,11 +14,30 @@ export interface SystemResult {
 export interface Report {
   date: string;
   command: string;
+  /** git HEAD of the checkout the run used (with "+dirty" when it had local changes). */
+  commit?: string;
+  /** 1/5/15-minute load averages at the start and at the end of the run. */
+  load?: { start: number[]; end?: number[] };
   machine: { cpus: number; model: string; memGiB: number; kernel: string; node: string };
   options: Record<string, unknown>;
   limit?: Metrics;
   systems: Record<string, SystemResult>;
 }
+
+export function gitCommit(cwd: string): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd,
+      encoding: 'utf8',
+    }).trim();
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export const loadNow = () => loadavg().map((l) => Math.round(l * 100) / 100);
 
 export function machine(): Report['machine'] {
   return {
@@ -81,10 +101,15 @@ export function markdown(r: Report): string {
   const names = Object.keys(r.systems);
   const lines: string[] = [];
   lines.push(`# teal benchmark ${r.date}`, '');
-  lines.push(`Command: \`${r.command}\``, '');
+  lines.push(`Command: \`${r.command}\`${r.commit ? ` at commit ${r.commit}` : ''}`, '');
   lines.push(
     `Machine: ${r.machine.cpus} cores (${r.machine.model}), ${r.machine.memGiB} GiB, Linux ${r.machine.kernel}, Node ${r.machine.node}; ` +
-      'blue, green, Kafka and the pipeline share it.',
+      'blue, green, Kafka and the pipeline share it.' +
+      (r.load
+        ? ` Load average (1/5/15 min) at start ${r.load.start.join(' / ')}` +
+          (r.load.end ? `, at end ${r.load.end.join(' / ')}` : '') +
+          '.'
+        : ''),
     '',
   );
   const o = r.options;

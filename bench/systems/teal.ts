@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
+import { kafkaClientFromEnv } from '@teal/kafka';
 import { deleteTopics } from '../lib/kafka.ts';
 import { query, url } from '../lib/pg.ts';
 import { log, type ProcRef, sleep, stopChild, waitUntil } from '../lib/util.ts';
@@ -129,9 +130,14 @@ export class TealSystem implements BenchSystem {
   }
 
   note(): string {
-    return this.pausedByApi
+    const pause = this.pausedByApi
       ? 'catch-up paused with POST /pause (waited for producer and consumer to report paused), resumed with POST /resume'
       : 'catch-up paused by stopping the teal process, resumed by restarting it';
+    let client = 'unknown';
+    try {
+      client = kafkaClientFromEnv();
+    } catch {}
+    return `${pause}; Kafka publisher client ${client} (TEAL_KAFKA_CLIENT), consumer group on kafkajs`;
   }
 
   async resume(ctx: BenchContext): Promise<void> {
