@@ -70,6 +70,8 @@ export interface SoakOptions {
   drainTimeoutMs: number;
   /** Keep tables, slot and topics at the end (they are kept anyway when a row differs). */
   keep: boolean;
+  /** Checkout whose infra/local/env.mjs runs the local environment (broker and green faults). */
+  envRoot: string;
   log: (line: string) => void;
 }
 
@@ -90,6 +92,7 @@ export function defaultOptions(): SoakOptions {
     recoveryTimeoutMs: 120_000,
     drainTimeoutMs: 600_000,
     keep: false,
+    envRoot: process.env.TEAL_ENV_ROOT || ROOT,
     log: (line) => console.log(line),
   };
 }
@@ -265,7 +268,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       started: loadStarted,
       signal: stopFaults.signal,
       log,
-    });
+      problems,
+    }).catch(loadProblem);
     await abortableDelay(opts.durationS * 1000);
     stopFaults.abort();
     await faultLoop;
@@ -429,6 +433,7 @@ interface FaultContext {
   started: number;
   signal: AbortSignal;
   log: (line: string) => void;
+  problems: string[];
 }
 
 async function runFaults(opts: SoakOptions, c: FaultContext): Promise<void> {
@@ -437,27 +442,16 @@ async function runFaults(opts: SoakOptions, c: FaultContext): Promise<void> {
   const envFaults = new Map<FaultKind, number>();
   const greenUrlPort = portOf(opts.greenUrl);
   const blueUrlPort = portOf(opts.blueUrl);
-  for (;;) {
-    await abortableDelay(rng.int(opts.gapMs[0], opts.gapMs[1]), c.signal);
-    if (c.signal.aborted) return;
-    let kind = rng.pick(opts.faults);
-    if ((kind === 'broker' || kind === 'green') && (envFaults.get(kind) ?? 0) >= opts.envFaultLimit) {
-      const local = opts.faults.filter((k) => k !== 'broker' && k !== 'green');
-      if (local.length === 0) continue;
-      kind = rng.pick(local);
-    }
+  const inject = async (kind: FaultKind): Promise<string> => {
     const restartDelay = rng.int(0, 2000);
-    const at = Date.now();
-    let detail = '';
     switch (kind) {
       case 'producer':
       case 'consumer': {
         const child = kind === 'producer' ? c.producer : c.consumer;
         await child.kill('SIGKILL');
-        detail = `SIGKILL, restart after ${restartDelay} ms`;
         await abortableDelay(restartDelay);
         child.start();
-        break;
+        return `SIGKILL, restart after ${restartDelay} ms`;
       }
       case 'terminate': {
         const where = rng.pick(['blue', 'green', 'both'] as const);
@@ -472,23 +466,39 @@ async function runFaults(opts: SoakOptions, c: FaultContext): Promise<void> {
             await greenAdmin.end().catch(() => {});
           }
         }
-        detail = `pg_terminate_backend on ${where}: ${n} sessions`;
-        break;
+        return `pg_terminate_backend on ${where}: ${n} sessions`;
       }
       case 'broker': {
         envFaults.set(kind, (envFaults.get(kind) ?? 0) + 1);
-        await restartBroker(ROOT, async (what, f) => {
+        await restartBroker(opts.envRoot, async (what, f) => {
           await waitFor(() => f(), { what, timeoutMs: 30_000 });
         });
-        detail = 'kill -9 broker, env up';
-        break;
+        return 'kill -9 broker, env up';
       }
       case 'green': {
         envFaults.set(kind, (envFaults.get(kind) ?? 0) + 1);
-        await restartGreen(ROOT);
-        detail = 'pg_ctl stop -m immediate, env up';
-        break;
+        await restartGreen(opts.envRoot);
+        return 'pg_ctl stop -m immediate, env up';
       }
+    }
+  };
+  for (;;) {
+    await abortableDelay(rng.int(opts.gapMs[0], opts.gapMs[1]), c.signal);
+    if (c.signal.aborted) return;
+    let kind = rng.pick(opts.faults);
+    if ((kind === 'broker' || kind === 'green') && (envFaults.get(kind) ?? 0) >= opts.envFaultLimit) {
+      const local = opts.faults.filter((k) => k !== 'broker' && k !== 'green');
+      if (local.length === 0) continue;
+      kind = rng.pick(local);
+    }
+    const at = Date.now();
+    let detail = '';
+    try {
+      detail = await inject(kind);
+    } catch (err) {
+      // A fault that could not be injected is a problem of the run, not a crash of the soak.
+      detail = `injection failed: ${(err as Error).message}`;
+      c.problems.push(`${kind} fault ${detail}`);
     }
     let recoveryMs: number | null = null;
     try {
