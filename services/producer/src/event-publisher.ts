@@ -25,7 +25,8 @@ export interface PublisherLimits {
 
 export const DEFAULT_LIMITS: PublisherLimits = {
   // Moderate sends: kafkajs groups a send's records per partition in O(n^2 / partitions)
-  // (groupMessagesPerPartition spreads the array per record).
+  // (groupMessagesPerPartition spreads the array per record), and with either client one
+  // partition's records form one record batch, which must stay under max.message.bytes (1 MiB).
   maxBatchRecords: 5000,
   maxBatchBytes: 1 << 20,
   maxInFlightSends: 3,
