@@ -145,7 +145,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     );
     await blue.query(
       `INSERT INTO orders (user_id, amount, created_at)
-       SELECT 1 + (g * 7919) % $1::int, round((random() * 500)::numeric, 2), now() - (g || ' seconds')::interval
+       SELECT 1 + (g::bigint * 7919) % $1::int, round((random() * 500)::numeric, 2), now() - (g || ' seconds')::interval
        FROM generate_series(1, $2::int) g`,
       [users, orders],
     );
