@@ -298,8 +298,10 @@ export class PlatformaticPublisher implements Publisher {
   }
 
   async close(): Promise<void> {
+    // Close at once (a send waiting out retries during a broker outage then fails), then let
+    // the queued sends settle.
     this.closed = true;
-    await this.tail;
     await closeProducer(this.producer);
+    await this.tail;
   }
 }
