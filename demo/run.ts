@@ -50,7 +50,11 @@ export interface DemoSummary {
 const textTypes = { getTypeParser: () => (v: string) => v };
 
 function client(url: string): pg.Client {
-  return new pg.Client({ connectionString: url, types: textTypes, application_name: 'teal-demo' });
+  const c = new pg.Client({ connectionString: url, types: textTypes, application_name: 'teal-demo' });
+  // A server that goes away fails the next query with a clear error; without a listener the
+  // 'error' event would end the process instead.
+  c.on('error', () => {});
+  return c;
 }
 
 function sections(sql: string): { blue: string; green: string } {
