@@ -420,6 +420,11 @@ export class Applier {
   private async transaction(state: PartitionState, items: Item[]): Promise<void> {
     if (items.length === 0) return;
     const client = await this.deps.pool.connect();
+    // A checked-out client has no pool listener: a session green ends between two statements
+    // (57P01, restart) would be an unhandled 'error' event and end the process. The next
+    // query fails with the same error, which the retry path handles.
+    const onError = (err: Error) => this.deps.log.warn({ err }, 'green connection lost mid-transaction');
+    client.on('error', onError);
     let applied: Item[] = [];
     let next: StoredPosition;
     try {
@@ -484,9 +489,11 @@ export class Applier {
       await client.query(epilogue.join(';\n'));
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
+      client.removeListener('error', onError);
       client.release(isBroken(err) ? (err as Error) : undefined);
       throw err;
     }
+    client.removeListener('error', onError);
     client.release();
     state.stored = next;
     this.count(items, applied);
