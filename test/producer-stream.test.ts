@@ -212,5 +212,18 @@ describe('producer: blue -> Kafka', () => {
     expect(big.map((e) => e.position.seq).sort((a, b) => a - b)).toEqual(
       Array.from({ length: 5000 }, (_, i) => i + 1),
     );
+    // Regression: the producer read the server version wrongly and asked for proto_version 1,
+    // so big transactions were never streamed. Blue's own counters say they were.
+    const streamed = await waitFor(
+      async () => {
+        const { rows } = await blue.query<{ n: string }>(
+          'SELECT stream_txns::text AS n FROM pg_stat_replication_slots WHERE slot_name = $1',
+          [`${name}_slot`],
+        );
+        return Number(rows[0]?.n ?? 0) >= 2 ? Number(rows[0].n) : undefined;
+      },
+      { what: 'blue to count the two streamed transactions', timeoutMs: 30_000 },
+    );
+    expect(streamed).toBeGreaterThanOrEqual(2);
   });
 });

@@ -408,7 +408,8 @@ export class Producer extends EventEmitter {
   }
 
   private async protoVersion(): Promise<number> {
-    const result = await this.blue!.query<{ v: string }>('SHOW server_version_num');
+    // Not SHOW: its column is named after the setting, and a missing `v` meant proto 1 (no streaming).
+    const result = await this.blue!.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
     const v = Number(result.rows[0].v);
     return v >= 160000 ? 4 : v >= 150000 ? 3 : v >= 140000 ? 2 : 1;
   }
