@@ -6,9 +6,11 @@ import { fileURLToPath } from 'node:url';
 import {
   copyLimit,
   dropLeftoverSlots,
+  dropLeftoverSubscriptions,
   type Endpoint,
   fingerprint,
   freshData,
+  isTransient,
   parseUrl,
   pgbench,
   query,
@@ -136,10 +138,22 @@ async function waitConverged(ctx: BenchContext, what: string, capMs: number): Pr
   let since = Date.now();
   // Only once green has started to move: a sink may take a while to write its first row.
   let moved = false;
+  let lastOutageLog = 0;
   await waitUntil(
     what,
     async () => {
-      const now = await fingerprint(ctx.green);
+      let now: string;
+      try {
+        now = await fingerprint(ctx.green);
+      } catch (err) {
+        // Shared env: another engineer may restart green; keep waiting (teal retries too).
+        if (!isTransient(err)) throw err;
+        if (Date.now() - lastOutageLog > 5000) {
+          log(`${what}: green unreachable (${(err as Error).message}); still waiting`);
+          lastOutageLog = Date.now();
+        }
+        return false;
+      }
       if (now === target) return true;
       if (now !== last) {
         moved = last !== '';
@@ -279,6 +293,7 @@ async function benchSystem(
           lagP99Ms: percentile(lags, 99),
           lagMaxMs: lags.length ? lags[lags.length - 1] : Number.NaN,
           drainAfterSeconds: (performance.now() - t0) / 1000,
+          probeConnectionErrors: probe.errors,
         };
       });
       out.steady = r.metrics;
@@ -354,15 +369,24 @@ async function main(): Promise<number> {
 
   // Whatever happens, stop what we started and drop our slots on Ctrl-C.
   const active: { system?: BenchSystem; ctx?: BenchContext } = {};
-  for (const sig of ['SIGINT', 'SIGTERM'] as const)
-    process.once(sig, () => {
-      log(`${sig}: cleaning up`);
-      void (async () => {
-        if (active.system && active.ctx) await active.system.teardown(active.ctx).catch(() => {});
-        await dropLeftoverSlots(blue).catch(() => {});
-        process.exit(130);
-      })();
-    });
+  let cleaning = false;
+  const cleanupAndExit = (why: string, code: number) => {
+    if (cleaning) return;
+    cleaning = true;
+    log(`${why}: cleaning up`);
+    void (async () => {
+      if (active.system && active.ctx) await active.system.teardown(active.ctx).catch(() => {});
+      await dropLeftoverSubscriptions(green).catch(() => {});
+      await dropLeftoverSlots(blue).catch(() => {});
+      process.exit(code);
+    })();
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => cleanupAndExit(sig, 130));
+  // An unexpected error anywhere must not leave a subscription, slot or process behind.
+  process.on('uncaughtException', (err) => cleanupAndExit(`uncaught: ${err.stack ?? err.message}`, 1));
+  process.on('unhandledRejection', (err) =>
+    cleanupAndExit(`unhandled rejection: ${(err as Error)?.stack ?? String(err)}`, 1),
+  );
 
   if (o.mode === 'smoke') {
     let failed = 0;

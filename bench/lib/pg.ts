@@ -30,6 +30,8 @@ export async function withClient<T>(e: Endpoint, fn: (c: pg.Client) => Promise<T
     database: e.database,
     application_name: 'teal-bench',
   });
+  // A server that restarts under us (the env is shared) must fail this call, not the process.
+  c.on('error', () => {});
   await c.connect();
   try {
     return await fn(c);
@@ -127,6 +129,21 @@ export async function freshData(blue: Endpoint, green: Endpoint, scale: number):
   }
   await query(blue, `INSERT INTO bench_heartbeat VALUES (1, 0, 0)`);
   await query(blue, 'ANALYZE');
+}
+
+/** Connection-level failures a restarting server causes (refused, terminated, starting up, shutting down). */
+export function isTransient(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  if (
+    e.code &&
+    ['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006', 'ECONNREFUSED', 'ECONNRESET'].includes(
+      e.code,
+    )
+  )
+    return true;
+  return /Connection terminated|ECONNREFUSED|ECONNRESET|the database system is (starting up|shutting down)/.test(
+    e.message ?? '',
+  );
 }
 
 /** A fingerprint of the replicated tables (heartbeat excluded: the probe keeps writing it). */

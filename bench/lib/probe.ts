@@ -32,41 +32,63 @@ export class LagProbe {
     });
   }
 
+  /** Connection failures (a shared server restarting) counted, not fatal: the loop reconnects. */
+  errors = 0;
+
+  /** Runs `step` on a connection to `e` until stopped; reconnects after any failure. */
+  private async loop(e: Endpoint, step: (c: pg.Client) => Promise<void>, first: pg.Client): Promise<void> {
+    let c: pg.Client | undefined = first;
+    while (this.running) {
+      try {
+        if (!c) {
+          c = this.client(e);
+          c.on('error', () => {});
+          await c.connect();
+        }
+        await step(c);
+      } catch {
+        this.errors++;
+        await c?.end().catch(() => {});
+        c = undefined;
+        await sleep(500);
+      }
+    }
+    await c?.end().catch(() => {});
+  }
+
   async start(): Promise<void> {
     const w = this.client(this.blue);
     const r = this.client(this.green);
+    w.on('error', () => {});
+    r.on('error', () => {});
     await w.connect();
     await r.connect();
     this.running = true;
+    let last: string | undefined;
     this.loops = [
-      (async () => {
-        try {
-          while (this.running) {
-            await w.query(`UPDATE bench_heartbeat SET ts_us = ${NOW_US} WHERE id = 1`);
-            await sleep(this.writeEveryMs);
+      this.loop(
+        this.blue,
+        async (c) => {
+          await c.query(`UPDATE bench_heartbeat SET ts_us = ${NOW_US} WHERE id = 1`);
+          await sleep(this.writeEveryMs);
+        },
+        w,
+      ),
+      this.loop(
+        this.green,
+        async (c) => {
+          const res = await c.query<{ ts_us: string; now_us: string }>(
+            `SELECT ts_us, ${NOW_US} AS now_us FROM bench_heartbeat WHERE id = 1`,
+          );
+          const row = res.rows[0];
+          if (row && row.ts_us !== '0' && row.ts_us !== last) {
+            if (last !== undefined) this.samples.push((Number(row.now_us) - Number(row.ts_us)) / 1000);
+            last = row.ts_us;
           }
-        } finally {
-          await w.end().catch(() => {});
-        }
-      })(),
-      (async () => {
-        let last: string | undefined;
-        try {
-          while (this.running) {
-            const res = await r.query<{ ts_us: string; now_us: string }>(
-              `SELECT ts_us, ${NOW_US} AS now_us FROM bench_heartbeat WHERE id = 1`,
-            );
-            const row = res.rows[0];
-            if (row && row.ts_us !== '0' && row.ts_us !== last) {
-              if (last !== undefined) this.samples.push((Number(row.now_us) - Number(row.ts_us)) / 1000);
-              last = row.ts_us;
-            }
-            await sleep(this.readEveryMs);
-          }
-        } finally {
-          await r.end().catch(() => {});
-        }
-      })(),
+          await sleep(this.readEveryMs);
+        },
+        r,
+      ),
     ];
   }
 
