@@ -191,26 +191,27 @@ describe('producer: blue -> Kafka', () => {
     await blue.query(`INSERT INTO ${name} SELECT g, repeat('a', 100) FROM generate_series(1, 5000) g`);
     await blue.query('ROLLBACK');
     await blue.query('BEGIN');
-    await blue.query(`INSERT INTO ${name} SELECT g, repeat('b', 100) FROM generate_series(10001, 15000) g`);
+    await blue.query(`INSERT INTO ${name} SELECT g, repeat('b', 100) FROM generate_series(10001, 30000) g`);
     await blue.query('COMMIT');
     await blue.query(`INSERT INTO ${name} VALUES (0, 'after')`);
     const topic = `${name}_t.public.${name}`;
     const reader = new TopicReader(kafka, [topic]);
     await reader.start();
     onTestFinished(() => reader.stop());
-    await waitFor(() => reader.records.length >= 5001, {
-      what: '5001 records',
+    await waitFor(() => reader.records.length >= 20001, {
+      what: '20001 records',
       timeoutMs: 60_000,
     });
     const events = (await decodeAll(kafka, `${name}_t`, reader.records)).map((d) => d.event);
     const ids = events.map((e) => Number(e.key.id));
     expect(ids.filter((id) => id <= 5000 && id >= 1)).toEqual([]); // the aborted rows never reach Kafka
-    expect(new Set(ids.filter((id) => id > 10000)).size).toBe(5000);
-    // One transaction: one commit LSN, sequences 1..5000.
+    expect(new Set(ids.filter((id) => id > 10000)).size).toBe(20000);
+    // One transaction: one commit LSN, sequences 1..20000 (2 MB: more than one Produce request may
+    // carry, so the replay at Stream Commit must flow through the batch limits).
     const big = events.filter((e) => Number(e.key.id) > 10000);
     expect(new Set(big.map((e) => e.position.lsn)).size).toBe(1);
     expect(big.map((e) => e.position.seq).sort((a, b) => a - b)).toEqual(
-      Array.from({ length: 5000 }, (_, i) => i + 1),
+      Array.from({ length: 20000 }, (_, i) => i + 1),
     );
     // Regression: the producer read the server version wrongly and asked for proto_version 1,
     // so big transactions were never streamed. Blue's own counters say they were.

@@ -92,7 +92,13 @@ export class StreamSession {
     for await (const x of this.client.messages()) {
       if (this.closed) break;
       await this.opts.whilePaused();
-      for await (const out of this.assembler.push(x.payload)) await this.handle(out);
+      // Backpressure per event, not per message: one Stream Commit replays a whole spilled
+      // transaction, and a buffer that grew past the batch limits became one Produce request
+      // larger than the broker accepts (found by the soak: 53k records, rejected forever).
+      for await (const out of this.assembler.push(x.payload)) {
+        await this.handle(out);
+        if (pub.saturated) await pub.waitForCapacity();
+      }
       this.processed++;
       while (this.keepalives.length > 0 && this.keepalives[0].at <= this.processed) {
         pub.between(this.keepalives.shift()!.walEnd);
