@@ -132,7 +132,12 @@ let stallMs = 90_000;
  * Waits until green's fingerprint equals blue's. Fails early when green has not changed
  * for `stallMs` (a pipeline that lost or stopped applying rows), saying what differs.
  */
-async function waitConverged(ctx: BenchContext, what: string, capMs: number): Promise<void> {
+async function waitConverged(
+  system: BenchSystem,
+  ctx: BenchContext,
+  what: string,
+  capMs: number,
+): Promise<void> {
   const target = await fingerprint(ctx.blue);
   let last = '';
   let since = Date.now();
@@ -142,6 +147,7 @@ async function waitConverged(ctx: BenchContext, what: string, capMs: number): Pr
   await waitUntil(
     what,
     async () => {
+      system.check?.();
       let now: string;
       try {
         now = await fingerprint(ctx.green);
@@ -226,7 +232,7 @@ async function benchSystem(
       const t0 = performance.now();
       await system.start(ctx);
       const startupSeconds = (performance.now() - t0) / 1000;
-      await waitConverged(ctx, `${system.name} snapshot`, 15 * 60_000);
+      await waitConverged(system, ctx, `${system.name} snapshot`, 15 * 60_000);
       const seconds = (performance.now() - t0) / 1000;
       return { rows: Number(blueRows), seconds, startupSeconds, rowsPerSec: Number(blueRows) / seconds };
     });
@@ -250,7 +256,7 @@ async function benchSystem(
       const r = await measured(system, ctx, async () => {
         const t0 = performance.now();
         await system.resume(ctx);
-        await waitConverged(ctx, `${system.name} catch-up`, 15 * 60_000);
+        await waitConverged(system, ctx, `${system.name} catch-up`, 15 * 60_000);
         const seconds = (performance.now() - t0) / 1000;
         return { changes: txs * 2 * 100, seconds, rowsPerSec: (txs * 2 * 100) / seconds };
       });
@@ -284,7 +290,7 @@ async function benchSystem(
           lags = await probe.stop();
         }
         const t0 = performance.now();
-        await waitConverged(ctx, `${system.name} steady drain`, 10 * 60_000);
+        await waitConverged(system, ctx, `${system.name} steady drain`, 10 * 60_000);
         return {
           tps: tpsOf(pgOut),
           samples: lags.length,
@@ -311,7 +317,7 @@ async function benchSystem(
           o.bigTxRows,
         ]);
         const tCommit = performance.now();
-        await waitConverged(ctx, `${system.name} big transaction`, 15 * 60_000);
+        await waitConverged(system, ctx, `${system.name} big transaction`, 15 * 60_000);
         const tEnd = performance.now();
         return {
           rows: o.bigTxRows,

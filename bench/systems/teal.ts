@@ -129,6 +129,14 @@ export class TealSystem implements BenchSystem {
     return st.producer?.state === 'paused' && st.consumer?.state === 'paused';
   }
 
+  check(): void {
+    const dead = this.children.find((c) => c.child.exitCode !== null || c.child.signalCode !== null);
+    if (dead)
+      throw new Error(
+        `${dead.label} exited (code ${dead.child.exitCode}, signal ${dead.child.signalCode}); see its log in the run folder`,
+      );
+  }
+
   note(): string {
     const pause = this.pausedByApi
       ? 'catch-up paused with POST /pause (waited for producer and consumer to report paused), resumed with POST /resume'

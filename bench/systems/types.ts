@@ -31,6 +31,8 @@ export interface BenchSystem {
   /** Proves the harness starts (smoke mode): returns a one-line description. */
   smoke(ctx: BenchContext): Promise<string>;
   teardown(ctx: BenchContext): Promise<void>;
+  /** Throws when a pipeline process the harness started has died (checked while waiting). */
+  check?(): void;
   /** One line for the report about how the run went (e.g. how pause was done). */
   note?(): string | undefined;
 }
