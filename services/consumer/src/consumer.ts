@@ -93,6 +93,12 @@ export class Consumer {
         max: concurrency + 2,
       });
       this.pool.on('error', (err) => this.log.warn({ err }, 'idle green connection failed'));
+      // A session green ends while its client is checked out but between queries (57P01,
+      // a restart) emits 'error' on the client, which would end the process; the next query
+      // on it fails instead, and that failure is retried (regression-consumer-green-terminate-crash).
+      this.pool.on('connect', (client) => {
+        client.on('error', (err) => this.log.warn({ err }, 'green connection failed'));
+      });
       const kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-consumer' });
       this.kafka = kafka;
       const schemas = new SchemaRegistry(new SchemaTopic(kafka, `${prefix}._schemas`), this.log);

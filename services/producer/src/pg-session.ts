@@ -42,6 +42,10 @@ export async function connectClient(url: string, opts: SessionOptions = {}): Pro
 export function createPool(url: string, max = 4, applicationName = 'teal-producer'): pg.Pool {
   const pool = new pg.Pool({ ...openClientConfig(url, { applicationName }), max });
   pool.on('error', () => {});
+  // A checked-out client whose session the server ends emits 'error'; the next query fails instead.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   return pool;
 }
 
