@@ -10,6 +10,7 @@ import {
   Partitioners,
   type Producer,
 } from 'kafkajs';
+import { OrderedSends } from './ordered-sends.ts';
 import { murmur2, PlatformaticAdmin, PlatformaticPublisher } from './platformatic-adapter.ts';
 import type {
   GroupConsumer,
@@ -218,33 +219,11 @@ class KafkajsPublisher implements Publisher {
     }
   }
 
-  private tail: Promise<void> = Promise.resolve();
-  private generation = 0;
+  private readonly ordered = new OrderedSends();
 
-  /**
-   * Sends run one at a time, in call order. kafkajs does not keep the order of concurrent
-   * sendBatch calls (each awaits metadata before it queues its request), and a reordered
-   * partition would put later positions before earlier ones, which the consumer then skips
-   * as replays. Once a send fails, every send queued behind it is rejected unsent, so no
-   * later record lands before the ones that must be sent again.
-   */
+  /** One send at a time, in call order (OrderedSends says why). */
   send(records: OutgoingRecord[]): Promise<void> {
-    const generation = this.generation;
-    const run = this.tail.then(async () => {
-      if (generation !== this.generation) {
-        throw new TealError('TEAL_KAFKA_SEND_ABORTED', 'not sent: an earlier send failed (order is kept)', {
-          retriable: true,
-        });
-      }
-      try {
-        await this.sendNow(records);
-      } catch (err) {
-        if (generation === this.generation) this.generation++;
-        throw err;
-      }
-    });
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.ordered.run(() => this.sendNow(records));
   }
 
   private async sendNow(records: OutgoingRecord[]): Promise<void> {

@@ -1,5 +1,6 @@
 import { Admin, type MessageToProduce, Producer } from '@platformatic/kafka';
 import { logger as rootLogger, TealError } from '@teal/config';
+import { OrderedSends } from './ordered-sends.ts';
 import type { KafkaOptions, OutgoingRecord, Publisher, TopicAdmin, TopicSpec } from './types.ts';
 
 // teal's TopicAdmin and Publisher on @platformatic/kafka (pure JS, callback core, no
@@ -196,8 +197,7 @@ const javaPartitioner = (_message: Message, key: Buffer | undefined): number =>
 
 export class PlatformaticPublisher implements Publisher {
   private producer: Producer<Buffer, Buffer, Buffer, Buffer>;
-  private tail: Promise<void> = Promise.resolve();
-  private generation = 0;
+  private readonly ordered = new OrderedSends();
   private resetNeeded = false;
   private closed = false;
   /** Header names and values repeat (teal.op, teal.xid, ...): encode each string once. */
@@ -227,31 +227,14 @@ export class PlatformaticPublisher implements Publisher {
     }
   }
 
-  /**
-   * Sends run one at a time, in call order (see the file comment). Once a send fails, every
-   * send queued behind it is rejected unsent, so no later record lands before the ones that
-   * must be sent again.
-   */
+  /** One send at a time, in call order (OrderedSends says why); after a failure, a new producer id. */
   send(records: OutgoingRecord[]): Promise<void> {
-    const generation = this.generation;
-    const run = this.tail.then(async () => {
-      if (generation !== this.generation) {
-        throw new TealError('TEAL_KAFKA_SEND_ABORTED', 'not sent: an earlier send failed (order is kept)', {
-          retriable: true,
-        });
-      }
-      try {
-        await this.sendNow(records);
-      } catch (err) {
-        if (generation === this.generation) {
-          this.generation++;
-          this.resetNeeded = true;
-        }
-        throw err;
-      }
-    });
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.ordered.run(
+      () => this.sendNow(records),
+      () => {
+        this.resetNeeded = true;
+      },
+    );
   }
 
   private async sendNow(records: OutgoingRecord[]): Promise<void> {
@@ -302,6 +285,6 @@ export class PlatformaticPublisher implements Publisher {
     // the queued sends settle.
     this.closed = true;
     await closeProducer(this.producer);
-    await this.tail;
+    await this.ordered.settled();
   }
 }
