@@ -15,7 +15,7 @@ const HELP = `usage: tsx soak/run.ts [options]
   --rate N         transactions per second per writer (default 25)
   --writers N      writer connections (default 2)
   --big-rows N     rows per large transaction (default 60000)
-  --gap MIN,MAX    ms between faults, after the previous one recovered (default 1000,6000)
+  --gap MIN,MAX    ms between faults, after the previous one recovered (default 200,1200)
   --drain-timeout S    give up the final drain after S seconds (default 600)
   --keep           keep tables and topics at the end
   --json FILE      also write the report as JSON`;

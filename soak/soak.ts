@@ -87,7 +87,7 @@ export function defaultOptions(): SoakOptions {
     rate: 25,
     bigRows: 60_000,
     seedRows: 1000,
-    gapMs: [1000, 6000],
+    gapMs: [200, 1200],
     envFaultLimit: 1,
     recoveryTimeoutMs: 120_000,
     drainTimeoutMs: 600_000,
