@@ -18,7 +18,7 @@ describe('producer: blue -> Kafka', () => {
         tables,
         slot: `${name}_slot`,
         publication: `${name}_pub`,
-        kafka: { topicPrefix: `${name}_t`, partitions: 3 },
+        kafka: { topicPrefix: `${name}_t`, partitions: 3, headers: true },
         heartbeatMs: 500,
         snapshot: { chunkRows: 2 },
         ...extra,

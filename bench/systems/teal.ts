@@ -52,6 +52,9 @@ export class TealSystem implements BenchSystem {
     const logFile = join(ctx.workDir, `teal-${this.id}.log`);
     const out = openSync(logFile, 'a');
     const node = process.execPath;
+    // BENCH_TEAL_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles teal on a workload
+    // (NODE_OPTIONS refuses --cpu-prof).
+    const nodeArgs = (process.env.BENCH_TEAL_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     const specs = this.split
       ? [
           { label: 'teal producer', args: ['--import', 'tsx', 'services/producer/src/main.ts'] },
@@ -59,7 +62,7 @@ export class TealSystem implements BenchSystem {
         ]
       : [{ label: 'teal run', args: ['bin/teal.mjs', 'run'] }];
     for (const s of specs) {
-      const child = spawn(node, s.args, {
+      const child = spawn(node, [...nodeArgs, ...s.args], {
         cwd: ctx.repoRoot,
         env: this.env(ctx),
         stdio: ['ignore', out, out],

@@ -29,7 +29,7 @@ describe('resolveConfig', () => {
     expect(config).toEqual({
       blue: { url: 'postgres://postgres@127.0.0.1:5433/app' },
       green: { url: 'postgres://postgres@127.0.0.1:5434/app' },
-      kafka: { brokers: ['127.0.0.1:9092'], topicPrefix: 'teal', partitions: 4 },
+      kafka: { brokers: ['127.0.0.1:9092'], topicPrefix: 'teal', partitions: 4, headers: false },
       slot: 'teal_slot',
       publication: 'teal_pub',
       api: { host: '127.0.0.1', port: 8080, token: undefined },
@@ -80,6 +80,20 @@ describe('resolveConfig', () => {
     expect(config.kafka.topicPrefix).toBe('acme.teal');
     expect(config.slot).toBe('env_slot');
     expect(config.publication).toBe('env_pub');
+  });
+
+  it('writes Kafka headers only when asked, by config or TEAL_KAFKA_HEADERS', () => {
+    expect(resolveConfig({ kafka: { headers: true } }).kafka.headers).toBe(true);
+    expect(
+      resolveConfig({ kafka: { headers: true } }, { env: { TEAL_KAFKA_HEADERS: '0' } }).kafka.headers,
+    ).toBe(false);
+    expect(resolveConfig(undefined, { env: { TEAL_KAFKA_HEADERS: '1' } }).kafka.headers).toBe(true);
+    expect(() => resolveConfig(undefined, { env: { TEAL_KAFKA_HEADERS: 'yes' } })).toThrow(
+      /TEAL_KAFKA_HEADERS: expected 1, 0, true or false, got "yes"/,
+    );
+    expect(() => resolveConfig({ kafka: { headers: 'on' } } as never)).toThrow(
+      /kafka.headers: expected true or false/,
+    );
   });
 
   it('normalizes table names to schema.table', () => {

@@ -221,7 +221,7 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
 
   const blue = section(p, raw, 'blue', 'blue', ['url']);
   const green = section(p, raw, 'green', 'green', ['url']);
-  const kafka = section(p, raw, 'kafka', 'kafka', ['brokers', 'topicPrefix', 'partitions']);
+  const kafka = section(p, raw, 'kafka', 'kafka', ['brokers', 'topicPrefix', 'partitions', 'headers']);
   const api = section(p, raw, 'api', 'api', ['host', 'port', 'token']);
   const apply = section(p, raw, 'apply', 'apply', [
     'onMissingColumn',
@@ -276,6 +276,17 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
     (s) => TOPIC_PREFIX.test(s),
   );
   const partitions = int(p, kafka.partitions, 'kafka.partitions', 1, 1000);
+  // Headers repeat fields of the Avro value (position, op, xid): off unless asked for.
+  let headers = false;
+  const envHeaders = fromEnv(env, 'TEAL_KAFKA_HEADERS');
+  if (envHeaders !== undefined) {
+    if (envHeaders === '1' || envHeaders === 'true') headers = true;
+    else if (envHeaders !== '0' && envHeaders !== 'false')
+      p.add('env TEAL_KAFKA_HEADERS', `expected 1, 0, true or false, got ${describeValue(envHeaders)}`);
+  } else if (kafka.headers !== undefined) {
+    if (typeof kafka.headers === 'boolean') headers = kafka.headers;
+    else p.add('kafka.headers', `expected true or false, got ${describeValue(kafka.headers)}`);
+  }
 
   const envSlot = fromEnv(env, 'TEAL_SLOT');
   const slot = str(
@@ -384,6 +395,7 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
       brokers: brokers ?? [...DEFAULTS.kafkaBrokers],
       topicPrefix: topicPrefix ?? DEFAULTS.topicPrefix,
       partitions: partitions ?? DEFAULTS.partitions,
+      headers,
     },
     slot: slot ?? DEFAULTS.slot,
     publication: publication ?? DEFAULTS.publication,

@@ -1,4 +1,4 @@
-import type { ChangeEvent, Lsn, TableSchema } from '@teal/change-event';
+import { type ChangeEvent, decodeEvent, type Lsn, SchemaCache, type TableSchema } from '@teal/change-event';
 import type { OutgoingRecord, Publisher, TopicAdmin } from '@teal/kafka';
 import { describe, expect, it } from 'vitest';
 import { EventPublisher } from './event-publisher.ts';
@@ -54,6 +54,25 @@ function fakes() {
 const tick = () => new Promise((r) => setImmediate(r));
 
 describe('EventPublisher', () => {
+  it('writes no headers unless asked: the Avro value already carries position, op and xid', async () => {
+    const f = fakes();
+    const pub = new EventPublisher({ ...f, prefix: 'tp', partitions: 3, startLsn: 10n });
+    const codec = await pub.prepare(table);
+    pub.begin();
+    pub.addEvent(codec, event('c', 1, 100n, 1));
+    pub.commit(120n);
+    await tick();
+    const record = f.sends[0].records[0];
+    expect(record.headers).toBeUndefined();
+    const schemas = new SchemaCache();
+    schemas.add(codec.valueFingerprintHex, codec.valueSchemaJson);
+    expect(decodeEvent(record.value!, schemas).event).toMatchObject({
+      op: 'c',
+      xid: 7,
+      position: { lsn: 100n, seq: 1 },
+    });
+  });
+
   it('publishes schemas before the first record, confirms only after the ack, truncates every partition', async () => {
     const f = fakes();
     const confirmed: Lsn[] = [];
@@ -62,6 +81,7 @@ describe('EventPublisher', () => {
       prefix: 'tp',
       partitions: 3,
       startLsn: 10n,
+      headers: true,
       onConfirm: (l) => confirmed.push(l),
     });
     const codec = await pub.prepare(table);

@@ -44,6 +44,11 @@ export interface EventPublisherOptions {
   prefix: string;
   partitions: number;
   startLsn: Lsn;
+  /**
+   * Also write teal.position / teal.op / teal.xid headers on change records. They repeat
+   * fields of the Avro value; each costs the Kafka clients as much work as the key does.
+   */
+  headers?: boolean;
   limits?: Partial<PublisherLimits>;
   metrics?: TealMetrics;
   /** The slot may be confirmed up to this LSN. */
@@ -135,11 +140,13 @@ export class EventPublisher {
   addEvent(codec: TableCodec, event: ChangeEvent): void {
     const topic = this.topicOf(event.schema, event.table);
     const value = codec.encodeEvent(event);
-    const headers = {
-      'teal.position': formatPosition(event.position),
-      'teal.op': event.op,
-      'teal.xid': String(event.xid),
-    };
+    const headers = this.opts.headers
+      ? {
+          'teal.position': formatPosition(event.position),
+          'teal.op': event.op,
+          'teal.xid': String(event.xid),
+        }
+      : undefined;
     const label = `${event.schema}.${event.table}\u0000${event.op}`;
     if (event.op === 't') {
       const partitions = this.partitionCounts.get(topic) ?? this.opts.partitions;

@@ -361,6 +361,7 @@ export class Producer extends EventEmitter {
       schemas: this.schemaTopic!,
       prefix: this.config.kafka.topicPrefix,
       partitions: this.config.kafka.partitions,
+      headers: this.config.kafka.headers,
       startLsn,
       limits: this.deps.limits,
       metrics: this.deps.metrics,
