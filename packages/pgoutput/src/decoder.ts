@@ -27,7 +27,9 @@ export function decodePgoutput(buf: Buffer, opts: DecodeOptions): PgoutputMessag
   r.pos = 1;
   // "Xid of the transaction (only present for streamed transactions). This field is
   // available since protocol version 2." — on R, Y, I, U, D, T and M.
-  const streamXid = (): number | undefined => (opts.inStreamBlock ? r.u32('xid') : undefined);
+  // (A module function, not a closure: this runs per change, and tsx's keepNames wraps
+  // every closure it creates in a defineProperty call.)
+  const streamXid = readStreamXid;
   let msg: PgoutputMessage;
   switch (tag) {
     // Begin: Byte1('B') Int64 final LSN, Int64 commit timestamp, Int32 xid.
@@ -42,7 +44,7 @@ export function decodePgoutput(buf: Buffer, opts: DecodeOptions): PgoutputMessag
     // Message: Byte1('M') [Int32 xid] Int8 flags (1 = transactional), Int64 LSN, String prefix,
     // Int32 content length, Byten content.
     case 'M': {
-      const xid = streamXid();
+      const xid = streamXid(r, opts);
       const flags = r.u8('flags');
       const lsn = r.u64('LSN');
       const prefix = r.cstring('prefix');
@@ -75,7 +77,7 @@ export function decodePgoutput(buf: Buffer, opts: DecodeOptions): PgoutputMessag
     // String name, Int8 replica identity, Int16 column count, then per column: Int8 flags
     // (1 = part of the key), String name, Int32 type oid, Int32 atttypmod.
     case 'R': {
-      const xid = streamXid();
+      const xid = streamXid(r, opts);
       const relationId = r.u32('relation id');
       const namespace = r.cstring('namespace');
       const name = r.cstring('relation name');
@@ -109,7 +111,7 @@ export function decodePgoutput(buf: Buffer, opts: DecodeOptions): PgoutputMessag
     }
     // Type: Byte1('Y') [Int32 xid] Int32 type oid, String namespace, String name.
     case 'Y': {
-      const xid = streamXid();
+      const xid = streamXid(r, opts);
       msg = {
         tag: 'type',
         ...(xid === undefined ? {} : { xid }),
@@ -121,17 +123,21 @@ export function decodePgoutput(buf: Buffer, opts: DecodeOptions): PgoutputMessag
     }
     // Insert: Byte1('I') [Int32 xid] Int32 relation oid, Byte1('N'), TupleData.
     case 'I': {
-      const xid = streamXid();
+      const xid = streamXid(r, opts);
       const relationId = r.u32('relation id');
       expectByte(r, 'N', 'new tuple marker');
-      msg = { tag: 'insert', ...(xid === undefined ? {} : { xid }), relationId, newTuple: readTuple(r) };
+      const newTuple = readTuple(r);
+      msg =
+        xid === undefined
+          ? { tag: 'insert', relationId, newTuple }
+          : { tag: 'insert', xid, relationId, newTuple };
       break;
     }
     // Update: Byte1('U') [Int32 xid] Int32 relation oid, optionally Byte1('K') TupleData (old key,
     // when the key changed) or Byte1('O') TupleData (old row, REPLICA IDENTITY FULL),
     // then Byte1('N') TupleData.
     case 'U': {
-      const xid = streamXid();
+      const xid = streamXid(r, opts);
       const relationId = r.u32('relation id');
       let marker = String.fromCharCode(r.u8('tuple marker'));
       let keyTuple: TupleData | undefined;
@@ -144,19 +150,23 @@ export function decodePgoutput(buf: Buffer, opts: DecodeOptions): PgoutputMessag
       }
       if (marker !== 'N')
         throw malformed(r.what, `expected 'N' before the new tuple, got ${JSON.stringify(marker)}`);
-      msg = {
-        tag: 'update',
-        ...(xid === undefined ? {} : { xid }),
-        relationId,
-        ...(keyTuple ? { keyTuple } : {}),
-        ...(oldTuple ? { oldTuple } : {}),
-        newTuple: readTuple(r),
-      };
+      const newTuple = readTuple(r);
+      msg =
+        xid === undefined && !keyTuple && !oldTuple
+          ? { tag: 'update', relationId, newTuple }
+          : {
+              tag: 'update',
+              ...(xid === undefined ? {} : { xid }),
+              relationId,
+              ...(keyTuple ? { keyTuple } : {}),
+              ...(oldTuple ? { oldTuple } : {}),
+              newTuple,
+            };
       break;
     }
     // Delete: Byte1('D') [Int32 xid] Int32 relation oid, Byte1('K') or Byte1('O'), TupleData.
     case 'D': {
-      const xid = streamXid();
+      const xid = streamXid(r, opts);
       const relationId = r.u32('relation id');
       const marker = String.fromCharCode(r.u8('tuple marker'));
       if (marker !== 'K' && marker !== 'O') {
@@ -174,7 +184,7 @@ export function decodePgoutput(buf: Buffer, opts: DecodeOptions): PgoutputMessag
     // Truncate: Byte1('T') [Int32 xid] Int32 relation count, Int8 options (1 = CASCADE,
     // 2 = RESTART IDENTITY), Int32 relation oid * count.
     case 'T': {
-      const xid = streamXid();
+      const xid = streamXid(r, opts);
       const count = r.i32('relation count');
       if (count < 0) throw malformed(r.what, `negative relation count ${count}`);
       const options = r.u8('options');
@@ -297,6 +307,10 @@ export function decodePgoutput(buf: Buffer, opts: DecodeOptions): PgoutputMessag
   }
   r.end();
   return msg;
+}
+
+function readStreamXid(r: ByteReader, opts: DecodeOptions): number | undefined {
+  return opts.inStreamBlock ? r.u32('xid') : undefined;
 }
 
 function requireVersion(r: ByteReader, opts: DecodeOptions, min: number): void {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChangeEvent, Lsn, PgType, Row, TableSchema } from '@teal/change-event';
+import type { ChangeEvent, LogicalMessage, Lsn, PgType, Row, TableSchema } from '@teal/change-event';
 import {
   type AssemblerOutput,
   FileSpillStore,
@@ -45,13 +45,19 @@ export interface StreamSessionOptions {
   ): Promise<Row | undefined>;
 }
 
+interface KnownTable {
+  table: TableSchema;
+  /** "schema.table", computed once: the per-change path looks it up. */
+  name: string;
+}
+
 export class StreamSession {
   readonly client: ReplicationClient;
   private readonly assembler: TransactionAssembler;
   private readonly spillDir: string;
   private readonly spill: FileSpillStore;
   /** Our own table versions by relation id: types resolved from pg_type, keys as configured. */
-  private readonly tables = new Map<number, TableSchema>();
+  private readonly tables = new Map<number, KnownTable>();
   private received = 0;
   private processed = 0;
   private readonly keepalives: Array<{ at: number; walEnd: Lsn }> = [];
@@ -95,9 +101,20 @@ export class StreamSession {
       // Backpressure per event, not per message: one Stream Commit replays a whole spilled
       // transaction, and a buffer that grew past the batch limits became one Produce request
       // larger than the broker accepts (found by the soak: 53k records, rejected forever).
-      for await (const out of this.assembler.push(x.payload)) {
-        await this.handle(out);
-        if (pub.saturated) await pub.waitForCapacity();
+      const outputs = this.assembler.push(x.payload);
+      if (Symbol.iterator in outputs) {
+        // The common case (no streamed transaction): no promise per change unless one is needed.
+        for (const out of outputs) {
+          const pending = this.handle(out);
+          if (pending) await pending;
+          if (pub.saturated) await pub.waitForCapacity();
+        }
+      } else {
+        for await (const out of outputs) {
+          const pending = this.handle(out);
+          if (pending) await pending;
+          if (pub.saturated) await pub.waitForCapacity();
+        }
       }
       this.processed++;
       while (this.keepalives.length > 0 && this.keepalives[0].at <= this.processed) {
@@ -109,7 +126,8 @@ export class StreamSession {
     if (pub.failed !== undefined) throw pub.failed;
   }
 
-  private async handle(out: AssemblerOutput): Promise<void> {
+  /** Handles one output; returns a promise only when it has to wait (new table, key change, watermark). */
+  private handle(out: AssemblerOutput): Promise<void> | undefined {
     const pub = this.opts.publisher;
     switch (out.kind) {
       case 'begin':
@@ -120,37 +138,52 @@ export class StreamSession {
         this.opts.onCommit?.(out.commitTimeUs);
         return;
       case 'relation':
-        this.tables.set(out.relationId, await this.rebuild(out.table));
-        return;
+        return this.know(out.relationId, out.table).then(() => undefined);
       case 'change': {
-        const name = `${out.event.schema}.${out.event.table}`;
-        if (!this.opts.tables.has(name)) return;
-        let table = this.tables.get(out.relationId);
-        if (!table) {
-          table = await this.rebuild(out.table);
-          this.tables.set(out.relationId, table);
-        }
-        const codec = pub.codecFor(table) ?? (await pub.prepare(table));
-        let event: ChangeEvent = out.event;
-        if (event.op === 'c' && event.unchanged.length > 0)
-          event = await this.completeKeyChange(table, event);
-        if (this.opts.chunks.watching(name)) this.opts.chunks.onChange(name, event.key, event.op === 't');
+        const known = this.tables.get(out.relationId);
+        const codec = known && pub.codecFor(known.table);
+        const event = out.event;
+        if (!codec || (event.op === 'c' && event.unchanged.length > 0)) return this.handleChangeAsync(out);
+        if (!this.opts.tables.has(known.name)) return;
+        if (this.opts.chunks.watching(known.name))
+          this.opts.chunks.onChange(known.name, event.key, event.op === 't');
         pub.addEvent(codec, event);
         return;
       }
-      case 'message': {
-        const m = out.message;
-        if (m.prefix === WATERMARK_PREFIX) {
-          await this.opts.chunks.onWatermark(m.content.toString('utf8'), m.lsn, pub);
-        } else if (!m.prefix.startsWith('teal.')) {
-          await pub.ensureTopic(pub.messagesTopic);
-          pub.addMessage(m, out.xid);
-        }
-        // Heartbeats and other teal.* messages carry no data: only their position counts.
-        if (!m.transactional) pub.between(m.lsn);
-        return;
-      }
+      case 'message':
+        return this.handleMessage(out.xid, out.message);
     }
+  }
+
+  private async handleChangeAsync(out: Extract<AssemblerOutput, { kind: 'change' }>): Promise<void> {
+    const pub = this.opts.publisher;
+    const name = `${out.event.schema}.${out.event.table}`;
+    if (!this.opts.tables.has(name)) return;
+    const { table } = this.tables.get(out.relationId) ?? (await this.know(out.relationId, out.table));
+    const codec = pub.codecFor(table) ?? (await pub.prepare(table));
+    let event: ChangeEvent = out.event;
+    if (event.op === 'c' && event.unchanged.length > 0) event = await this.completeKeyChange(table, event);
+    if (this.opts.chunks.watching(name)) this.opts.chunks.onChange(name, event.key, event.op === 't');
+    pub.addEvent(codec, event);
+  }
+
+  private async know(relationId: number, assembled: TableSchema): Promise<KnownTable> {
+    const table = await this.rebuild(assembled);
+    const known = { table, name: `${table.schema}.${table.table}` };
+    this.tables.set(relationId, known);
+    return known;
+  }
+
+  private async handleMessage(xid: number, m: LogicalMessage): Promise<void> {
+    const pub = this.opts.publisher;
+    if (m.prefix === WATERMARK_PREFIX) {
+      await this.opts.chunks.onWatermark(m.content.toString('utf8'), m.lsn, pub);
+    } else if (!m.prefix.startsWith('teal.')) {
+      await pub.ensureTopic(pub.messagesTopic);
+      pub.addMessage(m, xid);
+    }
+    // Heartbeats and other teal.* messages carry no data: only their position counts.
+    if (!m.transactional) pub.between(m.lsn);
   }
 
   /**
