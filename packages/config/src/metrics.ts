@@ -1,10 +1,26 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client';
 
 // Every teal_* metric, in one place so producer, consumer and API share one registry when
 // they run in one process (`teal run`) and the names stay consistent when they do not.
 // Naming follows Prometheus conventions: base units (seconds, bytes), _total for counters.
-export function createMetrics(registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'teal_process_' });
+export function createMetrics(
+  registry = new Registry(),
+  options: {
+    /** teal_process_* (CPU, memory, event loop); false in a worker thread, whose process the main thread reports. */
+    defaultMetrics?: boolean;
+  } = {},
+) {
+  if (options.defaultMetrics !== false)
+    collectDefaultMetrics({ register: registry, prefix: 'teal_process_' });
   const r = [registry];
   return {
     registry,
@@ -92,3 +108,22 @@ export function createMetrics(registry = new Registry()) {
 }
 
 export type TealMetrics = ReturnType<typeof createMetrics>;
+
+/** One registry's metrics as `registry.getMetricsAsJSON()` gives them: plain data, safe to post between threads. */
+export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * Prometheus text of several registries of teal_* metrics as one (`teal run`: the main
+ * thread's and the producer thread's). Counters and histograms add up: each is counted in
+ * one thread. A gauge series set in `primary` wins: the control API sets slot lag and
+ * state there just before a scrape, over the copies the producer keeps, as one registry did.
+ */
+export async function mergeMetrics(primary: MetricsJson, ...others: MetricsJson[]): Promise<string> {
+  // prom-client's typings say `type` is an enum; getMetricsAsJSON() gives its name.
+  const withAggregator = (list: MetricsJson) =>
+    list.map((m) => ({
+      ...m,
+      aggregator: String(m.type) === 'gauge' ? ('first' as const) : ('sum' as const),
+    }));
+  return AggregatorRegistry.aggregate([primary, ...others].map(withAggregator)).metrics();
+}

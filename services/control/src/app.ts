@@ -1,5 +1,12 @@
 import swagger from '@fastify/swagger';
-import { isRetriablePgError, type Logger, TealError, type TealMetrics } from '@teal/config';
+import {
+  isRetriablePgError,
+  type Logger,
+  type MetricsJson,
+  mergeMetrics,
+  TealError,
+  type TealMetrics,
+} from '@teal/config';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { bearerToken, tokenMatches } from './auth.ts';
 import type { ControlBackend } from './backend.ts';
@@ -30,6 +37,8 @@ export interface BuildOptions {
   host: string;
   port?: number;
   metrics: TealMetrics;
+  /** Registries kept elsewhere (teal run: the producer thread's), served with `metrics` by GET /metrics. */
+  moreMetrics?: () => Promise<MetricsJson[]>;
   logger?: Logger;
   /** Largest accepted request body, bytes. */
   bodyLimit?: number;
@@ -327,7 +336,9 @@ export function build(opts: BuildOptions): FastifyInstance {
           request.log.warn({ err: redactSecrets((err as Error).message) }, 'status for metrics failed');
         }
         reply.type(opts.metrics.registry.contentType);
-        return opts.metrics.registry.metrics();
+        if (!opts.moreMetrics) return opts.metrics.registry.metrics();
+        const [own, more] = await Promise.all([opts.metrics.registry.getMetricsAsJSON(), opts.moreMetrics()]);
+        return mergeMetrics(own, ...more);
       },
     );
 

@@ -6,7 +6,7 @@ import {
   type TealMetrics,
 } from '@teal/config';
 import type { FastifyInstance } from 'fastify';
-import { build } from './app.ts';
+import { type BuildOptions, build } from './app.ts';
 import type { ControlBackend } from './backend.ts';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '[::1]']);
@@ -34,10 +34,11 @@ export async function startApi(
   backend: ControlBackend,
   metrics: TealMetrics,
   logger: Logger = rootLogger,
+  more: Pick<BuildOptions, 'moreMetrics'> = {},
 ): Promise<{ app: FastifyInstance; url: string; close(): Promise<void> }> {
   const { host, port, token } = config.api;
   assertSafeBind(host, token);
-  const app = build({ backend, token, host, port, metrics, logger });
+  const app = build({ backend, token, host, port, metrics, logger, moreMetrics: more.moreMetrics });
   await app.listen({ host, port });
   const address = app.server.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
