@@ -2,6 +2,8 @@ import { parseArgs } from 'node:util';
 import type { StatusReport } from '@teal/control';
 import { ApiError, type ApiTarget, ApiUnreachable, apiBaseUrl, callApi } from './api-client.ts';
 import { bytes, ProgressBar, type ProgressStream, table } from './format.ts';
+import type { ProducerThread } from './producer-thread.ts';
+import { runThreads } from './thread-protocol.ts';
 
 // `npx teal <command>`: the pipeline (run, producer, consumer, api) and the clients of the
 // control API (status, pause, resume, drain, cutover, fence, unfence, verify). Exit codes are
@@ -35,10 +37,19 @@ class UsageError extends Error {}
 
 const COMMANDS: Record<string, Command> = {
   run: {
-    summary: 'producer + consumer + control API in one process',
+    summary: 'producer + consumer + control API in one process (producer in a worker thread)',
     usage: 'teal run [--config FILE]',
     options: {},
-    run: (v, io) => runPipeline(v, io, { producer: true, consumer: true, api: true }),
+    details:
+      'The producer runs in a worker thread, consumer and API on the main thread: two cores, one process.\n' +
+      'TEAL_RUN_THREADS=1 runs all three on one thread.',
+    run: (v, io) =>
+      runPipeline(v, io, {
+        producer: true,
+        consumer: true,
+        api: true,
+        producerThread: runThreads(io.env) === 2,
+      }),
   },
   producer: {
     summary: 'blue -> Kafka only',
@@ -476,7 +487,7 @@ interface Component {
 async function runPipeline(
   v: Record<string, unknown>,
   io: CliIo,
-  parts: { producer: boolean; consumer: boolean; api: boolean },
+  parts: { producer: boolean; consumer: boolean; api: boolean; producerThread?: boolean },
 ): Promise<number> {
   const config = await loadResolvedConfig(v, io);
   const { createMetrics, logger } = await import('@teal/config');
@@ -490,13 +501,20 @@ async function runPipeline(
     failedResolve = () => resolve('failure');
   });
   let producer: Component | undefined;
+  let thread: ProducerThread | undefined;
   let consumer: Component | undefined;
   let api: { close(): Promise<void> } | undefined;
   let control: InstanceType<typeof TealControl> | undefined;
   try {
     if (parts.producer) {
-      const { Producer } = await import('@teal/producer');
-      producer = new Producer(config, { metrics, logger }) as unknown as Component;
+      if (parts.producerThread) {
+        const { ProducerThread } = await import('./producer-thread.ts');
+        thread = new ProducerThread(config, { cwd: io.cwd, env: io.env, logger });
+        producer = thread;
+      } else {
+        const { Producer } = await import('@teal/producer');
+        producer = new Producer(config, { metrics, logger }) as unknown as Component;
+      }
       producer.on?.('error', (err) => {
         failed = err;
         failedResolve?.();
@@ -512,7 +530,14 @@ async function runPipeline(
     }
     if (parts.api) {
       control = new TealControl(config, { producer, consumer, metrics, logger });
-      const server = await startApi(config, control, metrics, logger);
+      const producerThread = thread;
+      const server = await startApi(
+        config,
+        control,
+        metrics,
+        logger,
+        producerThread ? { moreMetrics: async () => [await producerThread.metrics()] } : {},
+      );
       api = server;
       io.stderr.write(
         `teal: control API on ${server.url}${config.api.token ? ' (bearer token required)' : ''}\n`,
