@@ -265,10 +265,15 @@ class KafkajsPublisher implements Publisher {
 }
 
 function toIncoming(topic: string, partition: number, m: KafkaMessage): IncomingRecord {
+  // Per record: no Object.entries array (teal's own change records carry no headers).
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(m.headers ?? {})) {
-    if (value === undefined) continue;
-    headers[name] = Array.isArray(value) ? String(value[0]) : String(value);
+  const raw = m.headers;
+  if (raw) {
+    for (const name in raw) {
+      const value = raw[name];
+      if (value === undefined) continue;
+      headers[name] = Array.isArray(value) ? String(value[0]) : String(value);
+    }
   }
   return {
     topic,

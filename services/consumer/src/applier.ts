@@ -169,7 +169,9 @@ export class Applier {
       if (record.offset <= stored.kafkaOffset || record.value === null) continue;
       let decoded: ReturnType<typeof decodeEvent>;
       try {
-        decoded = await this.decode(record.value);
+        // Await only when a schema had to be reloaded: a promise per record costs a microtask.
+        const pending = this.decode(record.value);
+        decoded = pending instanceof Promise ? await pending : pending;
       } catch (err) {
         if (classifyError(err) !== 'permanent') throw err;
         item.failed = letter(record, err);
