@@ -155,83 +155,93 @@ const slotActive = async (blue: pg.Client, slot: string) =>
     .rowCount === 1;
 
 describe('teal run: the producer in a worker thread', () => {
-  test('rows flow, /status and /metrics show the worker producer, SIGTERM exits 0 and releases the slot', async () => {
-    const children: Child[] = [];
-    const s = await setup(
-      'run_threads',
-      'CREATE TABLE items (id int PRIMARY KEY, v text, v_upper text)',
-      children,
-    );
-    // A derive function cannot be cloned to the worker: it loads this file again itself.
-    writeFileSync(
-      join(s.dir, 'teal.config.ts'),
-      `export default {
+  test.each([
+    { threads: '2', what: 'the worker producer' },
+    { threads: '1', what: 'the producer (TEAL_RUN_THREADS=1: one thread, as before)' },
+  ])(
+    'rows flow, /status and /metrics show $what, SIGTERM exits 0 and releases the slot',
+    async ({ threads }) => {
+      const children: Child[] = [];
+      const s = await setup(
+        'run_threads',
+        'CREATE TABLE items (id int PRIMARY KEY, v text, v_upper text)',
+        children,
+      );
+      // A derive function cannot be cloned to the worker: it loads this file again itself.
+      writeFileSync(
+        join(s.dir, 'teal.config.ts'),
+        `export default {
   tables: ['public.items'],
   kafka: { partitions: 2 },
   heartbeatMs: 500,
   transforms: { 'public.items': { derive: { v_upper: (row: Record<string, unknown>) => row.v === null ? null : String(row.v).toUpperCase() } } },
 };
 `,
-    );
-    await s.blue.query("INSERT INTO items (id, v) SELECT g, 'snap' || g FROM generate_series(1, 50) g");
-    const port = await freePort();
-    const child = tealRun(s, { TEAL_API_PORT: String(port) });
-    children.push(child);
-    const url = `http://127.0.0.1:${port}`;
-    await apiUp(child, url);
+      );
+      await s.blue.query("INSERT INTO items (id, v) SELECT g, 'snap' || g FROM generate_series(1, 50) g");
+      const port = await freePort();
+      const child = tealRun(s, { TEAL_API_PORT: String(port), TEAL_RUN_THREADS: threads });
+      children.push(child);
+      const url = `http://127.0.0.1:${port}`;
+      await apiUp(child, url);
 
-    await s.blue.query("INSERT INTO items (id, v) VALUES (101, 'one'), (102, 'two')");
-    await waitFor(
-      async () => {
-        const { rows } = await s.green.query(
-          'SELECT count(*)::int AS n, count(*) FILTER (WHERE v_upper = upper(v))::int AS derived FROM items',
-        );
-        return rows[0].n === 52 && rows[0].derived === 52;
-      },
-      { what: 'snapshot and streamed rows in green, derived', timeoutMs: 60_000 },
-    );
+      await s.blue.query("INSERT INTO items (id, v) VALUES (101, 'one'), (102, 'two')");
+      await waitFor(
+        async () => {
+          const { rows } = await s.green.query(
+            'SELECT count(*)::int AS n, count(*) FILTER (WHERE v_upper = upper(v))::int AS derived FROM items',
+          );
+          return rows[0].n === 52 && rows[0].derived === 52;
+        },
+        { what: 'snapshot and streamed rows in green, derived', timeoutMs: 60_000 },
+      );
 
-    const status = await waitFor(
-      async () => {
-        const body = (await (await fetch(`${url}/status`)).json()) as {
-          producer: {
-            source: string;
-            state: string;
-            confirmedLsn: string | null;
-            snapshot: unknown[];
-          } | null;
-        };
-        return body.producer?.state === 'streaming' && body.producer.confirmedLsn !== null ? body : undefined;
-      },
-      { what: 'producer streaming in /status', timeoutMs: 30_000 },
-    );
-    expect(status.producer).toMatchObject({
-      source: 'in-process',
-      state: 'streaming',
-      snapshot: [{ table: 'public.items', state: 'done', rowsDone: 50 }],
-    });
+      const status = await waitFor(
+        async () => {
+          const body = (await (await fetch(`${url}/status`)).json()) as {
+            producer: {
+              source: string;
+              state: string;
+              confirmedLsn: string | null;
+              snapshot: unknown[];
+            } | null;
+          };
+          return body.producer?.state === 'streaming' && body.producer.confirmedLsn !== null
+            ? body
+            : undefined;
+        },
+        { what: 'producer streaming in /status', timeoutMs: 30_000 },
+      );
+      expect(status.producer).toMatchObject({
+        source: 'in-process',
+        state: 'streaming',
+        snapshot: [{ table: 'public.items', state: 'done', rowsDone: 50 }],
+      });
 
-    const metrics = await (await fetch(`${url}/metrics`)).text();
-    const produced = [...metrics.matchAll(/^teal_events_produced_total\{[^}]*\} (\d+)$/gm)].map((m) =>
-      Number(m[1]),
-    );
-    expect(produced.reduce((a, b) => a + b, 0)).toBe(52);
-    expect(metrics).toMatch(/^teal_events_applied_total\{/m);
-    expect(metrics).toMatch(/^teal_slot_retained_wal_bytes \d+/m);
-    // The process metrics come from the main thread only, once.
-    expect(metrics.match(/^teal_process_process_cpu_user_seconds_total /gm)).toHaveLength(1);
-    expect(metrics.match(/^# TYPE teal_events_produced_total /gm)).toHaveLength(1);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      const produced = [...metrics.matchAll(/^teal_events_produced_total\{[^}]*\} (\d+)$/gm)].map((m) =>
+        Number(m[1]),
+      );
+      expect(produced.reduce((a, b) => a + b, 0)).toBe(52);
+      expect(metrics).toMatch(/^teal_events_applied_total\{/m);
+      expect(metrics).toMatch(/^teal_slot_retained_wal_bytes \d+/m);
+      // The process metrics come from the main thread only, once.
+      expect(metrics.match(/^teal_process_process_cpu_user_seconds_total /gm)).toHaveLength(1);
+      expect(metrics.match(/^# TYPE teal_events_produced_total /gm)).toHaveLength(1);
 
-    expect(await slotActive(s.blue, s.name)).toBe(true);
-    child.proc.kill('SIGTERM');
-    expect(await exitWithin(child, 30_000)).toBe(0);
-    expect(await slotActive(s.blue, s.name)).toBe(false);
-    const out = child.output();
-    expect(out).toMatch(/"msg":"producer thread started"/);
-    expect(out).toMatch(/"config":"reload"/);
-    // The worker's own log lines reach stdout in the same JSON form.
-    expect(out).toMatch(/\{"level":30,[^\n]*"component":"producer"[^\n]*"msg":"producer starting"\}/);
-  });
+      expect(await slotActive(s.blue, s.name)).toBe(true);
+      child.proc.kill('SIGTERM');
+      expect(await exitWithin(child, 30_000)).toBe(0);
+      expect(await slotActive(s.blue, s.name)).toBe(false);
+      const out = child.output();
+      if (threads === '2') {
+        expect(out).toMatch(/"msg":"producer thread started"/);
+        expect(out).toMatch(/"config":"reload"/);
+      } else expect(out).not.toMatch(/producer thread started/);
+      // The worker's own log lines reach stdout in the same JSON form.
+      expect(out).toMatch(/\{"level":30,[^\n]*"component":"producer"[^\n]*"msg":"producer starting"\}/);
+    },
+  );
 
   test('a producer that cannot start in its thread: teal run exits 1 with the error', async () => {
     const children: Child[] = [];
