@@ -62,7 +62,14 @@ export class TealSystem implements BenchSystem {
         ]
       : [{ label: 'teal run', args: ['bin/teal.mjs', 'run'] }];
     for (const s of specs) {
-      const child = spawn(node, [...nodeArgs, ...s.args], {
+      // `teal run` is started as `npx teal run` starts it: the executable, so its shebang's
+      // V8 flags apply; with BENCH_TEAL_NODE_ARGS through node, those flags added by hand.
+      const direct = !this.split && nodeArgs.length === 0;
+      const shebangFlags = ['--max-semi-space-size=64'];
+      const [command, args] = direct
+        ? [join(ctx.repoRoot, 'bin', 'teal.mjs'), s.args.slice(1)]
+        : [node, [...shebangFlags, ...nodeArgs, ...s.args]];
+      const child = spawn(command, args, {
         cwd: ctx.repoRoot,
         env: this.env(ctx),
         stdio: ['ignore', out, out],
