@@ -189,11 +189,13 @@ async function measured<T extends Metrics>(
     const metrics = await fn();
     const procs = await sampler.stop();
     const pipeline = procs;
+    const biggest = pipeline
+      .filter((p) => p.label !== 'blue walsender')
+      .reduce<ProcUsage | undefined>((a, p) => (a && a.peakRssMiB >= p.peakRssMiB ? a : p), undefined);
     Object.assign(metrics, {
-      peakRssMiB: Math.max(
-        0,
-        ...pipeline.filter((p) => p.label !== 'blue walsender').map((p) => p.peakRssMiB),
-      ),
+      peakRssMiB: biggest?.peakRssMiB ?? 0,
+      // Flat memory = the largest pipeline process grows little from the workload's start.
+      rssGrowthMiB: biggest ? Math.round((biggest.peakRssMiB - biggest.startRssMiB) * 10) / 10 : 0,
       cpuSeconds: Math.round(pipeline.reduce((s, p) => s + p.cpuSeconds, 0) * 100) / 100,
     });
     return { metrics, procs };

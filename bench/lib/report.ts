@@ -82,6 +82,12 @@ const ROWS: { workload: string; key: string; label: string; better: 'high' | 'lo
   { workload: 'bigtx', key: 'applySeconds', label: 'big tx: commit -> in green s', better: 'low' },
   { workload: 'bigtx', key: 'rowsPerSec', label: 'big tx rows/s (after commit)', better: 'high' },
   { workload: 'bigtx', key: 'peakRssMiB', label: 'big tx peak RSS MiB', better: 'low' },
+  {
+    workload: 'bigtx',
+    key: 'rssGrowthMiB',
+    label: 'big tx RSS growth MiB (peak - at its start)',
+    better: 'low',
+  },
   { workload: 'bigtx', key: 'cpuSeconds', label: 'big tx CPU s', better: 'low' },
 ];
 

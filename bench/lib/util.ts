@@ -140,6 +140,8 @@ export interface ProcRef {
 
 export interface ProcUsage {
   label: string;
+  /** RSS at the first sample: with the peak it shows whether memory grew during the workload. */
+  startRssMiB: number;
   peakRssMiB: number;
   cpuSeconds: number;
 }
@@ -151,6 +153,7 @@ export interface ProcUsage {
 export class ProcSampler {
   private timer?: NodeJS.Timeout;
   private readonly peak = new Map<string, number>();
+  private readonly startRss = new Map<string, number>();
   private readonly firstCpu = new Map<number, number>();
   private readonly lastCpu = new Map<number, number>();
   private readonly labelOf = new Map<number, string>();
@@ -176,7 +179,10 @@ export class ProcSampler {
       this.lastCpu.set(pid, s.cpuSeconds);
       rssByLabel.set(label, (rssByLabel.get(label) ?? 0) + s.rssBytes);
     }
-    for (const [label, rss] of rssByLabel) this.peak.set(label, Math.max(this.peak.get(label) ?? 0, rss));
+    for (const [label, rss] of rssByLabel) {
+      if (!this.startRss.has(label)) this.startRss.set(label, rss);
+      this.peak.set(label, Math.max(this.peak.get(label) ?? 0, rss));
+    }
   }
 
   async stop(): Promise<ProcUsage[]> {
@@ -187,9 +193,11 @@ export class ProcSampler {
       cpu.set(label, (cpu.get(label) ?? 0) + (this.lastCpu.get(pid)! - this.firstCpu.get(pid)!));
     }
     const labels = new Set([...this.peak.keys(), ...cpu.keys()]);
+    const mib = (bytes: number | undefined) => Math.round(((bytes ?? 0) / 1048576) * 10) / 10;
     return [...labels].map((label) => ({
       label,
-      peakRssMiB: Math.round(((this.peak.get(label) ?? 0) / 1048576) * 10) / 10,
+      startRssMiB: mib(this.startRss.get(label)),
+      peakRssMiB: mib(this.peak.get(label)),
       cpuSeconds: Math.round((cpu.get(label) ?? 0) * 100) / 100,
     }));
   }
