@@ -104,11 +104,10 @@ export class TransactionAssembler {
 
   /**
    * Decodes one XLogData payload and yields what it means. Iterate it to the end before the
-   * next push. Messages that need the spill store (anything of a streamed transaction) give
-   * an async iterable; every other message a plain one, so the common path costs no promise
-   * per change (`for await` takes either).
+   * next push. A plain (synchronous) iterable, so no promise per change; the caller may
+   * await between items (a Stream Commit replays a whole transaction through one push).
    */
-  push(payload: Buffer): Iterable<AssemblerOutput> | AsyncIterable<AssemblerOutput> {
+  push(payload: Buffer): Iterable<AssemblerOutput> {
     const msg = decodePgoutput(payload, {
       protoVersion: this.opts.protoVersion,
       inStreamBlock: this.inStreamBlock,
@@ -174,21 +173,17 @@ export class TransactionAssembler {
     }
   }
 
-  // biome-ignore lint/correctness/useYield: push() returns an iterable; an abort yields nothing, it discards the spill
-  private async *streamAbort(xid: number, subxid: number): AsyncGenerator<AssemblerOutput> {
+  private streamAbort(xid: number, subxid: number): Iterable<AssemblerOutput> {
     if (subxid === xid) {
       this.openStreams.delete(xid);
-      await this.opts.spill.discard(xid);
+      this.opts.spill.discard(xid);
     } else {
-      await this.opts.spill.discardSub(xid, subxid);
+      this.opts.spill.discardSub(xid, subxid);
     }
+    return [];
   }
 
-  private async *inStream(
-    msg: PgoutputMessage,
-    payload: Buffer,
-    topXid: number,
-  ): AsyncGenerator<AssemblerOutput> {
+  private *inStream(msg: PgoutputMessage, payload: Buffer, topXid: number): Generator<AssemblerOutput> {
     switch (msg.tag) {
       case 'stream_stop':
         this.streamXid = undefined;
@@ -211,24 +206,24 @@ export class TransactionAssembler {
     }
     // Relation and Type messages are spilled too: they describe the streamed transaction's
     // view (it may have altered the table) and must not leak into other transactions.
-    await this.opts.spill.append(topXid, msg.xid ?? topXid, payload);
+    this.opts.spill.append(topXid, msg.xid ?? topXid, payload);
   }
 
-  private async *streamCommit(
+  private *streamCommit(
     xid: number,
     commitLsn: Lsn,
     endLsn: Lsn,
     commitTimeUs: bigint,
-  ): AsyncGenerator<AssemblerOutput> {
+  ): Generator<AssemblerOutput> {
     if (this.txn) throw protocolError(`Stream Commit of xid ${xid} inside transaction ${this.txn.xid}`);
     const txn: OpenTxn = { xid, commitLsn, commitTimeUs, seq: 0 };
     yield { kind: 'begin', xid, commitLsn, commitTimeUs, streamed: true };
-    for await (const { item } of this.opts.spill.read(xid)) {
+    for (const { item } of this.opts.spill.read(xid)) {
       const msg = decodePgoutput(item, { protoVersion: this.opts.protoVersion, inStreamBlock: true });
       yield* this.apply(msg, txn);
     }
     this.openStreams.delete(xid);
-    await this.opts.spill.discard(xid);
+    this.opts.spill.discard(xid);
     yield { kind: 'commit', xid, commitLsn, endLsn, commitTimeUs };
   }
 

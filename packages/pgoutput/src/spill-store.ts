@@ -6,11 +6,14 @@ import { TealError } from '@teal/config';
 // Items are raw pgoutput message bytes, so memory holds no JS objects per row. read()
 // yields the items of a top-level xid in append order, leaving out those of
 // sub-transactions removed by discardSub (a Stream Abort with subxid != xid).
+// Synchronous on purpose: a file read of a 64 kB block from the page cache costs less than
+// a promise per row would, and the assembler then hands out a replayed transaction as a
+// plain iterable the stream reader pauses on (backpressure) between rows.
 export interface SpillStore {
-  append(xid: number, subxid: number, item: Buffer): void | Promise<void>;
-  read(xid: number): AsyncIterable<{ subxid: number; item: Buffer }>;
-  discard(xid: number): void | Promise<void>;
-  discardSub(xid: number, subxid: number): void | Promise<void>;
+  append(xid: number, subxid: number, item: Buffer): void;
+  read(xid: number): Iterable<{ subxid: number; item: Buffer }>;
+  discard(xid: number): void;
+  discardSub(xid: number, subxid: number): void;
 }
 
 /** For unit tests and small transactions: everything in memory. */
@@ -23,7 +26,7 @@ export class MemorySpillStore implements SpillStore {
     list.push({ subxid, item: Buffer.from(item) });
   }
 
-  async *read(xid: number): AsyncIterable<{ subxid: number; item: Buffer }> {
+  *read(xid: number): Iterable<{ subxid: number; item: Buffer }> {
     for (const entry of this.txns.get(xid) ?? []) yield entry;
   }
 
@@ -88,7 +91,7 @@ export class FileSpillStore implements SpillStore {
     if (file.pendingBytes >= FLUSH_AT) this.flush(file);
   }
 
-  async *read(xid: number): AsyncIterable<{ subxid: number; item: Buffer }> {
+  *read(xid: number): Iterable<{ subxid: number; item: Buffer }> {
     const file = this.files.get(xid);
     if (!file) return;
     this.flush(file);

@@ -101,20 +101,11 @@ export class StreamSession {
       // Backpressure per event, not per message: one Stream Commit replays a whole spilled
       // transaction, and a buffer that grew past the batch limits became one Produce request
       // larger than the broker accepts (found by the soak: 53k records, rejected forever).
-      const outputs = this.assembler.push(x.payload);
-      if (Symbol.iterator in outputs) {
-        // The common case (no streamed transaction): no promise per change unless one is needed.
-        for (const out of outputs) {
-          const pending = this.handle(out);
-          if (pending) await pending;
-          if (pub.saturated) await pub.waitForCapacity();
-        }
-      } else {
-        for await (const out of outputs) {
-          const pending = this.handle(out);
-          if (pending) await pending;
-          if (pub.saturated) await pub.waitForCapacity();
-        }
+      // No promise per change unless one is needed (a new table, a key change, Kafka full).
+      for (const out of this.assembler.push(x.payload)) {
+        const pending = this.handle(out);
+        if (pending) await pending;
+        if (pub.saturated) await pub.waitForCapacity();
       }
       this.processed++;
       while (this.keepalives.length > 0 && this.keepalives[0].at <= this.processed) {
