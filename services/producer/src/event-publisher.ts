@@ -61,15 +61,34 @@ interface Batch {
   records: OutgoingRecord[];
   bytes: number;
   counts: Map<string, number>;
-  last?: { position: Position; commitTimeUs: bigint };
+  /** Position and commit time of the newest record (two fields: set per record, no object). */
+  lastPosition: Position | undefined;
+  lastCommitTimeUs: bigint;
 }
 
-const emptyBatch = (): Batch => ({ records: [], bytes: 0, counts: new Map() });
+const emptyBatch = (): Batch => ({
+  records: [],
+  bytes: 0,
+  counts: new Map(),
+  lastPosition: undefined,
+  lastCommitTimeUs: 0n,
+});
+
+/**
+ * Per table version, the strings every record of it needs. Built once: a string built per
+ * record is hashed again by every Map it keys (ours, and the Kafka client's per topic).
+ */
+interface TableStrings {
+  topic: string;
+  /** Metric label per op: "schema.table\0op". */
+  labels: Record<string, string>;
+}
 
 export class EventPublisher {
   readonly tracker: FlushTracker;
   private readonly limits: PublisherLimits;
   private readonly codecs = new WeakMap<TableSchema, TableCodec>();
+  private readonly strings = new WeakMap<TableCodec, TableStrings>();
   private readonly topics = new Map<string, Promise<number>>();
   private readonly partitionCounts = new Map<string, number>();
   private buffer: Batch = emptyBatch();
@@ -138,7 +157,15 @@ export class EventPublisher {
 
   /** Adds one change (prepare() its table first). A truncate goes to every partition. */
   addEvent(codec: TableCodec, event: ChangeEvent): void {
-    const topic = this.topicOf(event.schema, event.table);
+    let strings = this.strings.get(codec);
+    if (!strings) {
+      const { schema, table } = codec.table;
+      const labels: Record<string, string> = {};
+      for (const op of ['c', 'u', 'd', 'r', 't']) labels[op] = `${schema}.${table}\u0000${op}`;
+      strings = { topic: this.topicOf(schema, table), labels };
+      this.strings.set(codec, strings);
+    }
+    const topic = strings.topic;
     const value = codec.encodeEvent(event);
     const headers = this.opts.headers
       ? {
@@ -147,7 +174,7 @@ export class EventPublisher {
           'teal.xid': String(event.xid),
         }
       : undefined;
-    const label = `${event.schema}.${event.table}\u0000${event.op}`;
+    const label = strings.labels[event.op];
     if (event.op === 't') {
       const partitions = this.partitionCounts.get(topic) ?? this.opts.partitions;
       for (let partition = 0; partition < partitions; partition++) {
@@ -237,7 +264,8 @@ export class EventPublisher {
     b.records.push(record);
     b.bytes += (record.key?.length ?? 0) + (record.value?.length ?? 0) + 64;
     if (label !== undefined) b.counts.set(label, (b.counts.get(label) ?? 0) + 1);
-    b.last = { position, commitTimeUs: commitTimeUs ?? b.last?.commitTimeUs ?? 0n };
+    b.lastPosition = position;
+    if (commitTimeUs !== undefined) b.lastCommitTimeUs = commitTimeUs;
     this.tracker.recordAdded();
     if (this.isFull()) this.flush();
     else if (!this.lingerScheduled) {
@@ -254,7 +282,8 @@ export class EventPublisher {
     this.inFlight--;
     if (this.failure !== undefined) return;
     this.recordsAcked += batch.records.length;
-    if (batch.last) this.lastShipped = batch.last;
+    if (batch.lastPosition)
+      this.lastShipped = { position: batch.lastPosition, commitTimeUs: batch.lastCommitTimeUs };
     const metrics = this.opts.metrics;
     if (metrics) {
       for (const [label, n] of batch.counts) {
