@@ -216,6 +216,20 @@ describe('TableCodec and decodeEvent', () => {
   const codec = new TableCodec(WIDE);
   const row = { tenant: '7', 'Order Id': '9007199254740993', body: 'x', at: 'infinity', n: 'NaN' };
 
+  it('decodes records of several table versions interleaved in one cache (fingerprint reuse)', () => {
+    const other = new TableCodec(tableOf(t(25, 'text')));
+    const cache = wideCache(codec);
+    cache.add(other.valueFingerprintHex, other.valueSchemaJson);
+    const wide = event(WIDE, row, { key: { 'Order Id': row['Order Id'], tenant: '7' } });
+    const narrow = event(other.table, { id: '1', v: 'text' });
+    for (const e of [wide, wide, narrow, wide, narrow, narrow]) {
+      const codecOf = e === wide ? codec : other;
+      const back = decodeEvent(codecOf.encodeEvent(e), cache);
+      expect(back.event).toEqual(e);
+      expect(back.fingerprintHex).toBe(codecOf.valueFingerprintHex);
+    }
+  });
+
   it('round-trips the whole event: position, xid, commit time, rows, original column names', () => {
     const e = event(WIDE, row, {
       op: 'u',

@@ -212,6 +212,8 @@ function checkedFieldCodecs(fields: readonly Json[], where: string): FieldCodec[
 export class SchemaCache {
   private readonly json = new Map<string, string>();
   private readonly compiled = new Map<string, ValueDecoder | KeyDecoder>();
+  private readonly lastFingerprint = Buffer.alloc(8);
+  private lastHex = '';
 
   /** Adds a writer schema; throws when the JSON does not hash to the fingerprint it came with. */
   add(fingerprintHex: string, schemaJson: string): void {
@@ -224,6 +226,21 @@ export class SchemaCache {
       );
     }
     this.json.set(actual, schemaJson);
+  }
+
+  /**
+   * The hex fingerprint of a single-object message (header checked by the caller). Records
+   * come in runs of one table version: the previous record's string is reused when the 8
+   * bytes match, instead of a hex string per record.
+   */
+  fingerprintHexOf(message: Buffer): string {
+    const last = this.lastFingerprint;
+    let same = this.lastHex !== '';
+    for (let i = 0; same && i < 8; i++) same = message[2 + i] === last[i];
+    if (same) return this.lastHex;
+    message.copy(last, 0, 2, 10);
+    this.lastHex = fingerprintHex(last);
+    return this.lastHex;
   }
 
   has(fingerprintHex: string): boolean {
@@ -292,8 +309,8 @@ export function decodeEvent(
   buf: Buffer,
   cache: SchemaCache,
 ): { event: ChangeEvent; table: TableSchema; fingerprintHex: string } {
-  const { fingerprint, body } = readSingleObjectHeader(buf);
-  const hex = fingerprintHex(fingerprint);
+  const { body } = readSingleObjectHeader(buf);
+  const hex = cache.fingerprintHexOf(buf);
   const decoder = cache.decoder(hex);
   if (decoder.kind !== 'envelope')
     throw undecodable(`fingerprint ${hex} names a key schema, not an event envelope`);

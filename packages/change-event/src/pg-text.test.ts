@@ -135,6 +135,14 @@ describe('integers', () => {
     expect(parseInt32('abc')).toBeUndefined();
     expect(parseInt32('1.5')).toBeUndefined();
     expect(parseInt32('')).toBeUndefined();
+    expect(parseInt32('-')).toBeUndefined();
+    expect(parseInt32('+5')).toBeUndefined();
+    expect(parseInt32(' 5')).toBeUndefined();
+    expect(parseInt32('5-')).toBeUndefined();
+    expect(parseInt32('00000000001')).toBeUndefined(); // 11 digits, as the old pattern
+    expect(parseInt32('0000000042')).toBe(42);
+    expect(parseInt32('-0')).toBe(-0);
+    for (let i = -3000; i <= 3000; i += 7) expect(parseInt32(String(i * 715_827))).toBe(i * 715_827);
   });
 
   it('parses int8 as BigInt over the whole range', () => {

@@ -16,12 +16,21 @@ export const DATE_POS_INFINITY = INT32_MAX;
 export const TIMESTAMP_NEG_INFINITY = INT64_MIN;
 export const TIMESTAMP_POS_INFINITY = INT64_MAX;
 
-const INT_TEXT = /^-?\d{1,10}$/;
 const INT8_TEXT = /^-?\d{1,19}$/;
 
 export function parseInt32(text: string): number | undefined {
-  if (!INT_TEXT.test(text)) return undefined;
-  const n = Number(text);
+  // A digit loop, not a regex + Number(): int4 keys and columns pass here once per row.
+  const length = text.length;
+  const negative = length > 0 && text.charCodeAt(0) === 45; // '-'
+  let i = negative ? 1 : 0;
+  if (length === i || length - i > 10) return undefined;
+  let n = 0;
+  for (; i < length; i++) {
+    const digit = text.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return undefined;
+    n = n * 10 + digit;
+  }
+  if (negative) n = -n;
   return n >= INT32_MIN && n <= INT32_MAX ? n : undefined;
 }
 
