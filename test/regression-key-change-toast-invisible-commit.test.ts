@@ -72,6 +72,15 @@ describe('regression: key change with unchanged TOAST, read while the commit is 
     // From now on every commit is flushed but waits (invisible) for a standby that never answers.
     await blue.query(`ALTER SYSTEM SET synchronous_standby_names = 'nobody'`);
     await blue.query('SELECT pg_reload_conf()');
+    // The reload reaches each backend asynchronously, and one idle in a read applies it only
+    // after the command it is reading: wait until the writer's own session has it, or its
+    // UPDATE may commit without waiting (this raced: 3 failures in 4 runs on a busy machine).
+    await waitFor(
+      async () =>
+        (await writer.query<{ s: string }>('SELECT current_setting($1) AS s', ['synchronous_standby_names']))
+          .rows[0].s === 'nobody',
+      { what: "the writer's session to apply synchronous_standby_names" },
+    );
     const writerPid = (await writer.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
     const update = writer.query(`UPDATE ${name} SET id = 2, v = 1 WHERE id = 1`).catch(() => undefined);
     await waitFor(
