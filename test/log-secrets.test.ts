@@ -1,12 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '@teal/config';
 import { KafkaClient } from '@teal/kafka';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
+import { blueUrl, freePort, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
 
 // Contract item 13: secrets never reach logs. teal runs as a child process (pino writes JSON
 // to stdout), with a password in the blue URL (trust auth on loopback ignores it) and an API
@@ -48,14 +47,6 @@ function teal(args: string[], env: Record<string, string>, cwd: string): Child {
     }
   });
   return { proc, output: () => Buffer.concat(chunks).toString('utf8'), exited };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function expectNoSecrets(output: string): void {

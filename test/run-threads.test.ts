@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '@teal/config';
@@ -8,7 +7,7 @@ import { KafkaClient } from '@teal/kafka';
 import pg from 'pg';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { portOf, terminateSessions } from '../soak/faults.ts';
-import { blueUrl, greenUrl, kafkaBrokers, uniqueName } from './support/env.ts';
+import { blueUrl, freePort, greenUrl, kafkaBrokers, uniqueName } from './support/env.ts';
 
 // `teal run` runs the producer in a worker thread and the consumer and the API on the main
 // thread: one process, two cores. Seen from outside nothing changes: rows flow, /status
@@ -28,14 +27,6 @@ async function connect(url: string): Promise<pg.Client> {
   client.on('error', () => {});
   await client.connect();
   return client;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 interface Setup {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { type AddressInfo, createServer } from 'node:net';
 import pg from 'pg';
 import { inject, onTestFinished } from 'vitest';
 import './provided-context.ts';
@@ -55,4 +56,13 @@ export async function pgClient(url: string): Promise<pg.Client> {
     await client.end().catch(() => {});
   });
   return client;
+}
+
+/** A TCP port free on loopback right now (for an API a test starts). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
