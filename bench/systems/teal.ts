@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, openSync } from 'node:fs';
+import { existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kafkaClientFromEnv } from '@teal/kafka';
 import { deleteTopics } from '../lib/kafka.ts';
@@ -55,6 +55,11 @@ export class TealSystem implements BenchSystem {
     // BENCH_TEAL_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles teal on a workload
     // (NODE_OPTIONS refuses --cpu-prof).
     const nodeArgs = (process.env.BENCH_TEAL_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+    // The V8 flags of bin/teal.mjs's shebang line (`#!/usr/bin/env -S node --flag ...`).
+    const shebangFlags = readFileSync(join(ctx.repoRoot, 'bin', 'teal.mjs'), 'utf8')
+      .split('\n', 1)[0]!
+      .split(/\s+/)
+      .filter((word) => word.startsWith('--'));
     const specs = this.split
       ? [
           { label: 'teal producer', args: ['--import', 'tsx', 'services/producer/src/main.ts'] },
@@ -65,7 +70,6 @@ export class TealSystem implements BenchSystem {
       // `teal run` is started as `npx teal run` starts it: the executable, so its shebang's
       // V8 flags apply; with BENCH_TEAL_NODE_ARGS through node, those flags added by hand.
       const direct = !this.split && nodeArgs.length === 0;
-      const shebangFlags = ['--max-semi-space-size=64'];
       const [command, args] = direct
         ? [join(ctx.repoRoot, 'bin', 'teal.mjs'), s.args.slice(1)]
         : [node, [...shebangFlags, ...nodeArgs, ...s.args]];

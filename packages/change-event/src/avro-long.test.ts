@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
+// The reference: Avro's long is a zigzag varint of the 64-bit value (the fuzzer's writer).
+import { zigzagVarint } from '../../../fuzz/mutate.ts';
 import { avroTypeOf } from './avro-long.ts';
-
-// The reference: Avro's long is a zigzag varint of the 64-bit two's complement value.
-function zigzagVarint(value: bigint): Buffer {
-  let z = BigInt.asUintN(64, (value << 1n) ^ (value >> 63n));
-  const out: number[] = [];
-  do {
-    let byte = Number(z & 0x7fn);
-    z >>= 7n;
-    if (z > 0n) byte |= 0x80;
-    out.push(byte);
-  } while (z > 0n);
-  return Buffer.from(out);
-}
 
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);

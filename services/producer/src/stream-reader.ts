@@ -132,10 +132,10 @@ export class StreamSession {
         return this.know(out.relationId, out.table).then(() => undefined);
       case 'change': {
         const known = this.tables.get(out.relationId);
+        if (known && !this.opts.tables.has(known.name)) return; // not replicated
         const codec = known && pub.codecFor(known.table);
         const event = out.event;
         if (!codec || (event.op === 'c' && event.unchanged.length > 0)) return this.handleChangeAsync(out);
-        if (!this.opts.tables.has(known.name)) return;
         if (this.opts.chunks.watching(known.name))
           this.opts.chunks.onChange(known.name, event.key, event.op === 't');
         pub.addEvent(codec, event);
