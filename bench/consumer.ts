@@ -8,8 +8,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { waitFor } from '@teal/config';
 import { KafkaClient } from '@teal/kafka';
+import { waitFor } from '@teal/runtime';
 import pg from 'pg';
 import {
   column,

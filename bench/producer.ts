@@ -6,9 +6,10 @@
 //   TEAL_KAFKA_CLIENT=kafkajs|platformatic picks the Kafka client (default: @teal/kafka's).
 import { loadavg } from 'node:os';
 import { parseLsn } from '@teal/change-event';
-import { resolveConfig, waitFor } from '@teal/config';
+import { resolveConfig } from '@teal/config';
 import { KafkaClient, kafkaClientFromEnv } from '@teal/kafka';
 import { Producer } from '@teal/producer';
+import { waitFor } from '@teal/runtime';
 import pg from 'pg';
 
 const rows = Number(process.env.BENCH_ROWS ?? 1_000_000);

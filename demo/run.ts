@@ -2,11 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createMetrics, loadConfig, type ResolvedConfig, waitFor } from '@teal/config';
+import { loadConfig, type ResolvedConfig } from '@teal/config';
 import { Consumer } from '@teal/consumer';
 import { startApi, TealControl } from '@teal/control';
 import { KafkaClient } from '@teal/kafka';
 import { Producer } from '@teal/producer';
+import { createMetrics, waitFor } from '@teal/runtime';
 import pg from 'pg';
 
 // `npm run demo`: the article's migration end to end on the local environment. blue gets

@@ -9,7 +9,7 @@ import {
   type TableSchema,
   type TypeKind,
 } from '@teal/change-event';
-import { TealError } from '@teal/config';
+import { isErrorCode, TealError } from '@teal/errors';
 import { decodeCopyData, decodePgoutput, MemorySpillStore, TransactionAssembler } from '@teal/pgoutput';
 import { type Col, frames, pgo, U, Wire } from '../packages/pgoutput/src/wire-fixtures.ts';
 import { type MutateOptions, mutate } from './mutate.ts';
@@ -32,12 +32,11 @@ export interface FuzzTarget {
   run(c: FuzzCase): void | Promise<void>;
 }
 
-const TEAL_CODE = /^TEAL_[A-Z0-9_]+$/;
-
 /** Undefined when the thrown value is acceptable; otherwise why it is not. */
 export function unacceptable(err: unknown): string | undefined {
-  if (err instanceof TealError && TEAL_CODE.test(err.code)) return undefined;
-  if (err instanceof TealError) return `TealError with a non-TEAL_ code ${JSON.stringify(err.code)}`;
+  if (err instanceof TealError && isErrorCode(err.code)) return undefined;
+  if (err instanceof TealError)
+    return `TealError with a code outside the catalog (non-TEAL_ code ${JSON.stringify(err.code)})`;
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return `non-Error thrown: ${String(err)}`;
 }

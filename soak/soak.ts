@@ -3,9 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { abortableDelay, waitFor } from '@teal/config';
 import { drain } from '@teal/control';
 import { KafkaClient } from '@teal/kafka';
+import { abortableDelay, waitFor } from '@teal/runtime';
 import pg from 'pg';
 import {
   DEFAULT_FAULTS,

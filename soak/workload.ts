@@ -1,4 +1,5 @@
-import { abortableDelay } from '@teal/config';
+import { VALUE_SESSION_OPTIONS } from '@teal/postgres';
+import { abortableDelay } from '@teal/runtime';
 import pg from 'pg';
 import type { Rng } from './rng.ts';
 import type { SoakTables } from './tables.ts';
@@ -37,14 +38,11 @@ export function emptyStats(): WorkloadStats {
   };
 }
 
-export const SESSION_OPTIONS =
-  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex';
-
 export function textClient(url: string): pg.Client {
   const client = new pg.Client({
     connectionString: url,
     types: { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig,
-    options: SESSION_OPTIONS,
+    options: VALUE_SESSION_OPTIONS,
     application_name: 'soak-workload',
   });
   client.on('error', () => {});

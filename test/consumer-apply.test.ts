@@ -1,6 +1,7 @@
-import { resolveConfig, type TableTransform, waitFor } from '@teal/config';
+import { resolveConfig, type TableTransform } from '@teal/config';
 import { Consumer, type ConsumerStatus } from '@teal/consumer';
 import { type IncomingRecord, KafkaClient } from '@teal/kafka';
+import { waitFor } from '@teal/runtime';
 import type pg from 'pg';
 import { afterAll, describe, expect, onTestFinished, test } from 'vitest';
 import {

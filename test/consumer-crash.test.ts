@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { waitFor } from '@teal/config';
 import { KafkaClient } from '@teal/kafka';
+import { waitFor } from '@teal/runtime';
 import { afterAll, expect, onTestFinished, test } from 'vitest';
 import {
   column,

@@ -1,8 +1,10 @@
 import { parseLsn } from '@teal/change-event';
-import { createMetrics, type ResolvedConfig, resolveConfig, TealError, waitFor } from '@teal/config';
+import { type ResolvedConfig, resolveConfig } from '@teal/config';
 import { Consumer } from '@teal/consumer';
 import { build, TealControl } from '@teal/control';
+import { TealError } from '@teal/errors';
 import { Producer } from '@teal/producer';
+import { createMetrics, waitFor } from '@teal/runtime';
 import pg from 'pg';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';

@@ -1,7 +1,8 @@
 import { TableCodec } from '@teal/change-event';
-import { resolveConfig, waitFor } from '@teal/config';
+import { resolveConfig } from '@teal/config';
 import { Consumer } from '@teal/consumer';
 import { type IncomingRecord, KafkaClient } from '@teal/kafka';
+import { waitFor } from '@teal/runtime';
 import { afterAll, describe, expect, onTestFinished, test } from 'vitest';
 import { column, TestStream, tableSchema } from '../services/consumer/src/testing/harness.ts';
 import { greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';

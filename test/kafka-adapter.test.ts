@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { type TealError, waitFor } from '@teal/config';
+import type { TealError } from '@teal/errors';
 import { type IncomingRecord, KafkaClient, type KafkaClientKind, SchemaTopic } from '@teal/kafka';
+import { waitFor } from '@teal/runtime';
 import { Partitioners } from 'kafkajs';
 import { afterAll, describe, expect, test } from 'vitest';
 import { kafkaBrokers, uniqueName } from './support/env.ts';

@@ -2,8 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '@teal/config';
 import { KafkaClient } from '@teal/kafka';
+import { waitFor } from '@teal/runtime';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, freePort, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
 

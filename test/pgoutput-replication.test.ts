@@ -1,12 +1,7 @@
 import { formatLsn, type Lsn, parseLsn } from '@teal/change-event';
-import { waitFor } from '@teal/config';
-import {
-  type AssemblerOutput,
-  MemorySpillStore,
-  ReplicationClient,
-  type ReplicationClientOptions,
-  TransactionAssembler,
-} from '@teal/pgoutput';
+import { type AssemblerOutput, MemorySpillStore, TransactionAssembler } from '@teal/pgoutput';
+import { ReplicationClient, type ReplicationClientOptions } from '@teal/postgres';
+import { waitFor } from '@teal/runtime';
 import type pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { blueUrl, pgClient, uniqueName } from './support/env.ts';

@@ -3,9 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseLsn } from '@teal/change-event';
-import { waitFor } from '@teal/config';
 import { KafkaClient } from '@teal/kafka';
 import { decodeAll, TopicReader } from '@teal/producer';
+import { waitFor } from '@teal/runtime';
 import { afterAll, describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
 

@@ -1,5 +1,7 @@
-import { resolveConfig, TealError, waitFor } from '@teal/config';
+import { resolveConfig } from '@teal/config';
+import { TealError } from '@teal/errors';
 import { Producer } from '@teal/producer';
+import { waitFor } from '@teal/runtime';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
 

@@ -1,7 +1,8 @@
 import { comparePosition, type Row } from '@teal/change-event';
-import { resolveConfig, waitFor } from '@teal/config';
+import { resolveConfig } from '@teal/config';
 import { KafkaClient } from '@teal/kafka';
 import { decodeAll, Producer, TopicReader } from '@teal/producer';
+import { waitFor } from '@teal/runtime';
 import { afterAll, describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
 

@@ -1,7 +1,8 @@
 import { parseLsn } from '@teal/change-event';
-import { createMetrics, resolveConfig, waitFor } from '@teal/config';
+import { resolveConfig } from '@teal/config';
 import { KafkaClient } from '@teal/kafka';
 import { decodeAll, Producer, TopicReader } from '@teal/producer';
+import { createMetrics, waitFor } from '@teal/runtime';
 import { Registry } from 'prom-client';
 import { afterAll, describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';

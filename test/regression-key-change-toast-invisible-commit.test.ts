@@ -1,7 +1,8 @@
 import { parseLsn } from '@teal/change-event';
-import { resolveConfig, waitFor } from '@teal/config';
+import { resolveConfig } from '@teal/config';
 import { KafkaClient } from '@teal/kafka';
 import { decodeAll, Producer, TopicReader } from '@teal/producer';
+import { waitFor } from '@teal/runtime';
 import pg from 'pg';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { type ScratchPostgres, startScratchPostgres } from '../soak/scratch-postgres.ts';

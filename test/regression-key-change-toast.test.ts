@@ -1,4 +1,4 @@
-import { waitFor } from '@teal/config';
+import { waitFor } from '@teal/runtime';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, greenUrl, pgClient, uniqueName } from './support/env.ts';
 import { startPipeline } from './support/pipeline.ts';

@@ -1,8 +1,8 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { waitFor } from '@teal/config';
 import { KafkaClient } from '@teal/kafka';
+import { waitFor } from '@teal/runtime';
 import pg from 'pg';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { portOf, terminateSessions } from '../soak/faults.ts';

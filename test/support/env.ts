@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer } from 'node:net';
+import { VALUE_SESSION_OPTIONS } from '@teal/postgres';
 import pg from 'pg';
 import { inject, onTestFinished } from 'vitest';
 import './provided-context.ts';
@@ -37,9 +38,6 @@ export function uniqueName(prefix: string): string {
   return `${clean.slice(0, MAX_NAME - suffix.length - 1)}_${suffix}`;
 }
 
-export const SESSION_OPTIONS =
-  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex';
-
 /**
  * A connected client that returns every value as Postgres text (as all of teal does),
  * closed when the current test finishes. Call it inside a test.
@@ -49,7 +47,7 @@ export async function pgClient(url: string): Promise<pg.Client> {
     connectionString: url,
     types: { getTypeParser: () => (value: string) => value },
     // The session settings teal's own connections use (docs/architecture.md, "Values").
-    options: SESSION_OPTIONS,
+    options: VALUE_SESSION_OPTIONS,
   });
   await client.connect();
   onTestFinished(async () => {

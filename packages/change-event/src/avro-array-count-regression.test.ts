@@ -1,4 +1,4 @@
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 import { describe, expect, it } from 'vitest';
 import { decodeEvent, SchemaCache, TableCodec } from './codec.ts';
 import type { ChangeEvent, TableSchema } from './event.ts';

@@ -1,4 +1,4 @@
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 import { describe, expect, it } from 'vitest';
 // Independent zigzag varint writer (Avro spec, "long"): the fuzzer's, to check avsc's byte hooks.
 import { zigzagVarint } from '../../../fuzz/mutate.ts';

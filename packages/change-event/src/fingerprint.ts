@@ -1,4 +1,4 @@
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 import type avro from 'avsc';
 
 // Avro's Parsing Canonical Form and CRC-64-AVRO fingerprint, per the Avro specification

@@ -7,3 +7,4 @@ export * from './lsn.ts';
 export * from './pg-text.ts';
 export * from './position.ts';
 export * from './schemas.ts';
+export * from './topics.ts';

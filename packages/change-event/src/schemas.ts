@@ -1,4 +1,4 @@
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 import type avro from 'avsc';
 import { avroTypeOf } from './avro-long.ts';
 import { avroTypeForColumn, sanitizeAvroName, sanitizeFieldNames } from './avro-types.ts';

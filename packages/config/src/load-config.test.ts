@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TealError } from '@teal/errors';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { TealError } from './errors.ts';
 import { configPathFromArgv, loadConfig } from './load-config.ts';
 import { resolveConfig } from './resolve-config.ts';
 

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { TealError } from '@teal/errors';
 import type { ResolvedConfig } from './define-config.ts';
-import { TealError } from './errors.ts';
 import { resolveConfig } from './resolve-config.ts';
 
 export interface LoadConfigOptions {

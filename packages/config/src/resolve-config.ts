@@ -1,3 +1,4 @@
+import { redactUrl, TealError } from '@teal/errors';
 import type {
   OnMissingColumn,
   ResolvedConfig,
@@ -5,7 +6,6 @@ import type {
   TableTransform,
 } from './define-config.ts';
 import { didYouMean } from './did-you-mean.ts';
-import { redactUrl, TealError } from './errors.ts';
 import { normalizeTableName, parseTableName } from './table-names.ts';
 
 // Validation runs once, over the whole config, and reports every problem at once with its

@@ -29,16 +29,3 @@ export function normalizeTableName(text: string): string {
 export function isReplicatedSchema(schema: string): boolean {
   return !(schema === 'teal' || schema === 'information_schema' || schema.startsWith('pg_'));
 }
-
-/** Double-quotes an identifier for SQL. */
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** Every table teal replicates when the config does not list tables (run on blue). */
-export const DEFAULT_TABLES_SQL = `
-  SELECT n.nspname AS schema, c.relname AS table
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-     AND n.nspname <> 'teal' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
-   ORDER BY 1, 2`;

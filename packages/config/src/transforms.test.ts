@@ -1,6 +1,6 @@
+import { TealError } from '@teal/errors';
 import { describe, expect, it } from 'vitest';
 import { defineConfig } from './define-config.ts';
-import { TealError } from './errors.ts';
 import { resolveConfig } from './resolve-config.ts';
 import { compileTransforms } from './transforms.ts';
 

@@ -1,7 +1,7 @@
 import type { Row } from '@teal/change-event';
+import { TealError } from '@teal/errors';
 import type { ResolvedConfig, TableTransform } from './define-config.ts';
 import { didYouMean } from './did-you-mean.ts';
-import { TealError } from './errors.ts';
 import { parseTableName, qualifiedName } from './table-names.ts';
 
 // Transforms are pure functions of one blue row, compiled once from the config. The same

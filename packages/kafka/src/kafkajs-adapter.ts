@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { logger as rootLogger, TealError, withRetry } from '@teal/config';
+import { TealError } from '@teal/errors';
+import { type Logger, rootLogger, withRetry } from '@teal/runtime';
 import {
   type Admin,
   type Consumer,
@@ -26,7 +27,12 @@ import type {
   TopicSpec,
 } from './types.ts';
 
-const log = rootLogger.child({ component: 'kafka' });
+let kafkaLog: Logger | undefined;
+/** The kafka component's logger, made on first use (importing this file writes nothing). */
+function log(): Logger {
+  kafkaLog ??= rootLogger().child({ component: 'kafka' });
+  return kafkaLog;
+}
 
 // kafkajs logs through its own logger; route it into teal's. Its ERROR lines are mostly
 // responses it retries by itself (coordinator loading, topic exists), so they are warnings
@@ -36,7 +42,7 @@ function logCreator() {
   return ({ level, log: entry }: { level: number; log: { message: string } & Record<string, unknown> }) => {
     const { message, ...rest } = entry;
     if (level > logLevel.WARN || KAFKAJS_NOISE.some((re) => re.test(message))) return;
-    log.warn(rest, message);
+    log().warn(rest, message);
   };
 }
 
@@ -331,13 +337,13 @@ class KafkajsGroupConsumer implements GroupConsumer {
       const now = await this.matchingTopics();
       if (now.some((t) => !this.topics.has(t))) {
         this.topics = new Set(now);
-        log.info({ topics: now.length }, 'new topics matched; re-subscribing');
+        log().info({ topics: now.length }, 'new topics matched; re-subscribing');
         this.restarting = this.restartConsumer().finally(() => {
           this.restarting = undefined;
         });
       }
     } catch (err) {
-      log.warn({ err }, 'cannot list topics');
+      log().warn({ err }, 'cannot list topics');
     }
   }
 
@@ -397,7 +403,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
         });
       }
     } catch (err) {
-      log.error({ err }, 'cannot compute start offsets after assignment; records below them are filtered');
+      log().error({ err }, 'cannot compute start offsets after assignment; records below them are filtered');
     }
   }
 
@@ -421,7 +427,10 @@ class KafkajsGroupConsumer implements GroupConsumer {
         await this.handlers!.eachBatch(incoming);
         break;
       } catch (err) {
-        log.warn({ err, topic: batch.topic, partition: batch.partition }, 'batch failed; retrying in place');
+        log().warn(
+          { err, topic: batch.topic, partition: batch.partition },
+          'batch failed; retrying in place',
+        );
         await heartbeat().catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, 5_000);
@@ -436,7 +445,7 @@ class KafkajsGroupConsumer implements GroupConsumer {
   async commit(topic: string, partition: number, nextOffset: bigint): Promise<void> {
     await this.consumer
       ?.commitOffsets([{ topic, partition, offset: String(nextOffset) }])
-      .catch((err) => log.debug({ err }, 'advisory offset commit failed'));
+      .catch((err) => log().debug({ err }, 'advisory offset commit failed'));
   }
 
   private pauseConsumer(consumer: Consumer): void {

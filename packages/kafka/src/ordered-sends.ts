@@ -1,4 +1,4 @@
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 
 /**
  * Runs sends one at a time, in call order, whatever the client does with concurrent

@@ -1,5 +1,6 @@
 import { Admin, type MessageToProduce, Producer } from '@platformatic/kafka';
-import { logger as rootLogger, TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
+import { type Logger, rootLogger } from '@teal/runtime';
 import { OrderedSends } from './ordered-sends.ts';
 import type { KafkaOptions, OutgoingRecord, Publisher, TopicAdmin, TopicSpec } from './types.ts';
 
@@ -20,7 +21,12 @@ import type { KafkaOptions, OutgoingRecord, Publisher, TopicAdmin, TopicSpec } f
 //   written, and reusing its sequence numbers for other records would make the broker
 //   acknowledge them as duplicates without writing them.
 
-const log = rootLogger.child({ component: 'kafka' });
+let kafkaLog: Logger | undefined;
+/** The kafka component's logger, made on first use (importing this file writes nothing). */
+function log(): Logger {
+  kafkaLog ??= rootLogger().child({ component: 'kafka' });
+  return kafkaLog;
+}
 
 const M = 0x5bd1e995;
 
@@ -184,7 +190,7 @@ export class PlatformaticAdmin implements TopicAdmin {
 function closeProducer(producer: Producer<Buffer, Buffer, Buffer, Buffer>): Promise<void> {
   return new Promise((resolve) =>
     producer.close(true, (err) => {
-      if (err) log.debug({ err }, 'closing the Kafka producer');
+      if (err) log().debug({ err }, 'closing the Kafka producer');
       resolve();
     }),
   );

@@ -6,7 +6,8 @@ import { runInNewContext } from 'node:vm';
 import type { ChangeEvent } from '@teal/change-event';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AssemblerOutput, TransactionAssembler } from './assembler.ts';
-import { FileSpillStore, MemorySpillStore, type SpillStore } from './spill-store.ts';
+import { FileSpillStore } from './file-spill-store.ts';
+import { MemorySpillStore, type SpillStore } from './spill-store.ts';
 import { pgo, U } from './wire-fixtures.ts';
 
 const TS = 1_709_210_096_789_012n;

@@ -7,7 +7,7 @@ import type {
   Row,
   TableSchema,
 } from '@teal/change-event';
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 import { builtinType } from './builtin-types.ts';
 import { decodePgoutput } from './decoder.ts';
 import type { PgoutputMessage, RelationMessage, TupleData, TupleValue } from './messages.ts';

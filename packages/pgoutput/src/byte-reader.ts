@@ -1,4 +1,4 @@
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 
 /** Microseconds between the Unix epoch and the Postgres epoch (2000-01-01 00:00:00 UTC). */
 export const PG_EPOCH_OFFSET_US = 946_684_800_000_000n;

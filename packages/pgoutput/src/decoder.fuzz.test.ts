@@ -1,4 +1,4 @@
-import { TealError } from '@teal/config';
+import { type ErrorCode, TealError } from '@teal/errors';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { guardAllocations } from '../../../fuzz/alloc-guard.ts';
 import { caseAt, type FuzzStats, fuzz } from '../../../fuzz/engine.ts';
@@ -93,15 +93,15 @@ describe('corrupt length fields never size an allocation', () => {
 });
 
 describe('the harness itself', () => {
-  it('flags anything but a TEAL_* TealError as a crash, and inputs over the time bound as slow', async () => {
+  it('flags anything but a TealError with a catalog code as a crash, and inputs over the time bound as slow', async () => {
     const target: FuzzTarget = {
       name: 'harness-check',
       generate: (rng: Rng) => ({ data: [Buffer.from([rng.int(4)])], params: {} }),
       run(c) {
         const k = c.data[0]![0];
         if (k === 0) throw new TypeError('boom');
-        if (k === 1) throw new TealError('NOT_TEAL', 'wrong code');
-        if (k === 2) throw new TealError('TEAL_FINE', 'typed');
+        if (k === 1) throw new TealError('NOT_TEAL' as ErrorCode, 'wrong code');
+        if (k === 2) throw new TealError('TEAL_PGOUTPUT_MALFORMED', 'typed');
         const until = performance.now() + 3;
         while (performance.now() < until) {
           // busy: slower than the 2 ms bound below
@@ -111,7 +111,7 @@ describe('the harness itself', () => {
     const stats = await fuzz(target, { seed: 1, inputs: 40, slowMs: 2, maxFailures: 100 });
     expect(stats.failures.some((f) => f.reason === 'TypeError: boom')).toBe(true);
     expect(stats.failures.some((f) => f.reason.includes('non-TEAL_ code "NOT_TEAL"'))).toBe(true);
-    expect(stats.rejected.TEAL_FINE).toBeGreaterThan(0);
+    expect(stats.rejected.TEAL_PGOUTPUT_MALFORMED).toBeGreaterThan(0);
     expect(stats.slow.length).toBeGreaterThanOrEqual(stats.accepted);
     expect(() => Buffer.alloc(32 * 1024 * 1024)).toThrow(/over the fuzzing limit/);
   });

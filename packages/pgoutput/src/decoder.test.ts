@@ -1,4 +1,4 @@
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 import { describe, expect, it } from 'vitest';
 import { decodePgoutput } from './decoder.ts';
 import { pgo, U, Wire } from './wire-fixtures.ts';

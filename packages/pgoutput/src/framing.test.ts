@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 import { parse } from 'pg-protocol';
 import { describe, expect, it } from 'vitest';
 import { decodeCopyData, encodeStandbyStatus } from './framing.ts';

@@ -1,8 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createMetrics, TealError } from '@teal/config';
 import { build, type ControlBackend, type StatusReport } from '@teal/control';
+import { TealError } from '@teal/errors';
+import { createMetrics } from '@teal/runtime';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliIo, EXIT, main } from './cli.ts';

@@ -490,7 +490,8 @@ async function runPipeline(
   parts: { producer: boolean; consumer: boolean; api: boolean; producerThread?: boolean },
 ): Promise<number> {
   const config = await loadResolvedConfig(v, io);
-  const { createMetrics, logger } = await import('@teal/config');
+  const { createMetrics, rootLogger } = await import('@teal/runtime');
+  const logger = rootLogger();
   const { assertSafeBind, startApi, TealControl } = await import('@teal/control');
   if (parts.api) assertSafeBind(config.api.host, config.api.token);
   const metrics = createMetrics();

@@ -1,5 +1,7 @@
 import { once } from 'node:events';
-import { logger, type ResolvedConfig, resolveConfig, TealError } from '@teal/config';
+import { type ResolvedConfig, resolveConfig } from '@teal/config';
+import { TealError } from '@teal/errors';
+import { rootLogger } from '@teal/runtime';
 import { describe, expect, test } from 'vitest';
 import { ProducerThread } from './producer-thread.ts';
 
@@ -7,7 +9,7 @@ import { ProducerThread } from './producer-thread.ts';
 // database, no Kafka): what reaches runPipeline when the thread starts, fails, dies or hangs.
 
 const ENTRY = new URL('./fixtures/stand-in-producer-worker.mjs', import.meta.url);
-const quiet = logger.child({}, { level: 'silent' });
+const quiet = rootLogger().child({}, { level: 'silent' });
 
 function thread(mode: string, stopTimeoutMs = 5_000): ProducerThread {
   const config: ResolvedConfig = resolveConfig({ slot: mode }, { env: {} });

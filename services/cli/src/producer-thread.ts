@@ -1,12 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import {
-  type Logger,
-  type MetricsJson,
-  type ResolvedConfig,
-  logger as rootLogger,
-  TealError,
-} from '@teal/config';
+import type { ResolvedConfig } from '@teal/config';
+import { TealError } from '@teal/errors';
+import { type Logger, type MetricsJson, rootLogger } from '@teal/runtime';
 import {
   configSource,
   errorFromData,
@@ -58,7 +54,7 @@ export class ProducerThread extends EventEmitter {
     private readonly options: ProducerThreadOptions,
   ) {
     super();
-    this.log = (options.logger ?? rootLogger).child({ component: 'producer-thread' });
+    this.log = (options.logger ?? rootLogger()).child({ component: 'producer-thread' });
     this.latest = {
       state: 'starting',
       slot: config.slot,

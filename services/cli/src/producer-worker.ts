@@ -1,6 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { createMetrics, loadConfig, logger, type ResolvedConfig, TealError } from '@teal/config';
+import { loadConfig, type ResolvedConfig } from '@teal/config';
+import { TealError } from '@teal/errors';
 import { Producer } from '@teal/producer';
+import { createMetrics, rootLogger } from '@teal/runtime';
 import {
   type ConfigSource,
   configFingerprint,
@@ -28,7 +30,7 @@ function post(message: FromWorker): void {
 function flushLogs(): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, 2_000);
-    logger.flush(() => {
+    rootLogger().flush(() => {
       clearTimeout(timer);
       resolve();
     });
@@ -64,7 +66,7 @@ function postStatus(force = false): void {
   } catch (err) {
     // Something in the status cannot be cloned: send its JSON form rather than nothing.
     if (!cloneWarned)
-      logger.warn({ err }, 'producer status is not structured-clonable; posting its JSON form');
+      rootLogger().warn({ err }, 'producer status is not structured-clonable; posting its JSON form');
     cloneWarned = true;
     post({ type: 'status', status: JSON.parse(text) });
   }
@@ -86,7 +88,7 @@ port.on('message', (message: ToWorker) => {
     if (stopAsked) return;
     stopAsked = true;
     void stop().catch(async (err) => {
-      logger.error({ err }, 'producer thread: stop failed');
+      rootLogger().error({ err }, 'producer thread: stop failed');
       await flushLogs();
       post({ type: 'stopped', metrics: [] });
     });
@@ -99,7 +101,7 @@ port.on('message', (message: ToWorker) => {
 
 // An exception nothing caught ends the thread, but first its log line and the error reach the main thread.
 process.on('uncaughtException', (err) => {
-  logger.fatal({ err }, 'producer thread crashed');
+  rootLogger().fatal({ err }, 'producer thread crashed');
   void flushLogs().finally(() => {
     post({ type: 'error', error: errorToData(err) });
     process.exit(1);
@@ -108,7 +110,7 @@ process.on('uncaughtException', (err) => {
 
 starting = (async () => {
   const config = await loadSource(input.source);
-  producer = new Producer(config, { metrics, logger });
+  producer = new Producer(config, { metrics, logger: rootLogger() });
   producer.on('error', (err) => {
     postStatus(true);
     void flushLogs().finally(() => post({ type: 'error', error: errorToData(err) }));

@@ -1,4 +1,5 @@
-import { resolveConfig, TealError } from '@teal/config';
+import { resolveConfig } from '@teal/config';
+import { TealError } from '@teal/errors';
 import { describe, expect, test } from 'vitest';
 import { type CliIo, EXIT, main } from './cli.ts';
 import {

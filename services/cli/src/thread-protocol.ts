@@ -1,5 +1,6 @@
-import type { MetricsJson, ResolvedConfig } from '@teal/config';
-import { TealError } from '@teal/config';
+import type { ResolvedConfig } from '@teal/config';
+import { isErrorCode, TealError } from '@teal/errors';
+import type { MetricsJson } from '@teal/runtime';
 
 // The messages between `teal run`'s main thread (producer-thread.ts) and the producer's
 // worker thread (producer-worker.ts), and the pure helpers both sides share. Everything
@@ -67,7 +68,7 @@ export function errorToData(err: unknown): ErrorData {
 /** The worker's error again, a TealError when it was one, so `teal run` reports and exits as on one thread. */
 export function errorFromData(data: ErrorData): Error {
   let err: Error;
-  if (data.name === 'TealError' && data.code !== undefined) {
+  if (data.name === 'TealError' && isErrorCode(data.code)) {
     err = new TealError(data.code, data.message, {
       retriable: data.retriable,
       status: data.status,

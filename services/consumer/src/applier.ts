@@ -6,21 +6,9 @@ import {
   type SchemaCache,
   type TableSchema,
 } from '@teal/change-event';
-import {
-  abortableDelay,
-  type Logger,
-  type ResolvedConfig,
-  TealError,
-  type TealMetrics,
-  type TransformSet,
-} from '@teal/config';
+import type { ResolvedConfig, TransformSet } from '@teal/config';
+import { TealError } from '@teal/errors';
 import type { IncomingBatch, IncomingRecord, TopicPartition } from '@teal/kafka';
-import type pg from 'pg';
-import { keyId, type PlanEvent, planBatch, type TableRef } from './apply-plan.ts';
-import { qualified, quoteIdent, stepStatement } from './apply-sql.ts';
-import type { DeadLetter, DeadLetterWriter } from './dead-letter.ts';
-import { classifyError, errorCode, errorMessage, isCatalogDrift } from './error-policy.ts';
-import type { GreenCatalog } from './green-catalog.ts';
 import {
   lastTruncateSql,
   loadPositions,
@@ -28,10 +16,18 @@ import {
   markTruncatedSql,
   NO_POSITION,
   positionFromRows,
+  quoteIdent,
   type StoredPosition,
   savePositionSql,
   truncateFromRows,
-} from './position-store.ts';
+} from '@teal/postgres';
+import { abortableDelay, type Logger, type TealMetrics } from '@teal/runtime';
+import type pg from 'pg';
+import { keyId, type PlanEvent, planBatch, type TableRef } from './apply-plan.ts';
+import { qualified, stepStatement } from './apply-sql.ts';
+import type { DeadLetter, DeadLetterWriter } from './dead-letter.ts';
+import { classifyError, errorCode, errorMessage, isCatalogDrift } from './error-policy.ts';
+import type { GreenCatalog } from './green-catalog.ts';
 import { ddlType, decideColumns, missingTableReason } from './schema-policy.ts';
 
 // Applies one partition batch to green, effectively once: the rows and the partition's

@@ -1,5 +1,5 @@
-import { logger } from '@teal/config';
 import type { IncomingBatch } from '@teal/kafka';
+import { rootLogger } from '@teal/runtime';
 import { describe, expect, it } from 'vitest';
 import { ApplyLanes } from './apply-lanes.ts';
 
@@ -14,7 +14,7 @@ function batch(partition: number, first: number): IncomingBatch {
   };
 }
 
-const log = logger.child({ test: 'apply-lanes' });
+const log = rootLogger().child({ test: 'apply-lanes' });
 
 describe('ApplyLanes', () => {
   it('applies one partition in order, one batch at a time, while the handler returns early', async () => {

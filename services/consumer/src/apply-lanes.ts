@@ -1,5 +1,6 @@
-import { abortableDelay, type Logger, TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 import type { IncomingBatch, TopicPartition } from '@teal/kafka';
+import { abortableDelay, type Logger } from '@teal/runtime';
 
 // Applies each partition's batches in order, one at a time, behind the Kafka fetch. kafkajs
 // fetches again only after every handler of a round has returned (its fetcher waits for the

@@ -1,4 +1,6 @@
 import type { PgText } from '@teal/change-event';
+// The pure quoting module alone: apply planning loads nothing that does I/O.
+import { quoteIdent, quoteTable } from '@teal/postgres/sql';
 import type { ApplyStep, TableRef } from './apply-plan.ts';
 
 // SQL for one apply step. Values travel as Postgres text: each column is one text[]
@@ -16,12 +18,8 @@ export interface Statement {
 /** Green column name -> the type to cast its text to; undefined when green has no such column. */
 export type ColumnTypes = (column: string) => string | undefined;
 
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
 export function qualified(t: TableRef): string {
-  return `${quoteIdent(t.schema)}.${quoteIdent(t.table)}`;
+  return quoteTable(t.schema, t.table);
 }
 
 export function stepStatement(step: ApplyStep, types: ColumnTypes): Statement {

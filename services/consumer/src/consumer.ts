@@ -1,20 +1,20 @@
-import { formatPosition, SchemaCache } from '@teal/change-event';
 import {
-  compileTransforms,
-  controlKey,
-  type Logger,
-  type ResolvedConfig,
-  redactUrl,
-  logger as rootLogger,
-  type TealMetrics,
-} from '@teal/config';
+  deadLetterTopic,
+  formatPosition,
+  SchemaCache,
+  schemasTopic,
+  tableTopicPattern,
+} from '@teal/change-event';
+import { compileTransforms, type ResolvedConfig } from '@teal/config';
+import { redactUrl } from '@teal/errors';
 import { type GroupConsumer, KafkaClient, SchemaTopic } from '@teal/kafka';
-import pg from 'pg';
+import { controlKey, createPool, ensureGreenState } from '@teal/postgres';
+import { type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
+import type pg from 'pg';
 import { Applier, type SchemaSource } from './applier.ts';
 import { ApplyLanes } from './apply-lanes.ts';
-import { DeadLetterWriter, deadLetterTopic } from './dead-letter.ts';
+import { DeadLetterWriter } from './dead-letter.ts';
 import { GreenCatalog } from './green-catalog.ts';
-import { ensureStateTables } from './position-store.ts';
 
 // Kafka -> green. One consumer group over every table topic of the prefix (new tables are
 // picked up); partitions apply in parallel, each in order, through the Applier. Pause and
@@ -51,14 +51,6 @@ export interface ConsumerDeps {
 const CONTROL_POLL_MS = 500;
 const SCHEMA_RELOAD_MIN_MS = 500;
 
-export const SESSION_OPTIONS =
-  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex';
-
-/** Every table topic of the prefix, not its `_schemas`, `_dlq` and `_messages` topics. */
-export function tableTopicPattern(prefix: string): RegExp {
-  return new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(?!_)`);
-}
-
 export class Consumer {
   private readonly log: Logger;
   private readonly abort = new AbortController();
@@ -78,7 +70,7 @@ export class Consumer {
     private readonly config: ResolvedConfig,
     private readonly deps: ConsumerDeps = {},
   ) {
-    this.log = (deps.logger ?? rootLogger).child({ component: 'consumer' });
+    this.log = (deps.logger ?? rootLogger()).child({ component: 'consumer' });
   }
 
   async start(): Promise<void> {
@@ -86,25 +78,20 @@ export class Consumer {
     const prefix = config.kafka.topicPrefix;
     try {
       const concurrency = this.deps.concurrency ?? 4;
-      this.pool = new pg.Pool({
-        connectionString: config.green.url,
-        types: { getTypeParser: () => (v: string) => v },
-        options: SESSION_OPTIONS,
-        max: concurrency + 2,
-      });
-      this.pool.on('error', (err) => this.log.warn({ err }, 'idle green connection failed'));
       // A session green ends while its client is checked out but between queries (57P01,
-      // a restart) emits 'error' on the client, which would end the process; the next query
-      // on it fails instead, and that failure is retried (regression-consumer-green-terminate-crash).
-      this.pool.on('connect', (client) => {
-        client.on('error', (err) => this.log.warn({ err }, 'green connection failed'));
+      // a restart) fails the next query on it, and that failure is retried
+      // (regression-consumer-green-terminate-crash).
+      this.pool = createPool(config.green.url, {
+        applicationName: 'teal-consumer',
+        max: concurrency + 2,
+        onConnectionError: (err) => this.log.warn({ err }, 'green connection failed'),
       });
       const kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-consumer' });
       this.kafka = kafka;
-      const schemas = new SchemaRegistry(new SchemaTopic(kafka, `${prefix}._schemas`), this.log);
+      const schemas = new SchemaRegistry(new SchemaTopic(kafka, schemasTopic(prefix)), this.log);
       // Independent start-up steps overlap (each is a few round trips to green or Kafka).
       const [, deadLetters] = await Promise.all([
-        ensureStateTables(this.pool),
+        ensureGreenState(this.pool),
         (async () => {
           const admin = kafka.admin();
           const writer = new DeadLetterWriter(await kafka.publisher(), deadLetterTopic(prefix));

@@ -11,10 +11,6 @@ export interface DeadLetter {
   readonly message: string;
 }
 
-export function deadLetterTopic(prefix: string): string {
-  return `${prefix}._dlq`;
-}
-
 export class DeadLetterWriter {
   constructor(
     private readonly publisher: Publisher,

@@ -1,4 +1,4 @@
-import { isRetriablePgError, sqlState, TealError } from '@teal/config';
+import { isRetriablePgError, sqlState, TealError } from '@teal/errors';
 
 // What a failed apply means for the batch. Transient faults (connection reset, 40001, 40P01,
 // shutdown, a broker moving) are retried in place with backoff and keep the partition's place.

@@ -1,6 +1,7 @@
+import { quoteIdent } from '@teal/postgres';
 import type pg from 'pg';
 import type { TableRef } from './apply-plan.ts';
-import { qualified, quoteIdent } from './apply-sql.ts';
+import { qualified } from './apply-sql.ts';
 
 // Green's columns and their declared types (format_type), read once per table and cached.
 // Casting every value to the green column's own declared type is right for arrays, domains,

@@ -5,5 +5,4 @@ export * from './consumer.ts';
 export * from './dead-letter.ts';
 export * from './error-policy.ts';
 export * from './green-catalog.ts';
-export * from './position-store.ts';
 export * from './schema-policy.ts';

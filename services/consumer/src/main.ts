@@ -1,4 +1,5 @@
-import { configPathFromArgv, createMetrics, loadConfig, logger } from '@teal/config';
+import { configPathFromArgv, loadConfig } from '@teal/config';
+import { createMetrics, rootLogger } from '@teal/runtime';
 import { Consumer } from './consumer.ts';
 
 // `tsx services/consumer/src/main.ts [--config FILE]`: the consumer alone, config from
@@ -9,7 +10,7 @@ let stopping = false;
 async function stop(signal: string) {
   if (stopping) return;
   stopping = true;
-  logger.info({ signal }, 'consumer stopping');
+  rootLogger().info({ signal }, 'consumer stopping');
   await consumer.stop();
   process.exit(0);
 }

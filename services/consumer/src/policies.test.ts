@@ -1,4 +1,4 @@
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 import { describe, expect, it } from 'vitest';
 import { classifyError, errorCode, errorMessage } from './error-policy.ts';
 import { ddlType, decideColumns, missingTableReason } from './schema-policy.ts';

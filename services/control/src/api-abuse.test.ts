@@ -1,6 +1,8 @@
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import { createMetrics, type ResolvedConfig, TealError } from '@teal/config';
+import type { ResolvedConfig } from '@teal/config';
+import { TealError } from '@teal/errors';
+import { createMetrics } from '@teal/runtime';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';

@@ -1,4 +1,5 @@
-import { createMetrics, TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
+import { createMetrics } from '@teal/runtime';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { build } from './app.ts';
@@ -279,7 +280,7 @@ describe('drain', () => {
   it('serialises drains: a second one while the first runs gets 409', async () => {
     const { backend } = make();
     const first = app.inject({ method: 'POST', url: '/drain', headers: auth, payload: {} });
-    const { waitFor } = await import('@teal/config');
+    const { waitFor } = await import('@teal/runtime');
     await waitFor(() => backend.releaseDrain !== undefined, { what: 'the first drain to start' });
     const second = await app.inject({ method: 'POST', url: '/drain', headers: auth, payload: {} });
     expect(second.statusCode).toBe(409);

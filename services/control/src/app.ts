@@ -1,16 +1,9 @@
 import swagger from '@fastify/swagger';
-import {
-  isRetriablePgError,
-  type Logger,
-  type MetricsJson,
-  mergeMetrics,
-  TealError,
-  type TealMetrics,
-} from '@teal/config';
+import { isRetriablePgError, redactSecrets, TealError } from '@teal/errors';
+import { type Logger, type MetricsJson, mergeMetrics, type TealMetrics } from '@teal/runtime';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { bearerToken, tokenMatches } from './auth.ts';
 import type { ControlBackend } from './backend.ts';
-import { redactSecrets } from './redact.ts';
 import {
   cutoverBody,
   cutoverResponse,

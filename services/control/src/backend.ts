@@ -1,23 +1,12 @@
-import {
-  compileTransforms,
-  controlKey,
-  createMetrics,
-  type Logger,
-  type ResolvedConfig,
-  redactUrl,
-  logger as rootLogger,
-  sqlState,
-  TealError,
-  type TealMetrics,
-  type TransformSet,
-} from '@teal/config';
+import { compileTransforms, type ResolvedConfig, type TransformSet } from '@teal/config';
+import { redactSecrets, redactUrl, TealError } from '@teal/errors';
 import { KafkaClient, type TopicAdmin } from '@teal/kafka';
+import { controlKey, ensureGreenState, readSlot, withClient, writeControlValue } from '@teal/postgres';
+import { createMetrics, type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import { runCutover } from './cutover.ts';
 import { drain } from './drain.ts';
 import { fence, isFenced, unfence } from './fence.ts';
-import { withClient } from './pg.ts';
-import { redactSecrets } from './redact.ts';
 import { copySequences } from './sequences.ts';
 import {
   blockedPartitions,
@@ -26,7 +15,6 @@ import {
   producerView,
   readAppliedPositions,
   readControl,
-  readSlot,
   readTopicEnds,
   slotStatus,
   statusWarnings,
@@ -80,10 +68,8 @@ export interface TealControlDeps {
   pollMs?: number;
 }
 
-const CONTROL_DDL = [
-  'CREATE SCHEMA IF NOT EXISTS teal',
-  'CREATE TABLE IF NOT EXISTS teal.control (key text PRIMARY KEY, value jsonb, updated_at timestamptz NOT NULL DEFAULT now())',
-];
+// Every session the control plane opens; "teal" first so a fence leaves it alone.
+const CONTROL_SESSION = { applicationName: 'teal-control', connectionTimeoutMillis: 5_000 };
 
 /**
  * The control plane over blue, green and Kafka. It works in the pipeline's process (given
@@ -104,7 +90,7 @@ export class TealControl implements ControlBackend {
     private readonly deps: TealControlDeps = {},
   ) {
     this.metrics = deps.metrics ?? createMetrics();
-    this.log = (deps.logger ?? rootLogger).child({ component: 'control' });
+    this.log = (deps.logger ?? rootLogger()).child({ component: 'control' });
     if (deps.admin) {
       this.admin = deps.admin;
     } else {
@@ -120,11 +106,11 @@ export class TealControl implements ControlBackend {
   }
 
   private blue<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    return withClient(this.config.blue.url, fn);
+    return withClient(this.config.blue.url, CONTROL_SESSION, fn);
   }
 
   private green<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    return withClient(this.config.green.url, fn);
+    return withClient(this.config.green.url, CONTROL_SESSION, fn);
   }
 
   async status(): Promise<StatusReport> {
@@ -208,19 +194,8 @@ export class TealControl implements ControlBackend {
 
   private async setPaused(paused: boolean): Promise<{ paused: boolean }> {
     await this.green(async (c) => {
-      for (const sql of CONTROL_DDL) {
-        try {
-          await c.query(sql);
-        } catch (err) {
-          // A concurrent CREATE ... IF NOT EXISTS can still collide in the catalog.
-          if (!['23505', '42P07', '42P06'].includes(sqlState(err) ?? '')) throw err;
-        }
-      }
-      await c.query(
-        `INSERT INTO teal.control (key, value, updated_at) VALUES ($2, $1::jsonb, now())
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
-        [JSON.stringify(paused), controlKey('paused', this.config)],
-      );
+      await ensureGreenState(c);
+      await writeControlValue(c, controlKey('paused', this.config), paused);
     });
     this.log.info({ paused }, paused ? 'paused' : 'resumed');
     return { paused };

@@ -1,4 +1,4 @@
-import { createMetrics } from '@teal/config';
+import { createMetrics } from '@teal/runtime';
 import { describe, expect, it } from 'vitest';
 import { build } from './app.ts';
 import type { ControlBackend } from './backend.ts';

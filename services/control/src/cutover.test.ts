@@ -1,4 +1,4 @@
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
 import { describe, expect, it } from 'vitest';
 import { type CutoverSteps, runCutover } from './cutover.ts';
 import type { VerifyReportView } from './types.ts';

@@ -1,9 +1,18 @@
 import { formatLsn, type Lsn, parseLsn } from '@teal/change-event';
-import { abortableDelay, TealError } from '@teal/config';
+import { isUndefinedObject, TealError } from '@teal/errors';
 import type { TopicAdmin } from '@teal/kafka';
+import {
+  isSlotInvalidated,
+  readControlValue,
+  readSlot,
+  slotInvalidatedError,
+  slotKey,
+  slotMissingError,
+} from '@teal/postgres';
+import { abortableDelay } from '@teal/runtime';
 import type pg from 'pg';
 import { fence } from './fence.ts';
-import { readAppliedPositions, readSlot, readTopicEnds, type TopicEnds } from './status.ts';
+import { readAppliedPositions, readTopicEnds, type TopicEnds } from './status.ts';
 import type { DrainOptions, DrainResult, PartitionProgress } from './types.ts';
 
 // Drain proves "everything committed on blue up to LSN X is applied in green" in two steps:
@@ -76,24 +85,14 @@ export async function drain(deps: DrainDeps, opts: DrainOptions): Promise<DrainR
   for (;;) {
     checkAbort();
     const slot = await readSlot(deps.blue, deps.slot);
-    if (!slot) {
-      throw new TealError(
-        'TEAL_SLOT_MISSING',
-        `replication slot ${deps.slot} does not exist on blue: start the producer (teal producer or teal run) before draining`,
-        { status: 409 },
-      );
-    }
-    if (slot.wal_status === 'lost') {
-      throw new TealError(
-        'TEAL_SLOT_LOST',
-        `replication slot ${deps.slot} is invalidated (wal_status lost): green has a gap and cannot be drained; re-create the slot and re-snapshot`,
-        { status: 409 },
-      );
-    }
-    confirmed = slot.confirmed_flush_lsn ? parseLsn(slot.confirmed_flush_lsn) : 0n;
+    const gone = { slot: deps.slot, topicPrefix: deps.topicPrefix, when: 'while draining' };
+    if (!slot)
+      throw slotMissingError({ ...gone, tealCreatedIt: await tealCreatedSlot(deps.green, deps.slot) });
+    if (isSlotInvalidated(slot)) throw slotInvalidatedError(gone, slot.walStatus);
+    confirmed = slot.confirmedFlushLsn ?? 0n;
     if (confirmed >= target) break;
     if (Date.now() >= deadline) {
-      throw timeout(opts.timeoutMs, started, target, confirmed, [], fenced, slot.active === 'true');
+      throw timeout(opts.timeoutMs, started, target, confirmed, [], fenced, slot.active);
     }
     if (Date.now() - lastHeartbeat >= HEARTBEAT_EVERY_MS) {
       await emitHeartbeat(deps.blue);
@@ -173,4 +172,14 @@ function timeout(
       fenced,
     },
   });
+}
+
+/** True when green remembers that teal created this slot (so its absence means lost WAL). */
+async function tealCreatedSlot(green: pg.Client, slot: string): Promise<boolean> {
+  try {
+    return (await readControlValue(green, slotKey(slot))) !== undefined;
+  } catch (err) {
+    if (isUndefinedObject(err)) return false;
+    throw err;
+  }
 }

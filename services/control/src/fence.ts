@@ -1,6 +1,6 @@
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
+import { quoteIdent } from '@teal/postgres';
 import type pg from 'pg';
-import { quoteIdent } from './pg.ts';
 import type { FenceResult } from './types.ts';
 
 // The fence makes blue refuse new writes so that a drain's LSN is final:

@@ -1,10 +1,6 @@
-import {
-  type Logger,
-  type ResolvedConfig,
-  logger as rootLogger,
-  TealError,
-  type TealMetrics,
-} from '@teal/config';
+import type { ResolvedConfig } from '@teal/config';
+import { TealError } from '@teal/errors';
+import { type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
 import type { FastifyInstance } from 'fastify';
 import { type BuildOptions, build } from './app.ts';
 import type { ControlBackend } from './backend.ts';
@@ -33,7 +29,7 @@ export async function startApi(
   config: ResolvedConfig,
   backend: ControlBackend,
   metrics: TealMetrics,
-  logger: Logger = rootLogger,
+  logger: Logger = rootLogger(),
   more: Pick<BuildOptions, 'moreMetrics'> = {},
 ): Promise<{ app: FastifyInstance; url: string; close(): Promise<void> }> {
   const { host, port, token } = config.api;

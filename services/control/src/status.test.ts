@@ -1,10 +1,10 @@
-import { createMetrics } from '@teal/config';
+import type { SlotState } from '@teal/postgres';
+import { createMetrics } from '@teal/runtime';
 import { describe, expect, it } from 'vitest';
 import { partitionsBehind } from './drain.ts';
 import {
   blockedPartitions,
   deriveState,
-  isTableTopic,
   lagLevel,
   partitionStatuses,
   producerView,
@@ -16,26 +16,19 @@ import {
 import type { StatusReport } from './types.ts';
 
 const thresholds = { warnBytes: 1000, criticalBytes: 8000 };
-const slotRow = {
-  slot_name: 'teal_slot',
-  active: 'true',
-  wal_status: 'reserved',
-  current_lsn: '0/3000',
-  confirmed_flush_lsn: '0/2000',
-  restart_lsn: '0/1000',
-  lag_bytes: '4096',
-  retained_bytes: '8192',
+const slotRow: SlotState = {
+  slot: 'teal_slot',
+  plugin: 'pgoutput',
+  active: true,
+  walStatus: 'reserved',
+  currentLsn: 0x3000n,
+  confirmedFlushLsn: 0x2000n,
+  restartLsn: 0x1000n,
+  lagBytes: 4096,
+  retainedBytes: 8192,
 };
 
 describe('topics and partitions', () => {
-  it('tells table topics from teal own topics', () => {
-    expect(isTableTopic('teal.public.users', 'teal')).toBe(true);
-    expect(isTableTopic('teal._dlq', 'teal')).toBe(false);
-    expect(isTableTopic('teal._schemas', 'teal')).toBe(false);
-    expect(isTableTopic('tealx.public.users', 'teal')).toBe(false);
-    expect(isTableTopic('other.public.users', 'teal')).toBe(false);
-  });
-
   it('counts a partition with records but no applied row as behind by all of them', () => {
     const ends = new Map([
       [
@@ -92,7 +85,7 @@ describe('slot', () => {
     );
     const slot = slotStatus('teal_slot', slotRow, producer, thresholds, 1_000_000 + 2_500);
     expect(slot.lagSeconds).toBe(2.5);
-    expect(slotStatus('teal_slot', { ...slotRow, lag_bytes: '0' }, producer, thresholds).lagSeconds).toBe(0);
+    expect(slotStatus('teal_slot', { ...slotRow, lagBytes: 0 }, producer, thresholds).lagSeconds).toBe(0);
   });
 
   it('reports a missing slot', () => {

@@ -1,8 +1,14 @@
-import { formatPosition, type Position } from '@teal/change-event';
-import type { TealMetrics } from '@teal/config';
+import { deadLetterTopic, formatLsn, formatPosition, isTableTopic, type Position } from '@teal/change-event';
+import { isUndefinedObject } from '@teal/errors';
 import type { TopicAdmin } from '@teal/kafka';
+import {
+  type ControlEntry,
+  readAllControl,
+  readAppliedPositions as readAllPositions,
+  type SlotState,
+} from '@teal/postgres';
+import type { TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
-import { isUndefinedObject } from './pg.ts';
 import {
   type BlockedPartition,
   type LagLevel,
@@ -23,53 +29,17 @@ import {
 /** A producer that reported nothing for this long is considered stopped. */
 export const PRODUCER_STALE_MS = 15_000;
 
-export interface SlotRow {
-  slot_name: string;
-  active: string;
-  wal_status: string | null;
-  current_lsn: string;
-  confirmed_flush_lsn: string | null;
-  restart_lsn: string | null;
-  lag_bytes: string | null;
-  retained_bytes: string | null;
-}
-
-export async function readSlot(blue: pg.Client, slot: string): Promise<SlotRow | undefined> {
-  const { rows } = await blue.query<SlotRow>(
-    `SELECT slot_name, active::text AS active, wal_status, pg_current_wal_lsn()::text AS current_lsn,
-            confirmed_flush_lsn::text AS confirmed_flush_lsn, restart_lsn::text AS restart_lsn,
-            (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text AS lag_bytes,
-            (pg_current_wal_lsn() - restart_lsn)::bigint::text AS retained_bytes
-       FROM pg_replication_slots WHERE slot_name = $1`,
-    [slot],
-  );
-  return rows[0];
-}
-
-export interface ControlEntry {
-  value: unknown;
-  updatedAt: string | null;
-}
-
 /** Every row of green's teal.control; empty when teal has not created its schema yet. */
 export async function readControl(green: pg.Client): Promise<Map<string, ControlEntry>> {
   try {
-    const { rows } = await green.query<{ key: string; value: string | null; updated_at: string | null }>(
-      `SELECT key, value::text AS value, to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS updated_at
-         FROM teal.control`,
-    );
-    return new Map(
-      rows.map((r) => [
-        r.key,
-        { value: r.value === null ? null : JSON.parse(r.value), updatedAt: r.updated_at },
-      ]),
-    );
+    return await readAllControl(green);
   } catch (err) {
     if (isUndefinedObject(err)) return new Map();
     throw err;
   }
 }
 
+/** A partition's applied position as status and drain show it (offsets as numbers, position as text). */
 export interface AppliedRow {
   topic: string;
   partition: number;
@@ -77,20 +47,14 @@ export interface AppliedRow {
   position: string;
 }
 
+/** Every applied position in green (decoded by @teal/postgres); empty before teal created its schema. */
 export async function readAppliedPositions(green: pg.Client): Promise<AppliedRow[]> {
   try {
-    const { rows } = await green.query<{
-      topic: string;
-      partition: string;
-      kafka_offset: string;
-      lsn: string;
-      seq: string;
-    }>('SELECT topic, partition::text, kafka_offset::text, lsn::text, seq::text FROM teal.applied_position');
-    return rows.map((r) => ({
-      topic: r.topic,
-      partition: Number(r.partition),
-      kafkaOffset: Number(r.kafka_offset),
-      position: `${r.lsn}:${r.seq}`,
+    return (await readAllPositions(green)).map((p) => ({
+      topic: p.topic,
+      partition: p.partition,
+      kafkaOffset: Number(p.kafkaOffset),
+      position: formatPosition(p.position),
     }));
   } catch (err) {
     if (isUndefinedObject(err)) return [];
@@ -105,19 +69,12 @@ export interface TopicEnds {
   deadLetters: number;
 }
 
-/** True for a table topic of this prefix; teal's own topics start with "_" after the prefix. */
-export function isTableTopic(topic: string, prefix: string): boolean {
-  if (!topic.startsWith(`${prefix}.`)) return false;
-  const rest = topic.slice(prefix.length + 1);
-  return !rest.startsWith('_') && rest.includes('.');
-}
-
 export async function readTopicEnds(admin: TopicAdmin, prefix: string): Promise<TopicEnds> {
   const topics = await admin.listTopics(`${prefix}.`);
   const tables = new Map<string, Array<{ partition: number; end: number }>>();
   let deadLetters = 0;
   for (const topic of topics.sort()) {
-    if (topic === `${prefix}._dlq`) {
+    if (topic === deadLetterTopic(prefix)) {
       for (const p of await admin.logEndOffsets(topic)) deadLetters += Number(p.end);
     } else if (isTableTopic(topic, prefix)) {
       const ends = await admin.logEndOffsets(topic);
@@ -171,7 +128,7 @@ export function lagLevel(
 
 export function slotStatus(
   name: string,
-  row: SlotRow | undefined,
+  row: SlotState | undefined,
   producer: ProducerView | null,
   thresholds: { warnBytes: number; criticalBytes: number },
   nowMs = Date.now(),
@@ -191,8 +148,8 @@ export function slotStatus(
       level: 'ok',
     };
   }
-  const lagBytes = row.lag_bytes === null ? null : Number(row.lag_bytes);
-  const retained = row.retained_bytes === null ? null : Number(row.retained_bytes);
+  const lagBytes = row.lagBytes;
+  const retained = row.retainedBytes;
   let lagSeconds: number | null = null;
   if (lagBytes !== null && lagBytes <= 0) lagSeconds = 0;
   else if (producer?.lastCommitTimeUs) {
@@ -201,11 +158,11 @@ export function slotStatus(
   return {
     name,
     exists: true,
-    active: row.active === 'true',
-    walStatus: row.wal_status,
-    currentLsn: row.current_lsn,
-    confirmedLsn: row.confirmed_flush_lsn,
-    restartLsn: row.restart_lsn,
+    active: row.active,
+    walStatus: row.walStatus,
+    currentLsn: formatLsn(row.currentLsn),
+    confirmedLsn: row.confirmedFlushLsn === null ? null : formatLsn(row.confirmedFlushLsn),
+    restartLsn: row.restartLsn === null ? null : formatLsn(row.restartLsn),
     lagBytes,
     retainedWalBytes: retained,
     lagSeconds,
@@ -345,7 +302,7 @@ export function statusWarnings(r: Omit<StatusReport, 'warnings' | 'checkedAt'>, 
     w.push('blue is fenced (default_transaction_read_only = on): POST /unfence to allow writes again');
   for (const b of r.consumer.blocked) w.push(`partition ${b.topic}[${b.partition}] is blocked: ${b.reason}`);
   if (r.consumer.deadLetters > 0) {
-    w.push(`${r.consumer.deadLetters} record(s) in the dead-letter topic ${prefix}._dlq`);
+    w.push(`${r.consumer.deadLetters} record(s) in the dead-letter topic ${deadLetterTopic(prefix)}`);
   }
   if (r.producer?.error) w.push(`producer: ${r.producer.error}`);
   if (r.consumer.error) w.push(`consumer: ${r.consumer.error}`);

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { createMetrics } from '@teal/config';
+import { createMetrics } from '@teal/runtime';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { build } from './app.ts';

@@ -1,16 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { PgText, Row } from '@teal/change-event';
-import {
-  DEFAULT_TABLES_SQL,
-  normalizeTableName,
-  parseTableName,
-  quoteIdent,
-  type ResolvedConfig,
-  redactUrl,
-  TealError,
-  type TransformSet,
-} from '@teal/config';
-import pg from 'pg';
+import { normalizeTableName, parseTableName, type ResolvedConfig, type TransformSet } from '@teal/config';
+import { redactUrl, TealError } from '@teal/errors';
+import { connectClient, DEFAULT_TABLES_SQL, quoteIdent } from '@teal/postgres';
+import type pg from 'pg';
 
 // Verify compares blue, seen through the transforms, with green, table by table.
 //
@@ -192,22 +185,9 @@ export class DiffCollector {
 // ---------------------------------------------------------------------------------------
 // I/O part.
 
-const SESSION_OPTIONS =
-  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex';
-const RAW_TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
-
 async function connect(url: string): Promise<pg.Client> {
-  // application_name starts with "teal" so that a fence on blue leaves verify's session alone.
-  const client = new pg.Client({
-    connectionString: url,
-    types: RAW_TEXT_TYPES,
-    options: SESSION_OPTIONS,
-    application_name: 'teal-verify',
-    connectionTimeoutMillis: 10_000,
-  });
-  client.on('error', () => {});
   try {
-    await client.connect();
+    return await connectClient(url, { applicationName: 'teal-verify', connectionTimeoutMillis: 10_000 });
   } catch (err) {
     throw new TealError(
       'TEAL_VERIFY_CONNECT',
@@ -219,7 +199,6 @@ async function connect(url: string): Promise<pg.Client> {
       },
     );
   }
-  return client;
 }
 
 interface ColumnMeta {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { formatLsn, type Lsn, type Row, type TableSchema } from '@teal/change-event';
-import type { TealMetrics } from '@teal/config';
+import type { TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import type { EventPublisher } from './event-publisher.ts';
 import type { TableProgress } from './initial-snapshot.ts';

@@ -3,12 +3,14 @@ import {
   formatPosition,
   type LogicalMessage,
   type Lsn,
+  messagesTopic,
   type Position,
   TableCodec,
   type TableSchema,
+  tableTopic,
 } from '@teal/change-event';
-import type { TealMetrics } from '@teal/config';
 import type { OutgoingRecord, Publisher, TopicAdmin } from '@teal/kafka';
+import type { TealMetrics } from '@teal/runtime';
 import { FlushTracker } from './flush-tracker.ts';
 
 // Turns change events into Kafka records and ships them in batches, a bounded number of
@@ -116,11 +118,11 @@ export class EventPublisher {
   }
 
   get messagesTopic(): string {
-    return `${this.opts.prefix}._messages`;
+    return messagesTopic(this.opts.prefix);
   }
 
   topicOf(schema: string, table: string): string {
-    return `${this.opts.prefix}.${schema}.${table}`;
+    return tableTopic(this.opts.prefix, schema, table);
   }
 
   /** The codec of a table version, once its topic exists and its schemas are in Kafka. */

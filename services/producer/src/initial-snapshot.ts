@@ -1,7 +1,7 @@
 import { formatLsn, type Lsn, type Row, type TableSchema } from '@teal/change-event';
-import type { TealMetrics } from '@teal/config';
+import { connectClient, quoteLiteral } from '@teal/postgres';
+import type { TealMetrics } from '@teal/runtime';
 import type { EventPublisher } from './event-publisher.ts';
-import { connectClient, quoteLiteral } from './pg-session.ts';
 import { estimateRows, keyValues, nowUs, readChunk, snapshotEvent } from './snapshot-reader.ts';
 import type { StateStore } from './state-store.ts';
 

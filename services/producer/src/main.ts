@@ -1,4 +1,5 @@
-import { configPathFromArgv, createMetrics, loadConfig, logger } from '@teal/config';
+import { configPathFromArgv, loadConfig } from '@teal/config';
+import { createMetrics, rootLogger } from '@teal/runtime';
 import { Producer } from './producer.ts';
 
 // `tsx services/producer/src/main.ts [--config FILE]`: the producer alone, configured by
@@ -6,7 +7,7 @@ import { Producer } from './producer.ts';
 const config = await loadConfig({ configPath: configPathFromArgv(process.argv.slice(2)) });
 const producer = new Producer(config, { metrics: createMetrics() });
 producer.on('error', (err) => {
-  logger.error({ err }, 'producer failed');
+  rootLogger().error({ err }, 'producer failed');
   void producer.stop().finally(() => process.exit(1));
 });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -14,9 +15,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 try {
   await producer.start();
-  logger.info({ status: producer.status() }, 'producer running');
+  rootLogger().info({ status: producer.status() }, 'producer running');
 } catch (err) {
-  logger.error({ err }, 'producer could not start');
+  rootLogger().error({ err }, 'producer could not start');
   await producer.stop().catch(() => {});
   process.exit(1);
 }

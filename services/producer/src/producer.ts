@@ -5,26 +5,20 @@ import {
   type Lsn,
   parseLsn,
   type Row,
+  schemasTopic,
   type TableSchema,
 } from '@teal/change-event';
 import type { ResolvedConfig } from '@teal/config';
-import {
-  abortableDelay,
-  controlKey,
-  type Logger,
-  redactUrl,
-  logger as rootLogger,
-  TealError,
-  type TealMetrics,
-} from '@teal/config';
+import { redactUrl, TealError } from '@teal/errors';
 import { KafkaClient, type Publisher, SchemaTopic, type TopicAdmin } from '@teal/kafka';
+import { controlKey, createPool, quoteIdent, quoteTable, slotKey } from '@teal/postgres';
+import { abortableDelay, type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import { loadTableSchema, TypeCatalog } from './catalog.ts';
 import { ChunkSnapshotter } from './chunk-snapshot.ts';
 import { EventPublisher, type PublisherLimits } from './event-publisher.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { runInitialSnapshot, type TableProgress } from './initial-snapshot.ts';
-import { createPool, quoteIdent, quoteTable } from './pg-session.ts';
 import { checkReplicaIdentity, discoverTables, ensurePublication } from './publication-manager.ts';
 import { ensureSlot } from './slot-manager.ts';
 import { estimateRows } from './snapshot-reader.ts';
@@ -110,7 +104,7 @@ export class Producer extends EventEmitter {
     private readonly deps: ProducerDeps = {},
   ) {
     super();
-    this.log = (deps.logger ?? rootLogger).child({ component: 'producer' });
+    this.log = (deps.logger ?? rootLogger()).child({ component: 'producer' });
   }
 
   status(): ProducerStatus {
@@ -135,15 +129,15 @@ export class Producer extends EventEmitter {
       { blue: redactUrl(config.blue.url), slot: config.slot, publication: config.publication },
       'producer starting',
     );
-    this.blue = createPool(config.blue.url, 4);
-    this.green = createPool(config.green.url, 2);
+    this.blue = createPool(config.blue.url, { max: 4, applicationName: 'teal-producer' });
+    this.green = createPool(config.green.url, { max: 2, applicationName: 'teal-producer' });
     this.store = new StateStore(this.green);
     await this.store.init();
     const previous = await this.store.readControl<{ slot?: string; slotCreated?: boolean }>(
       controlKey('producer', this.config),
     );
     // The slot's own record survives other producers' status rows (one green, several slots in tests).
-    const slotRecord = await this.store.readControl(`slot:${config.slot}`);
+    const slotRecord = await this.store.readControl(slotKey(config.slot));
     const hadSlot =
       slotRecord !== undefined || (previous?.slot === config.slot && previous?.slotCreated === true);
 
@@ -160,13 +154,18 @@ export class Producer extends EventEmitter {
     this.kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-producer' });
     this.admin = this.kafka.admin();
     this.kafkaPublisher = await this.kafka.publisher();
-    this.schemaTopic = new SchemaTopic(this.kafka, `${config.kafka.topicPrefix}._schemas`);
+    this.schemaTopic = new SchemaTopic(this.kafka, schemasTopic(config.kafka.topicPrefix));
     await this.schemaTopic.ensure();
 
-    const plan = await ensureSlot(this.blue, { blueUrl: config.blue.url, slot: config.slot, hadSlot });
+    const plan = await ensureSlot(this.blue, {
+      blueUrl: config.blue.url,
+      slot: config.slot,
+      hadSlot,
+      topicPrefix: config.kafka.topicPrefix,
+    });
     this.slotReady = true;
     if (plan.kind === 'created') {
-      await this.store.writeControl(`slot:${config.slot}`, {
+      await this.store.writeControl(slotKey(config.slot), {
         createdAt: new Date().toISOString(),
         consistentPoint: formatLsn(plan.consistentPoint),
       });
@@ -300,6 +299,7 @@ export class Producer extends EventEmitter {
         tables: keys,
         chunks: this.chunks!,
         settings: this.deps.replicationSettings,
+        topicPrefix: this.config.kafka.topicPrefix,
         whilePaused: () => this.whilePaused(),
         onCommit: (us) => {
           this.lastCommitTimeUs = us;

@@ -1,6 +1,6 @@
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
+import { DEFAULT_TABLES_SQL, quoteIdent, quoteTable } from '@teal/postgres';
 import type pg from 'pg';
-import { quoteIdent, quoteTable } from './pg-session.ts';
 
 // Which blue tables teal replicates, whether each can be keyed, and the publication that
 // carries them. Runs once at start, before the slot is used, so a table that cannot be
@@ -17,13 +17,6 @@ export interface ReplicatedTable {
   readonly keyColumns?: readonly string[];
 }
 
-const ALL_TABLES_SQL = `
-  SELECT n.nspname AS schema, c.relname AS table
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-     AND n.nspname <> 'teal' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
-   ORDER BY 1, 2`;
-
 function splitName(name: string): { schema: string; table: string } {
   const dot = name.indexOf('.');
   return dot < 0
@@ -39,7 +32,7 @@ export async function discoverTables(
 ): Promise<ReplicatedTable[]> {
   let names: Array<{ schema: string; table: string }>;
   if (tables === 'all') {
-    names = (await db.query<{ schema: string; table: string }>(ALL_TABLES_SQL)).rows;
+    names = (await db.query<{ schema: string; table: string }>(DEFAULT_TABLES_SQL)).rows;
   } else {
     names = tables.map(splitName);
     const found = await db.query<{ schema: string; table: string }>(

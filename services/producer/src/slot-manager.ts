@@ -1,7 +1,14 @@
 import { type Lsn, parseLsn } from '@teal/change-event';
-import { TealError } from '@teal/config';
+import { TealError } from '@teal/errors';
+import {
+  connectClient,
+  isSlotInvalidated,
+  quoteIdent,
+  readSlot,
+  slotInvalidatedError,
+  slotMissingError,
+} from '@teal/postgres';
 import type pg from 'pg';
-import { connectClient, quoteIdent } from './pg-session.ts';
 
 // The logical replication slot on blue. teal creates it when it has never had one, reuses
 // it on every restart (resuming from confirmed_flush_lsn), and never drops or recreates it
@@ -9,44 +16,6 @@ import { connectClient, quoteIdent } from './pg-session.ts';
 // and only the operator may decide to start over.
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
-
-export interface SlotRow {
-  plugin: string | null;
-  confirmedFlushLsn: Lsn | null;
-  walStatus: string | null;
-  active: boolean;
-}
-
-export async function readSlot(db: Queryable, slot: string): Promise<SlotRow | undefined> {
-  const result = await db.query<{
-    plugin: string | null;
-    confirmed: string | null;
-    wal_status: string | null;
-    active: string;
-  }>(
-    `SELECT plugin, confirmed_flush_lsn::text AS confirmed, wal_status, active::text AS active
-       FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`,
-    [slot],
-  );
-  const row = result.rows[0];
-  if (!row) return undefined;
-  return {
-    plugin: row.plugin,
-    confirmedFlushLsn: row.confirmed === null ? null : parseLsn(row.confirmed),
-    walStatus: row.wal_status,
-    active: row.active === 'true',
-  };
-}
-
-/** What to tell an operator who must start over on purpose. */
-export function startOverAdvice(slot: string): string {
-  return (
-    'To start over on purpose (a full re-snapshot): stop teal; on blue run ' +
-    `SELECT pg_drop_replication_slot('${slot}') (if it still exists); on green run ` +
-    `DELETE FROM teal.control WHERE key IN ('producer', 'slot:${slot}'); TRUNCATE teal.snapshot_progress, teal.applied_position; ` +
-    'empty the replicated green tables and delete the teal Kafka topics; then start teal again.'
-  );
-}
 
 export type SlotPlan =
   /** Slot exists: stream from its confirmed flush LSN. */
@@ -62,11 +31,14 @@ export interface EnsureSlotOptions {
   slot: string;
   /** True when teal's state in green says this slot existed before. */
   hadSlot: boolean;
+  /** The pipeline's topic prefix, for the start-over advice (its control keys). */
+  topicPrefix: string;
 }
 
 export async function ensureSlot(blue: Queryable, opts: EnsureSlotOptions): Promise<SlotPlan> {
   const { slot } = opts;
   const row = await readSlot(blue, slot);
+  const gone = { slot, topicPrefix: opts.topicPrefix, when: 'at start' };
   if (row) {
     if (row.plugin !== 'pgoutput') {
       throw new TealError(
@@ -74,24 +46,11 @@ export async function ensureSlot(blue: Queryable, opts: EnsureSlotOptions): Prom
         `replication slot "${slot}" on blue uses plugin ${row.plugin ?? '(physical)'}, not pgoutput: configure another \`slot\` name for teal`,
       );
     }
-    if (row.walStatus === 'lost' || row.confirmedFlushLsn === null) {
-      throw new TealError(
-        'TEAL_SLOT_INVALIDATED',
-        `replication slot "${slot}" on blue was invalidated (wal_status = ${row.walStatus ?? 'unknown'}): blue removed WAL teal had not ` +
-          `shipped yet (max_slot_wal_keep_size reached?), so changes are missing and teal will not continue silently. ${startOverAdvice(slot)}`,
-        { details: { slot, walStatus: row.walStatus } },
-      );
-    }
+    if (isSlotInvalidated(row) || row.confirmedFlushLsn === null)
+      throw slotInvalidatedError(gone, row.walStatus);
     return { kind: 'existing', startLsn: row.confirmedFlushLsn };
   }
-  if (opts.hadSlot) {
-    throw new TealError(
-      'TEAL_SLOT_MISSING',
-      `replication slot "${slot}" that teal created on blue is gone (dropped by someone, or blue was restored/failed over): ` +
-        `changes since teal's last confirmed position may be lost, so teal will not recreate it silently. ${startOverAdvice(slot)}`,
-      { details: { slot } },
-    );
-  }
+  if (opts.hadSlot) throw slotMissingError({ ...gone, tealCreatedIt: true });
   const holder = await connectClient(opts.blueUrl, {
     replication: 'database',
     applicationName: 'teal-producer-slot',

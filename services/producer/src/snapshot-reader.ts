@@ -1,6 +1,6 @@
 import type { ChangeEvent, Lsn, Row, TableSchema } from '@teal/change-event';
+import { quoteIdent, quoteTable } from '@teal/postgres';
 import type pg from 'pg';
-import { quoteIdent, quoteTable } from './pg-session.ts';
 
 // Keyset-chunked reads of one table, shared by the initial snapshot (inside the exported
 // snapshot) and the chunked snapshot while streaming (plain reads between watermarks).

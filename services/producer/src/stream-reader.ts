@@ -2,12 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChangeEvent, LogicalMessage, Lsn, PgType, Row, TableSchema } from '@teal/change-event';
-import {
-  type AssemblerOutput,
-  FileSpillStore,
-  ReplicationClient,
-  TransactionAssembler,
-} from '@teal/pgoutput';
+import { type AssemblerOutput, FileSpillStore, TransactionAssembler } from '@teal/pgoutput';
+import { ReplicationClient } from '@teal/postgres';
 import type { TypeCatalog } from './catalog.ts';
 import { type ChunkSnapshotter, WATERMARK_PREFIX } from './chunk-snapshot.ts';
 import type { EventPublisher } from './event-publisher.ts';
@@ -30,6 +26,8 @@ export interface StreamSessionOptions {
   tables: ReadonlyMap<string, readonly string[]>;
   chunks: ChunkSnapshotter;
   settings?: Readonly<Record<string, string>>;
+  /** The pipeline's topic prefix (for the start-over advice when the slot is gone). */
+  topicPrefix: string;
   /** Resolves when not paused. */
   whilePaused(): Promise<void>;
   onCommit?(commitTimeUs: bigint): void;
@@ -71,6 +69,7 @@ export class StreamSession {
       protoVersion: opts.protoVersion,
       streaming: opts.protoVersion >= 2,
       settings: opts.settings,
+      topicPrefix: opts.topicPrefix,
     });
     this.spillDir = mkdtempSync(join(tmpdir(), `teal-spill-${opts.slot}-`));
     this.spill = new FileSpillStore(this.spillDir);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { type ChangeEvent, decodeEvent, SchemaCache } from '@teal/change-event';
-import { waitFor } from '@teal/config';
+import { type ChangeEvent, decodeEvent, SchemaCache, schemasTopic } from '@teal/change-event';
 import { type KafkaClient, SchemaTopic } from '@teal/kafka';
+import { waitFor } from '@teal/runtime';
 
 // Reads teal's topics back (tests, benchmark, debugging): every record of the topics from
 // their start, decoded with the writer schemas from `<prefix>._schemas`.
@@ -75,7 +75,7 @@ export async function decodeAll(
   records: readonly ReadRecord[],
 ): Promise<Array<{ record: ReadRecord; event: ChangeEvent }>> {
   const cache = new SchemaCache();
-  for (const [fp, json] of await new SchemaTopic(client, `${prefix}._schemas`).loadAll()) cache.add(fp, json);
+  for (const [fp, json] of await new SchemaTopic(client, schemasTopic(prefix)).loadAll()) cache.add(fp, json);
   return records
     .filter((r) => r.value !== null)
     .map((record) => ({ record, event: decodeEvent(record.value!, cache).event }));

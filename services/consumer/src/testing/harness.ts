@@ -4,8 +4,10 @@ import {
   formatPosition,
   type Op,
   type Row,
+  schemasTopic,
   TableCodec,
   type TableSchema,
+  tableTopic,
 } from '@teal/change-event';
 import { type KafkaClient, type OutgoingRecord, type Publisher, SchemaTopic } from '@teal/kafka';
 
@@ -75,11 +77,11 @@ export class TestStream {
     readonly prefix: string,
     readonly partitions = 2,
   ) {
-    this.schemaTopic = new SchemaTopic(kafka, `${prefix}._schemas`);
+    this.schemaTopic = new SchemaTopic(kafka, schemasTopic(prefix));
   }
 
   topicOf(table: TableSchema): string {
-    return `${this.prefix}.${table.schema}.${table.table}`;
+    return tableTopic(this.prefix, table.schema, table.table);
   }
 
   /** Encodes and publishes events of one table version (schemas first, as the producer does). */

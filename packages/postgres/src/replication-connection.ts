@@ -1,8 +1,11 @@
 import { EventEmitter } from 'node:events';
-import { formatLsn, type Lsn, maxLsn, parseLsn } from '@teal/change-event';
-import { isRetriablePgError, redactUrl, sqlState, TealError } from '@teal/config';
+import { formatLsn, type Lsn, maxLsn } from '@teal/change-event';
+import { isRetriablePgError, redactUrl, sqlState, TealError } from '@teal/errors';
+import { decodeCopyData, encodeStandbyStatus } from '@teal/pgoutput';
 import pg from 'pg';
-import { decodeCopyData, encodeStandbyStatus } from './framing.ts';
+import { clientConfig } from './session.ts';
+import { isSlotInvalidated, readSlot, slotInvalidatedError, slotMissingError } from './slot.ts';
+import { quoteLiteral, replicationLiteral } from './sql.ts';
 
 export interface ReplicationClientOptions {
   readonly connectionString: string;
@@ -18,6 +21,8 @@ export interface ReplicationClientOptions {
   readonly highWaterMark?: number;
   /** More walsender settings, e.g. { logical_decoding_work_mem: '64kB' } (decoding reads its own session's value). */
   readonly settings?: Readonly<Record<string, string>>;
+  /** The pipeline's topic prefix, for the start-over advice when the slot is gone; default 'teal'. */
+  readonly topicPrefix?: string;
 }
 
 export interface XLogMessage {
@@ -27,12 +32,7 @@ export interface XLogMessage {
   readonly payload: Buffer;
 }
 
-// The session settings under which the walsender prints values (docs/architecture.md,
-// "Values"): text output identical to what green will parse back.
-const SESSION_OPTIONS =
-  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex';
 const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
-const rawText = { getTypeParser: () => (v: string) => v };
 
 /** The low-level CopyBoth calls of node-postgres's Connection that @types/pg leaves out. */
 interface CopyConnection {
@@ -101,19 +101,26 @@ export class ReplicationClient extends EventEmitter {
   async start(fromLsn: Lsn): Promise<void> {
     if (this.client) throw new Error('ReplicationClient.start() called twice; make a new client to restart');
     const { slot, publication } = this.opts;
-    const client = new pg.Client({
-      connectionString: this.opts.connectionString,
+    const config = clientConfig(this.opts.connectionString, {
+      applicationName: 'teal-producer-stream',
       replication: 'database',
-      options: [
-        SESSION_OPTIONS,
-        ...Object.entries(this.opts.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`),
-      ].join(' '),
-      types: rawText,
-    } as pg.ClientConfig);
+    });
+    // Decoding reads its own session's settings (logical_decoding_work_mem, say).
+    config.options = [
+      config.options,
+      ...Object.entries(this.opts.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`),
+    ].join(' ');
+    const client = new pg.Client(config);
     this.client = client;
     client.on('error', (err) => this.fail(err));
     client.on('end', () => {
-      if (!this.closing) this.fail(new Error('Connection terminated unexpectedly'));
+      if (!this.closing)
+        this.fail(
+          new TealError(
+            'TEAL_REPLICATION_CONNECTION_LOST',
+            'the replication connection to blue closed unexpectedly',
+          ),
+        );
     });
     try {
       await client.connect();
@@ -122,19 +129,14 @@ export class ReplicationClient extends EventEmitter {
     }
     // Check the slot and publication first so that a missing one gets a precise message
     // (the server reports both as 42704).
-    const slotRows = await client
-      .query(`SELECT confirmed_flush_lsn, wal_status FROM pg_replication_slots WHERE slot_name = '${slot}'`)
-      .catch((err) => {
-        throw this.translate(err, 'looking up the slot');
-      });
-    const slotRow = slotRows.rows[0] as
-      | { confirmed_flush_lsn: string | null; wal_status: string | null }
-      | undefined;
+    const slotRow = await readSlot(client, slot).catch((err) => {
+      throw this.translate(err, 'looking up the slot');
+    });
     if (!slotRow) throw this.slotError('42704', 'the slot does not exist');
-    if (slotRow.wal_status === 'lost')
-      throw this.slotError('55000', 'pg_replication_slots.wal_status is "lost"');
+    if (isSlotInvalidated(slotRow))
+      throw this.slotError('55000', `pg_replication_slots.wal_status is "${slotRow.walStatus}"`);
     const pubRows = await client.query(
-      `SELECT 1 FROM pg_publication WHERE pubname = ${literal(publication)}`,
+      `SELECT 1 FROM pg_publication WHERE pubname = ${quoteLiteral(publication)}`,
     );
     if (pubRows.rows.length === 0) {
       throw new TealError(
@@ -144,7 +146,7 @@ export class ReplicationClient extends EventEmitter {
     }
     // The server never moves confirmed_flush_lsn backwards on our say-so only since
     // PG 17; never report less than it already has.
-    const confirmed = slotRow.confirmed_flush_lsn ? parseLsn(slotRow.confirmed_flush_lsn) : 0n;
+    const confirmed = slotRow.confirmedFlushLsn ?? 0n;
     this.acknowledged = maxLsn(fromLsn, confirmed);
 
     const started = new Promise<void>((resolve, reject) => {
@@ -237,7 +239,7 @@ export class ReplicationClient extends EventEmitter {
   private startCommand(fromLsn: Lsn): string {
     const options = [
       `proto_version '${this.opts.protoVersion}'`,
-      `publication_names ${literal(this.opts.publication)}`,
+      `publication_names ${replicationLiteral(this.opts.publication)}`,
       `messages 'true'`,
     ];
     if (this.opts.streaming) options.push(`streaming 'on'`);
@@ -298,13 +300,14 @@ export class ReplicationClient extends EventEmitter {
   private slotError(state: string, detail: string, cause?: unknown): TealError {
     const slot = JSON.stringify(this.opts.slot);
     const where = redactUrl(this.opts.connectionString);
+    const gone = {
+      slot: this.opts.slot,
+      topicPrefix: this.opts.topicPrefix ?? 'teal',
+      when: `while streaming from ${where}`,
+    };
     switch (state) {
       case '42704':
-        return new TealError(
-          'TEAL_SLOT_MISSING',
-          `replication slot ${slot} does not exist on blue (${where}): ${detail}. Fix the slot name in teal.config.ts, or create it with SELECT pg_create_logical_replication_slot(${literal(this.opts.slot)}, 'pgoutput') and take a new initial snapshot (changes made before it are not in the stream).`,
-          { cause },
-        );
+        return slotMissingError({ ...gone, tealCreatedIt: true }, cause);
       case '55006':
         return new TealError(
           'TEAL_SLOT_IN_USE',
@@ -312,11 +315,7 @@ export class ReplicationClient extends EventEmitter {
           { retriable: true, cause },
         );
       default:
-        return new TealError(
-          'TEAL_SLOT_INVALIDATED',
-          `replication slot ${slot} on blue (${where}) can no longer deliver changes (${detail}): WAL it needed was removed (see max_slot_wal_keep_size). Changes were lost: drop the slot, recreate it and take a new initial snapshot.`,
-          { cause },
-        );
+        return slotInvalidatedError(gone, `unknown (${detail})`, cause);
     }
   }
 
@@ -342,8 +341,4 @@ export class ReplicationClient extends EventEmitter {
       { retriable, cause: err },
     );
   }
-}
-
-function literal(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
 }

@@ -1,4 +1,4 @@
-import { isRetriablePgError } from './errors.ts';
+import { isRetriablePgError } from '@teal/errors';
 
 export interface RetryOptions {
   /** Give up after this long; default: never (until the signal aborts). */

@@ -1,0 +1,4 @@
+export * from './codes.ts';
+export * from './redact.ts';
+export * from './sqlstate.ts';
+export * from './teal-error.ts';

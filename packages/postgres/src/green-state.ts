@@ -1,0 +1,58 @@
+import { sqlState } from '@teal/errors';
+import type pg from 'pg';
+
+// teal's state tables in green's `teal` schema, created in one place by whichever
+// component starts first (producer, consumer or API; they may start at the same moment).
+//   teal.control            key/value facts per pipeline (control-store.ts)
+//   teal.applied_position   per topic-partition: the last Kafka offset and event position
+//                           applied, written in the same transaction as the rows (positions.ts)
+//   teal.applied_truncate   truncates applied, so one runs once across partitions
+//   teal.snapshot_progress  per table: how far the snapshot got (snapshot-progress.ts)
+
+type Queryable = Pick<pg.ClientBase, 'query'>;
+
+const STATE_DDL = [
+  'CREATE SCHEMA IF NOT EXISTS teal',
+  `CREATE TABLE IF NOT EXISTS teal.control (
+     key text PRIMARY KEY,
+     value jsonb,
+     updated_at timestamptz NOT NULL DEFAULT now())`,
+  `CREATE TABLE IF NOT EXISTS teal.applied_position (
+     topic text NOT NULL,
+     partition int NOT NULL,
+     kafka_offset bigint NOT NULL,
+     lsn pg_lsn NOT NULL,
+     seq bigint NOT NULL,
+     applied_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (topic, partition))`,
+  `CREATE TABLE IF NOT EXISTS teal.applied_truncate (
+     topic text NOT NULL,
+     lsn pg_lsn NOT NULL,
+     seq bigint NOT NULL,
+     applied_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (topic, lsn, seq))`,
+  `CREATE TABLE IF NOT EXISTS teal.snapshot_progress (
+     schema text NOT NULL, "table" text NOT NULL, state text NOT NULL, last_key jsonb,
+     rows_done bigint NOT NULL DEFAULT 0, rows_estimated bigint NOT NULL DEFAULT 0,
+     snapshot_lsn pg_lsn, updated_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (schema, "table"))`,
+];
+
+// Two sessions running CREATE ... IF NOT EXISTS at once can still collide in the catalog
+// (unique violation on pg_namespace/pg_type, or "already exists"); the loser tries again.
+const CATALOG_RACE = new Set(['23505', '42P06', '42P07']);
+
+/** Creates teal's state schema and tables in green when missing; safe to race. */
+export async function ensureGreenState(db: Queryable): Promise<void> {
+  for (const sql of STATE_DDL) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await db.query(sql);
+        break;
+      } catch (err) {
+        if (attempt < 4 && CATALOG_RACE.has(sqlState(err) ?? '')) continue;
+        throw err;
+      }
+    }
+  }
+}

@@ -1,0 +1,117 @@
+import pg from 'pg';
+
+// Every connection teal opens to blue or green: text in, text out (no global type parsers,
+// so no value is parsed into a lossy JS type), under the session settings that make text
+// lossless and stable. The walsender prints values under the same settings, so snapshot
+// rows, stream rows and verify's reads are the same text (docs/architecture.md, "Values").
+//
+// default_transaction_read_only=off: a cutover fences blue with ALTER DATABASE ... SET
+// default_transaction_read_only = on; startup options outrank it, so teal's own sessions
+// (heartbeats, watermarks, drain, unfence, a reverse apply) still work on a fenced blue.
+// Every application_name starts with "teal" so that a fence never terminates teal's sessions.
+export const VALUE_SESSION_OPTIONS =
+  '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex';
+
+/** teal's own sessions: the value settings, and writable through a fence. */
+export const SESSION_OPTIONS = `${VALUE_SESSION_OPTIONS} -c default_transaction_read_only=off`;
+
+export const RAW_TEXT_TYPES = {
+  getTypeParser: () => (value: string) => value,
+} as unknown as pg.CustomTypesConfig;
+
+export interface SessionOptions {
+  /** Shown in pg_stat_activity; must start with "teal". */
+  applicationName: string;
+  /** 'database': a logical walsender connection (replication commands over simple query). */
+  replication?: 'database';
+  connectionTimeoutMillis?: number;
+}
+
+export function clientConfig(url: string, opts: SessionOptions): pg.ClientConfig {
+  const config: pg.ClientConfig & { replication?: string } = {
+    connectionString: url,
+    types: RAW_TEXT_TYPES,
+    options: SESSION_OPTIONS,
+    application_name: opts.applicationName,
+  };
+  if (opts.connectionTimeoutMillis !== undefined)
+    config.connectionTimeoutMillis = opts.connectionTimeoutMillis;
+  if (opts.replication) config.replication = opts.replication;
+  return config;
+}
+
+/**
+ * A pg.Client that marks the errors of a connection it lost with `connectionLost: true`, so
+ * that isRetriablePgError() (@teal/errors) knows them without reading their message:
+ * node-postgres reports a dropped socket as a plain Error with no code.
+ */
+export class TealClient extends pg.Client {
+  private lost = false;
+
+  constructor(config: pg.ClientConfig) {
+    super(config);
+    // An idle client whose server goes away emits 'error'; without a listener Node crashes.
+    this.on('error', (err) => {
+      if (!(err as { code?: unknown }).code) this.lost = true;
+    });
+    this.on('end', () => {
+      this.lost = true;
+    });
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: pg's query() has a dozen overloads; this forwards all of them.
+  override query(...args: any[]): any {
+    // biome-ignore lint/suspicious/noExplicitAny: see above.
+    const result = (super.query as any)(...args);
+    if (result && typeof result.then === 'function') {
+      return result.catch((err: unknown) => {
+        throw this.mark(err);
+      });
+    }
+    return result;
+  }
+
+  private mark(err: unknown): unknown {
+    if (this.lost && err instanceof Error && (err as { code?: unknown }).code === undefined) {
+      (err as Error & { connectionLost?: boolean }).connectionLost = true;
+    }
+    return err;
+  }
+}
+
+/** A connected client; the caller ends it. */
+export async function connectClient(url: string, opts: SessionOptions): Promise<pg.Client> {
+  const client = new TealClient(clientConfig(url, opts));
+  await client.connect();
+  return client;
+}
+
+/** Runs `fn` with a fresh connected client and always closes it. */
+export async function withClient<T>(
+  url: string,
+  opts: SessionOptions,
+  fn: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = await connectClient(url, opts);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export interface PoolOptions extends SessionOptions {
+  max: number;
+  /** Told of a connection that failed while idle or between queries (the next query fails and is retried). */
+  onConnectionError?: (err: Error) => void;
+}
+
+export function createPool(url: string, opts: PoolOptions): pg.Pool {
+  // pg.Pool constructs `Client` with the pool's options; its typing says no arguments.
+  const Client = TealClient as unknown as new () => pg.ClientBase;
+  const pool = new pg.Pool({ ...clientConfig(url, opts), max: opts.max, Client });
+  const onError = opts.onConnectionError ?? (() => {});
+  pool.on('error', onError);
+  pool.on('connect', (client) => client.on('error', onError));
+  return pool;
+}
