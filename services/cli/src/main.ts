@@ -1,3 +1,5 @@
+import { logLevelFromEnv } from '@teal/config';
+import { configureLogger } from '@teal/runtime';
 import { EXIT, main } from './cli.ts';
 
 // Entry point of `npx teal` (bin/teal.mjs). SIGINT/SIGTERM stop long-running commands
@@ -13,6 +15,13 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     if (signals > 1) process.exit(EXIT.failure);
     stopRequested?.(signal);
   });
+}
+
+try {
+  configureLogger({ level: logLevelFromEnv(process.env) });
+} catch (err) {
+  process.stderr.write(`teal: ${(err as Error).message}\n`);
+  process.exit(EXIT.usage);
 }
 
 process.exitCode = await main(process.argv.slice(2), {

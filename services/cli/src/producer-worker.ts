@@ -1,8 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadConfig, type ResolvedConfig } from '@teal/config';
+import { loadConfig, logLevelFromEnv, type ResolvedConfig } from '@teal/config';
 import { TealError } from '@teal/errors';
 import { Producer } from '@teal/producer';
-import { createMetrics, rootLogger } from '@teal/runtime';
+import { configureLogger, createMetrics, rootLogger } from '@teal/runtime';
 import {
   type ConfigSource,
   configFingerprint,
@@ -20,6 +20,8 @@ import {
 if (!parentPort) throw new Error('producer-worker.ts runs in a worker thread started by producer-thread.ts');
 const port = parentPort;
 const input = workerData as WorkerInput;
+// The main thread has checked TEAL_LOG_LEVEL already; the worker sees the same environment.
+configureLogger({ level: logLevelFromEnv(process.env) });
 const metrics = createMetrics(undefined, { defaultMetrics: false });
 
 function post(message: FromWorker): void {

@@ -1,4 +1,5 @@
 import type { ResolvedConfig } from '@teal/config';
+import { runThreadsFromEnv } from '@teal/config';
 import { isErrorCode, TealError } from '@teal/errors';
 import type { MetricsJson } from '@teal/runtime';
 
@@ -135,17 +136,5 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/**
- * TEAL_RUN_THREADS: 2 (default) runs `teal run`'s producer in a worker thread, 1 runs
- * everything on one thread as before.
- */
-export function runThreads(env: Record<string, string | undefined>): 1 | 2 {
-  const raw = env.TEAL_RUN_THREADS?.trim();
-  if (raw === undefined || raw === '' || raw === '2') return 2;
-  if (raw === '1') return 1;
-  throw new TealError(
-    'TEAL_CONFIG_INVALID',
-    `TEAL_RUN_THREADS must be 1 (producer, consumer and API on one thread) or 2 (the producer in a worker thread, the default), got ${JSON.stringify(raw)}`,
-    { status: 400 },
-  );
-}
+/** How many threads `teal run` uses (TEAL_RUN_THREADS, read by @teal/config). */
+export const runThreads = runThreadsFromEnv;

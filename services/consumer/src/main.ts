@@ -1,11 +1,15 @@
-import { configPathFromArgv, loadConfig } from '@teal/config';
-import { createMetrics, rootLogger } from '@teal/runtime';
+import { configPathFromArgv, consumerGroupFromEnv, loadConfig, logLevelFromEnv } from '@teal/config';
+import { configureLogger, createMetrics, rootLogger } from '@teal/runtime';
 import { Consumer } from './consumer.ts';
 
 // `tsx services/consumer/src/main.ts [--config FILE]`: the consumer alone, config from
 // teal.config.ts and TEAL_* env. TEAL_CONSUMER_GROUP overrides the group id.
+configureLogger({ level: logLevelFromEnv(process.env) });
 const config = await loadConfig({ configPath: configPathFromArgv(process.argv.slice(2)) });
-const consumer = new Consumer(config, { metrics: createMetrics(), groupId: process.env.TEAL_CONSUMER_GROUP });
+const consumer = new Consumer(config, {
+  metrics: createMetrics(),
+  groupId: consumerGroupFromEnv(process.env),
+});
 let stopping = false;
 async function stop(signal: string) {
   if (stopping) return;

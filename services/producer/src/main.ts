@@ -1,9 +1,10 @@
-import { configPathFromArgv, loadConfig } from '@teal/config';
-import { createMetrics, rootLogger } from '@teal/runtime';
+import { configPathFromArgv, loadConfig, logLevelFromEnv } from '@teal/config';
+import { configureLogger, createMetrics, rootLogger } from '@teal/runtime';
 import { Producer } from './producer.ts';
 
 // `tsx services/producer/src/main.ts [--config FILE]`: the producer alone, configured by
 // teal.config.ts and TEAL_* env. Stops cleanly on SIGINT/SIGTERM; exits 1 when it fails.
+configureLogger({ level: logLevelFromEnv(process.env) });
 const config = await loadConfig({ configPath: configPathFromArgv(process.argv.slice(2)) });
 const producer = new Producer(config, { metrics: createMetrics() });
 producer.on('error', (err) => {
