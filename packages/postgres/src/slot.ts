@@ -2,6 +2,7 @@ import { type Lsn, parseLsn } from '@teal/change-event';
 import { TealError } from '@teal/errors';
 import type pg from 'pg';
 import { controlKey, slotKey } from './control-store.ts';
+import { quoteLiteral } from './sql.ts';
 
 // The logical replication slot on blue, read in one place: what the producer resumes
 // from, what drain waits for, what status and /metrics report as lag. teal never drops
@@ -27,7 +28,10 @@ export interface SlotState {
   retainedBytes: number | null;
 }
 
-/** The slot in the current database; undefined when there is none. */
+/**
+ * The slot in the current database; undefined when there is none. A simple query (no
+ * parameters), so it also runs on a walsender connection, which refuses the extended protocol.
+ */
 export async function readSlot(db: Queryable, slot: string): Promise<SlotState | undefined> {
   const { rows } = await db.query<{
     plugin: string | null;
@@ -43,8 +47,7 @@ export async function readSlot(db: Queryable, slot: string): Promise<SlotState |
             confirmed_flush_lsn::text AS confirmed, restart_lsn::text AS restart,
             (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text AS lag_bytes,
             (pg_current_wal_lsn() - restart_lsn)::bigint::text AS retained_bytes
-       FROM pg_replication_slots WHERE slot_name = $1 AND database = current_database()`,
-    [slot],
+       FROM pg_replication_slots WHERE slot_name = ${quoteLiteral(slot)} AND database = current_database()`,
   );
   const row = rows[0];
   if (!row) return undefined;
