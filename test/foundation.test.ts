@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -162,9 +163,23 @@ describe('local environment', () => {
     expect(status.stdout).toMatch(/blue\s+up/);
     expect(status.stdout).toMatch(/green\s+up/);
     expect(status.stdout).toMatch(/kafka\s+up/);
-    const started = Date.now();
+    const before = serverPids(status.stdout);
     const up = await run(process.execPath, [script, 'up']);
     expect(up.stdout.match(/already running/g)).toHaveLength(3);
-    expect(Date.now() - started).toBeLessThan(10_000);
+    // The same three server processes before and after: nothing was started again.
+    const after = serverPids((await run(process.execPath, [script, 'status'])).stdout);
+    expect(after).toEqual(before);
+    expect(Object.values(before).every((pid) => /^\d+$/.test(pid))).toBe(true);
   });
 });
+
+/** Process ids of blue's and green's postmasters (postmaster.pid) and of the broker, from `env status`. */
+function serverPids(statusOutput: string): Record<string, string> {
+  const pids: Record<string, string> = {};
+  for (const name of ['blue', 'green']) {
+    const dataDir = new RegExp(`${name}\\s+up\\s+\\S+ \\(data ([^)]+)\\)`).exec(statusOutput)?.[1];
+    pids[name] = dataDir ? readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0] : '';
+  }
+  pids.kafka = /kafka\s+up\s+\S+ \(pid (\d+)\)/.exec(statusOutput)?.[1] ?? '';
+  return pids;
+}
