@@ -1,4 +1,4 @@
-import type { VerifyProgress, VerifyReport } from './verify.ts';
+import type { VerifyProgress, VerifyReport } from './verify-report.ts';
 
 // The answers of the control plane, shared by the API (which serialises them against the
 // JSON schemas in schemas.ts), the CLI (which prints them) and the backend (which builds them).
@@ -152,7 +152,7 @@ export interface CutoverStep {
   details: string;
 }
 
-export type { VerifyReport as VerifyReportView, VerifyTableReport } from './verify.ts';
+export type { VerifyReport as VerifyReportView, VerifyTableReport } from './verify-report.ts';
 
 export interface CutoverReport {
   safeToSwitch: boolean;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type CompareRow, DiffCollector, diffChunk, summarizeChunk } from './verify.ts';
+import { type CompareRow, DiffCollector, diffChunk, summarizeChunk } from './verify-diff.ts';
 
 const row = (id: string, ...values: (string | null)[]): CompareRow => ({ key: [id], values });
 

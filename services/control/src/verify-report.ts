@@ -1,0 +1,79 @@
+import type { PgText } from '@teal/change-event';
+import type { ResolvedConfig, TransformSet } from '@teal/config';
+
+// What verify answers, table by table; the API serialises it against schemas.ts.
+
+export type Key = Record<string, PgText>;
+
+export interface VerifyTableReport {
+  blue: string;
+  green: string;
+  ok: boolean;
+  /** Rows read from blue, and those the filter keeps out of green. */
+  blueRows: number;
+  filteredRows: number;
+  greenRows: number;
+  chunks: number;
+  mismatchedChunks: number;
+  /** Green columns compared, and those the transforms produce but green lacks. */
+  columns: string[];
+  skippedColumns: string[];
+  /** Keys use green's key column names and Postgres text values. */
+  missingInGreen: Key[];
+  extraInGreen: Key[];
+  different: { key: Key; columns: string[] }[];
+  /** Blue rows whose transform threw (the consumer dead-letters them). */
+  transformFailures: { key: Key; error: string }[];
+  /** More keys differ than maxKeysPerTable lets the report list. */
+  truncated: boolean;
+  /** Why the table could not be compared at all. */
+  error?: string;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  tables: VerifyTableReport[];
+}
+
+export interface VerifyProgress {
+  table: string;
+  rowsDone: number;
+  rowsTotalEstimate: number;
+}
+
+export interface VerifyOptions {
+  blueUrl: string;
+  greenUrl: string;
+  config: ResolvedConfig;
+  transforms: TransformSet;
+  /** Blue tables, "schema.table" or "table"; default: the config's tables. */
+  tables?: string[];
+  chunkRows?: number;
+  maxKeysPerTable?: number;
+  onProgress?: (progress: VerifyProgress) => void;
+  signal?: AbortSignal;
+}
+
+/** A table's report before anything is compared: not ok until the run says so. */
+export function emptyTableReport(blueName: string): VerifyTableReport {
+  return {
+    blue: blueName,
+    green: blueName,
+    ok: false,
+    blueRows: 0,
+    filteredRows: 0,
+    greenRows: 0,
+    chunks: 0,
+    mismatchedChunks: 0,
+    columns: [],
+    skippedColumns: [],
+    missingInGreen: [],
+    extraInGreen: [],
+    different: [],
+    transformFailures: [],
+    truncated: false,
+  };
+}
