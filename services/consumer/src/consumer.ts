@@ -108,6 +108,7 @@ export class Consumer {
         catalog: new GreenCatalog(this.pool),
         deadLetters,
         apply: config.apply,
+        topicPrefix: prefix,
         log: this.log,
         metrics: this.deps.metrics,
         signal: this.abort.signal,
@@ -125,9 +126,8 @@ export class Consumer {
       const group = this.group;
       this.lanes = new ApplyLanes(
         async (batch) => {
-          await applier.applyBatch(batch);
-          const stored = applier.partitions.get(`${batch.topic}:${batch.partition}`)?.stored;
-          if (stored) await group.commit(batch.topic, batch.partition, stored.kafkaOffset + 1n);
+          const offset = await applier.applyBatch(batch);
+          await group.commit(batch.topic, batch.partition, offset);
         },
         { log: this.log, signal: this.abort.signal },
       );
