@@ -6,20 +6,11 @@ import { createMetrics, type Logger, rootLogger, type TealMetrics } from '@teal/
 import type pg from 'pg';
 import { runCutover } from './cutover.ts';
 import { drain } from './drain.ts';
+import { Exclusive } from './exclusive.ts';
 import { fence, isFenced, unfence } from './fence.ts';
 import { copySequences } from './sequences.ts';
-import {
-  blockedPartitions,
-  deriveState,
-  partitionStatuses,
-  producerView,
-  readAppliedPositions,
-  readControl,
-  readTopicEnds,
-  slotStatus,
-  statusWarnings,
-  updateGauges,
-} from './status.ts';
+import { statusReport, updateGauges } from './status-derive.ts';
+import { readAppliedPositions, readControl, readTopicEnds } from './status-reads.ts';
 import type {
   CutoverOptions,
   CutoverReport,
@@ -83,7 +74,7 @@ export class TealControl implements ControlBackend {
   private readonly admin: TopicAdmin;
   private transformSet: TransformSet | undefined;
   /** The drain or cutover that runs now; only one at a time. */
-  private running: string | undefined;
+  private readonly running = new Exclusive();
 
   constructor(
     readonly config: ResolvedConfig,
@@ -120,62 +111,21 @@ export class TealControl implements ControlBackend {
       readTopicEnds(this.admin, this.config.kafka.topicPrefix),
     ]);
     const control = greenSide.control;
-    // The row in green is another producer's when it names another slot (several pipelines, one green).
-    const stored = control.get(controlKey('producer', this.config));
-    const storedSlot = (stored?.value as { slot?: unknown } | null | undefined)?.slot;
-    const producer = this.deps.producer
-      ? producerView(this.deps.producer.status(), 'in-process', new Date().toISOString())
-      : storedSlot === undefined || storedSlot === this.config.slot
-        ? producerView(stored?.value, 'green', stored?.updatedAt ?? null)
-        : null;
-    const consumerRaw = (this.deps.consumer?.status() ??
-      control.get(controlKey('consumer', this.config))?.value ??
-      null) as {
-      state?: unknown;
-      error?: unknown;
-    } | null;
-    const blocked = blockedPartitions(
-      consumerRaw,
-      control.get(controlKey('consumer_blocked', this.config))?.value,
-    );
-    const partitions = partitionStatuses(kafkaSide.tables, greenSide.applied, blocked);
-    const lagRecords = partitions.reduce((sum, p) => sum + p.lag, 0);
-    const paused = control.get(controlKey('paused', this.config))?.value === true;
-    const slot = slotStatus(this.config.slot, blueSide.slot, producer, this.config.lag);
-    const consumerError = consumerRaw?.error;
-    const partial = {
-      state: deriveState({
-        draining: this.running !== undefined,
-        paused,
-        fenced: blueSide.fenced,
-        slot,
-        producer,
-        consumerState: typeof consumerRaw?.state === 'string' ? consumerRaw.state : null,
-        lagRecords,
-      }),
-      paused,
+    const report = statusReport({
+      config: this.config,
+      slot: blueSide.slot,
       fenced: blueSide.fenced,
-      slot,
-      producer,
-      consumer: {
-        state: typeof consumerRaw?.state === 'string' ? consumerRaw.state : null,
-        partitions,
-        lagRecords,
-        deadLetters: kafkaSide.deadLetters,
-        blocked,
-        error:
-          consumerError === undefined || consumerError === null
-            ? null
-            : typeof consumerError === 'string'
-              ? consumerError
-              : String((consumerError as { message?: unknown }).message ?? consumerError),
+      stored: {
+        producer: control.get(controlKey('producer', this.config)),
+        consumer: control.get(controlKey('consumer', this.config)),
+        consumerBlocked: control.get(controlKey('consumer_blocked', this.config)),
+        paused: control.get(controlKey('paused', this.config)),
       },
-    };
-    const report: StatusReport = {
-      ...partial,
-      warnings: statusWarnings(partial, this.config.kafka.topicPrefix),
-      checkedAt: new Date().toISOString(),
-    };
+      applied: greenSide.applied,
+      topics: kafkaSide,
+      live: { producer: this.deps.producer, consumer: this.deps.consumer },
+      draining: this.running.running !== undefined,
+    });
     updateGauges(this.metrics, report);
     return report;
   }
@@ -201,24 +151,6 @@ export class TealControl implements ControlBackend {
     return { paused };
   }
 
-  private async exclusive<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    if (this.running) {
-      throw new TealError(
-        'TEAL_BUSY',
-        `a ${this.running} is already running: wait for it to finish, then try again`,
-        {
-          status: 409,
-        },
-      );
-    }
-    this.running = what;
-    try {
-      return await fn();
-    } finally {
-      this.running = undefined;
-    }
-  }
-
   private async assertNotPaused(): Promise<void> {
     const control = await this.green(readControl);
     if (control.get(controlKey('paused', this.config))?.value === true) {
@@ -233,7 +165,7 @@ export class TealControl implements ControlBackend {
   }
 
   drain(opts: DrainOptions): Promise<DrainResult> {
-    return this.exclusive('drain', () => this.drainNow(opts));
+    return this.running.run('drain', () => this.drainNow(opts));
   }
 
   private async drainNow(opts: DrainOptions): Promise<DrainResult> {
@@ -259,7 +191,7 @@ export class TealControl implements ControlBackend {
   }
 
   cutover(opts: CutoverOptions): Promise<CutoverReport> {
-    return this.exclusive('cutover', async () => {
+    return this.running.run('cutover', async () => {
       const report = await runCutover(
         {
           fence: () => this.blue(fence),

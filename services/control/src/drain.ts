@@ -12,7 +12,7 @@ import {
 import { abortableDelay } from '@teal/runtime';
 import type pg from 'pg';
 import { fence } from './fence.ts';
-import { readAppliedPositions, readTopicEnds, type TopicEnds } from './status.ts';
+import { readAppliedPositions, readTopicEnds, type TopicEnds } from './status-reads.ts';
 import type { DrainOptions, DrainResult, PartitionProgress } from './types.ts';
 
 // Drain proves "everything committed on blue up to LSN X is applied in green" in two steps:

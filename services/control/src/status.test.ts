@@ -12,7 +12,7 @@ import {
   slotStatus,
   statusWarnings,
   updateGauges,
-} from './status.ts';
+} from './status-derive.ts';
 import type { StatusReport } from './types.ts';
 
 const thresholds = { warnBytes: 1000, criticalBytes: 8000 };
