@@ -1,1 +1,2 @@
-export { type CliIo, EXIT, formatStatus, main } from './cli.ts';
+export { type CliIo, EXIT, main } from './cli.ts';
+export { formatStatus } from './render.ts';

@@ -1,0 +1,97 @@
+import type { CutoverReport, DrainResult, FenceResult, StatusReport } from '@teal/control';
+import { ApiError, callApi } from '../api-client.ts';
+import {
+  apiTarget,
+  type CliIo,
+  EXIT,
+  intOption,
+  loadResolvedConfig,
+  print,
+  type Values,
+} from '../command.ts';
+import { formatCutover, formatStatus } from '../render.ts';
+
+// The clients of the control API: status, pause, resume, fence, unfence, drain, cutover.
+// Each prints the API's answer (--json) or a human line; errors go up to cli.ts, which maps
+// them to exit codes, except a drain timeout, which has its own.
+
+const DEFAULT_TIMEOUT_MS = 300_000;
+
+async function target(v: Values, io: CliIo) {
+  return apiTarget(await loadResolvedConfig(v, io));
+}
+
+function printJson(io: CliIo, value: unknown): void {
+  print(io, JSON.stringify(value, null, 2));
+}
+
+export async function runStatus(v: Values, io: CliIo): Promise<number> {
+  const status = await callApi<StatusReport>(await target(v, io), 'GET', '/status');
+  if (v.json) printJson(io, status);
+  else print(io, formatStatus(status));
+  return status.state === 'failed' ? EXIT.failure : EXIT.ok;
+}
+
+async function simplePost<T>(v: Values, io: CliIo, path: string, human: (r: T) => string) {
+  const r = await callApi<T>(await target(v, io), 'POST', path, {});
+  if (v.json) printJson(io, r);
+  else print(io, human(r));
+  return EXIT.ok;
+}
+
+export const runPause = (v: Values, io: CliIo) =>
+  simplePost(v, io, '/pause', (r: { paused: boolean }) => (r.paused ? 'paused' : 'not paused'));
+
+export const runResume = (v: Values, io: CliIo) =>
+  simplePost(v, io, '/resume', (r: { paused: boolean }) => (r.paused ? 'still paused' : 'resumed'));
+
+export const runFence = (v: Values, io: CliIo) =>
+  simplePost(
+    v,
+    io,
+    '/fence',
+    (r: FenceResult) =>
+      `blue database ${r.database} fenced: new sessions are read-only; ${r.terminatedSessions} session(s) terminated`,
+  );
+
+export const runUnfence = (v: Values, io: CliIo) =>
+  simplePost(v, io, '/unfence', (r: FenceResult) => `blue database ${r.database} accepts writes again`);
+
+export async function runDrain(v: Values, io: CliIo): Promise<number> {
+  const timeoutMs = intOption(v.timeout, 'timeout', DEFAULT_TIMEOUT_MS);
+  const body: Record<string, unknown> = { timeoutMs };
+  if (v.fence) body.fence = true;
+  try {
+    // The HTTP timeout outlasts the drain's own, so the API's timeout answer arrives.
+    const r = await callApi<DrainResult>(await target(v, io), 'POST', '/drain', body, timeoutMs + 30_000);
+    if (v.json) printJson(io, r);
+    else
+      print(
+        io,
+        `drained: everything committed on blue up to ${r.lsn} is in green (${r.waitedMs} ms${r.fenced ? ', blue fenced' : ''})`,
+      );
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'TEAL_DRAIN_TIMEOUT') {
+      if (v.json) printJson(io, { error: { code: err.code, message: err.message, details: err.details } });
+      else io.stderr.write(`teal drain: ${err.message}\n`);
+      return EXIT.drainTimeout;
+    }
+    throw err;
+  }
+}
+
+export async function runCutover(v: Values, io: CliIo): Promise<number> {
+  const timeoutMs = intOption(v.timeout, 'timeout', DEFAULT_TIMEOUT_MS);
+  const body = {
+    fence: !v['no-fence'],
+    verify: !v['no-verify'],
+    timeoutMs,
+    unfenceOnFailure: Boolean(v['unfence-on-failure']),
+  };
+  // Drain plus verify of every table: allow ten minutes past the drain's timeout.
+  const r = await callApi<CutoverReport>(await target(v, io), 'POST', '/cutover', body, timeoutMs + 600_000);
+  if (v.json) printJson(io, r);
+  else print(io, formatCutover(r));
+  return r.safeToSwitch ? EXIT.ok : EXIT.failure;
+}

@@ -1,0 +1,39 @@
+import type { VerifyReportView } from '@teal/control';
+import { ApiUnreachable, apiBaseUrl, callApi } from '../api-client.ts';
+import { apiTarget, type CliIo, EXIT, loadResolvedConfig, print, type Values } from '../command.ts';
+import { ProgressBar } from '../format.ts';
+import { formatVerify } from '../render.ts';
+
+// `teal verify`: the API's verify when one answers, otherwise the same comparison run here,
+// so that verify works after the pipeline is gone (the usual moment after a cutover).
+
+export async function runVerify(v: Values, io: CliIo): Promise<number> {
+  const config = await loadResolvedConfig(v, io);
+  const tables = v.table as string[] | undefined;
+  const api = apiTarget(config);
+  let report: VerifyReportView;
+  try {
+    report = await callApi<VerifyReportView>(api, 'POST', '/verify', tables ? { tables } : {}, 3_600_000);
+  } catch (err) {
+    if (!(err instanceof ApiUnreachable)) throw err;
+    io.stderr.write(`teal verify: no API at ${apiBaseUrl(api)}: verifying directly against blue and green\n`);
+    const { verifyTables } = await import('@teal/control');
+    const { compileTransforms } = await import('@teal/config');
+    const bar = new ProgressBar(io.stderr);
+    try {
+      report = await verifyTables({
+        blueUrl: config.blue.url,
+        greenUrl: config.green.url,
+        config,
+        transforms: compileTransforms(config),
+        tables,
+        onProgress: (p) => bar.update(p.table, p.rowsDone, p.rowsTotalEstimate),
+      });
+    } finally {
+      bar.done();
+    }
+  }
+  if (v.json) print(io, JSON.stringify(report, null, 2));
+  else print(io, formatVerify(report));
+  return report.ok ? EXIT.ok : EXIT.failure;
+}

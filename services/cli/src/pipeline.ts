@@ -1,0 +1,94 @@
+import { type CliIo, EXIT, loadResolvedConfig, type Values } from './command.ts';
+import type { ProducerThread } from './producer-thread.ts';
+
+// `teal run`, `teal producer`, `teal consumer`, `teal api`: the one place where producer,
+// consumer and control API are wired together. The producer runs here (@teal/producer) or in
+// a worker thread (producer-thread.ts → producer-worker.ts); the consumer is @teal/consumer,
+// the API @teal/control. They run until a stop signal or the producer fails for good.
+
+export interface PipelineParts {
+  producer: boolean;
+  consumer: boolean;
+  api: boolean;
+  /** The producer in a worker thread (TEAL_RUN_THREADS=2, `teal run` only). */
+  producerThread?: boolean;
+}
+
+/** What the pipeline needs of a producer, a producer thread or a consumer. */
+interface Component {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  status(): unknown;
+  on?(event: 'error', listener: (err: unknown) => void): unknown;
+}
+
+export async function runPipeline(v: Values, io: CliIo, parts: PipelineParts): Promise<number> {
+  const config = await loadResolvedConfig(v, io);
+  // Imported here, not at the top: the API clients and --help should start fast.
+  const { createMetrics, rootLogger } = await import('@teal/runtime');
+  const logger = rootLogger();
+  const { assertSafeBind, startApi, TealControl } = await import('@teal/control');
+  if (parts.api) assertSafeBind(config.api.host, config.api.token);
+  const metrics = createMetrics();
+  const started: Component[] = [];
+  let failed: unknown;
+  let failedResolve: (() => void) | undefined;
+  const failure = new Promise<string>((resolve) => {
+    failedResolve = () => resolve('failure');
+  });
+  let producer: Component | undefined;
+  let thread: ProducerThread | undefined;
+  let consumer: Component | undefined;
+  let api: { close(): Promise<void> } | undefined;
+  let control: InstanceType<typeof TealControl> | undefined;
+  try {
+    if (parts.producer) {
+      if (parts.producerThread) {
+        const { ProducerThread } = await import('./producer-thread.ts');
+        thread = new ProducerThread(config, { cwd: io.cwd, env: io.env, logger });
+        producer = thread;
+      } else {
+        const { Producer } = await import('@teal/producer');
+        producer = new Producer(config, { metrics, logger }) as unknown as Component;
+      }
+      // A producer that fails after start (lost slot, protocol error) ends the whole process.
+      producer.on?.('error', (err) => {
+        failed = err;
+        failedResolve?.();
+      });
+      await producer.start();
+      started.push(producer);
+    }
+    if (parts.consumer) {
+      const { Consumer } = await import('@teal/consumer');
+      consumer = new Consumer(config, { metrics, logger }) as unknown as Component;
+      await consumer.start();
+      started.push(consumer);
+    }
+    if (parts.api) {
+      control = new TealControl(config, { producer, consumer, metrics, logger });
+      const producerThread = thread;
+      const server = await startApi(
+        config,
+        control,
+        metrics,
+        logger,
+        // The worker has its own registry: /metrics merges it into the main thread's.
+        producerThread ? { moreMetrics: async () => [await producerThread.metrics()] } : {},
+      );
+      api = server;
+      io.stderr.write(
+        `teal: control API on ${server.url}${config.api.token ? ' (bearer token required)' : ''}\n`,
+      );
+    }
+    const why = await Promise.race([io.stopSignal(), failure]);
+    if (why === 'failure') throw failed;
+    logger.info({ signal: why }, 'stopping');
+    return EXIT.ok;
+  } finally {
+    // API first, so that nothing asks a stopping part for its status; then in reverse start order.
+    await api?.close().catch(() => {});
+    await control?.close().catch(() => {});
+    for (const c of started.reverse()) await c.stop().catch(() => {});
+  }
+}

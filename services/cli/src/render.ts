@@ -1,0 +1,98 @@
+import type { CutoverReport, StatusReport, VerifyReportView } from '@teal/control';
+import { bytes, table } from './format.ts';
+
+// The human output of the reports the control API returns (status, cutover, verify); with
+// --json the commands print the API's answer unchanged instead.
+
+export function formatStatus(s: StatusReport): string {
+  const lines: string[] = [];
+  lines.push(`state     ${s.state}${s.paused ? ' (paused)' : ''}${s.fenced ? ' (blue fenced)' : ''}`);
+  if (s.slot?.exists) {
+    lines.push(
+      `slot      ${s.slot.name} ${s.slot.active ? 'active' : 'INACTIVE'}, confirmed ${s.slot.confirmedLsn ?? '-'}, lag ${bytes(
+        s.slot.lagBytes,
+      )}${s.slot.lagSeconds === null ? '' : ` / ${s.slot.lagSeconds.toFixed(1)} s`}, retained ${bytes(s.slot.retainedWalBytes)} [${s.slot.level}]`,
+    );
+  } else lines.push(`slot      ${s.slot?.name ?? '?'} (does not exist yet)`);
+  if (s.producer) {
+    lines.push(
+      `producer  ${s.producer.state}, shipped ${s.producer.lastShippedPosition ?? '-'}, confirmed ${s.producer.confirmedLsn ?? '-'}`,
+    );
+    const snap = s.producer.snapshot.filter((t) => t.state !== 'done');
+    if (snap.length > 0) {
+      lines.push(
+        table(
+          ['  snapshot', 'state', 'rows', 'of'],
+          snap.map((t) => [`  ${t.table}`, t.state, t.rowsDone, t.rowsEstimated]),
+        ),
+      );
+    }
+  } else lines.push('producer  not reporting');
+  lines.push(
+    `consumer  ${s.consumer.state ?? 'not reporting'}, lag ${s.consumer.lagRecords} record(s), dead letters ${s.consumer.deadLetters}`,
+  );
+  if (s.consumer.partitions.length > 0) {
+    lines.push(
+      table(
+        ['  topic', 'part', 'applied', 'end', 'lag', 'blocked'],
+        s.consumer.partitions.map((p) => [
+          `  ${p.topic}`,
+          p.partition,
+          p.appliedOffset,
+          p.end,
+          p.lag,
+          p.blocked,
+        ]),
+      ),
+    );
+  }
+  for (const w of s.warnings) lines.push(`warning: ${w}`);
+  return lines.join('\n');
+}
+
+/** Steps, copied sequences, warnings, then the verdict last, where an operator looks. */
+export function formatCutover(r: CutoverReport): string {
+  const lines = [
+    table(
+      ['step', 'ok', 'ms', 'details'],
+      r.steps.map((s) => [s.name, s.ok ? 'yes' : 'NO', s.ms, s.details]),
+    ),
+  ];
+  const copied = r.sequences.filter((s) => s.green);
+  if (copied.length > 0) {
+    lines.push(
+      `\n${table(
+        ['sequence (blue)', 'green', 'value'],
+        copied.map((s) => [s.blue, s.green, s.value]),
+      )}`,
+    );
+  }
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  lines.push(
+    r.safeToSwitch
+      ? `\nSAFE TO SWITCH: green holds everything up to ${r.drainLsn}${r.fenced ? '; blue stays fenced' : ''}`
+      : '\nNOT SAFE TO SWITCH (see the failed step above)',
+  );
+  return lines.join('\n');
+}
+
+export function formatVerify(report: VerifyReportView): string {
+  const rows = table(
+    ['blue', 'green', 'rows blue', 'rows green', 'bad chunks', 'missing', 'extra', 'different', 'ok'],
+    report.tables.map((t) => [
+      t.blue,
+      t.green,
+      t.blueRows,
+      t.greenRows,
+      t.mismatchedChunks,
+      t.missingInGreen.length,
+      t.extraInGreen.length,
+      t.different.length + (t.truncated ? '+' : ''),
+      t.ok ? 'yes' : `NO${t.error ? ` (${t.error})` : ''}`,
+    ]),
+  );
+  const verdict = report.ok
+    ? `\ngreen equals blue (${report.durationMs} ms)`
+    : '\nDIFFERENCES FOUND (teal verify --json for the keys)';
+  return `${rows}\n${verdict}`;
+}
