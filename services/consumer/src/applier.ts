@@ -59,7 +59,11 @@ export class Applier {
   private readonly transaction: ApplyTransaction;
 
   constructor(private readonly deps: ApplierDeps) {
-    this.rows = new RowMapper(deps.transforms, (table, key, columns) => this.readGreen(table, key, columns));
+    this.rows = new RowMapper(
+      deps.transforms,
+      (table, key, columns) => this.readGreen(table, key, columns),
+      reject,
+    );
     this.transaction = new ApplyTransaction(deps, (letters) => this.deadLetter(letters));
   }
 
@@ -142,8 +146,7 @@ export class Applier {
         const pending = this.decodeValue(record.value);
         decoded = pending instanceof Promise ? await pending : pending;
       } catch (err) {
-        if (classifyError(err) !== 'permanent') throw err;
-        item.failed = letter(record, err);
+        reject(item, err);
         continue;
       }
       item.event = decoded.event;
@@ -226,4 +229,11 @@ export class Applier {
     await abortableDelay(BLOCKED_WAIT_MS, this.deps.signal);
     this.deps.catalog.invalidate();
   }
+}
+
+// A record's own fault (bytes that do not decode, a transform that throws) dead-letters it;
+// anything else fails the batch, which is retried or blocks.
+function reject(item: BatchItem, err: unknown): void {
+  if (classifyError(err) !== 'permanent') throw err;
+  item.failed = letter(item.record, err);
 }

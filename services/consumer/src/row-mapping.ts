@@ -2,13 +2,13 @@ import type { ChangeEvent, PgText, Row, TableSchema } from '@teal/change-event';
 import type { TransformSet } from '@teal/config';
 import type { StoredPosition } from '@teal/postgres';
 import { keyId, type PlanEvent, type TableRef } from './apply-plan.ts';
-import { type BatchItem, letter } from './batch-item.ts';
-import { classifyError } from './error-policy.ts';
+import type { BatchItem } from './batch-item.ts';
 import { isSkipped } from './skip-rule.ts';
 
 // Event + writer schema + transforms -> the green row to write (a PlanEvent). Pure but for
 // one injected read: a derive or filter that needs the unchanged TOAST columns of an update
 // with no earlier image in the batch gets green's current values of them (brief item 5).
+// What a throwing transform means is the caller's error policy, injected too.
 
 /** Green's current text of `columns` for the row at `key`; undefined when green has no such row. */
 export type ReadGreenColumns = (
@@ -16,6 +16,9 @@ export type ReadGreenColumns = (
   key: Row,
   columns: readonly string[],
 ) => Promise<readonly PgText[] | undefined>;
+
+/** Marks `item` failed (to be dead-lettered), or rethrows `err` when it is not the record's fault. */
+export type RejectItem = (item: BatchItem, err: unknown) => void;
 
 interface TableMapping {
   readonly target: TableRef;
@@ -37,9 +40,10 @@ export class RowMapper {
   constructor(
     private readonly transforms: TransformSet,
     private readonly readGreen: ReadGreenColumns,
+    private readonly reject: RejectItem,
   ) {}
 
-  /** Plans the decoded items the skip rule keeps, in order; a transform that throws dead-letters its record. */
+  /** Plans the decoded items the skip rule keeps, in order; a transform that throws rejects its item. */
   async planItems(items: BatchItem[], stored: StoredPosition): Promise<void> {
     // Last full blue image per key in this batch: completes a later update whose unchanged
     // TOAST columns it lacks, before transforms read the row. Kept only when needed.
@@ -53,8 +57,7 @@ export class RowMapper {
         const planned = this.map(event, writer, images);
         item.plan = planned instanceof Promise ? await planned : planned;
       } catch (err) {
-        if (classifyError(err) !== 'permanent') throw err;
-        item.failed = letter(item.record, err);
+        this.reject(item, err);
       }
     }
   }
