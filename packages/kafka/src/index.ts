@@ -1,2 +1,3 @@
-export * from './kafkajs-adapter.ts';
+export * from './client.ts';
+export * from './schema-topic.ts';
 export * from './types.ts';

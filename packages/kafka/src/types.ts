@@ -1,6 +1,7 @@
 // teal's own small interface over the Kafka client. Everything outside this package talks
 // to Kafka through these types only, so the client library can be judged by the fault tests
-// and replaced (kafkajs today) without touching producer, consumer or control code.
+// and replaced (two clients sit behind them today, client.ts) without touching producer,
+// consumer or control code.
 
 export type KafkaClientKind = 'kafkajs' | 'platformatic';
 
@@ -9,7 +10,7 @@ export interface KafkaOptions {
   clientId?: string;
   /**
    * The library behind the admin and the publisher (the consumer group is kafkajs either
-   * way). Default: env `TEAL_KAFKA_CLIENT`, else the package default (README).
+   * way). Default: DEFAULT_KAFKA_CLIENT; teal's services pass @teal/config's `kafka.client`.
    */
   client?: KafkaClientKind;
 }

@@ -1,0 +1,213 @@
+import { withRetry } from '@teal/runtime';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { log } from '../log.ts';
+import type {
+  GroupConsumer,
+  GroupConsumerOptions,
+  GroupHandlers,
+  IncomingRecord,
+  TopicPartition,
+} from '../types.ts';
+import { KafkajsAdmin } from './admin.ts';
+
+function toIncoming(topic: string, partition: number, m: KafkaMessage): IncomingRecord {
+  // Per record: no Object.entries array (teal's own change records carry no headers).
+  const headers: Record<string, string> = {};
+  const raw = m.headers;
+  if (raw) {
+    for (const name in raw) {
+      const value = raw[name];
+      if (value === undefined) continue;
+      headers[name] = Array.isArray(value) ? String(value[0]) : String(value);
+    }
+  }
+  return {
+    topic,
+    partition,
+    offset: BigInt(m.offset),
+    key: m.key,
+    value: m.value,
+    headers,
+    timestampMs: Number(m.timestamp),
+  };
+}
+
+const tpKey = (topic: string, partition: number) => `${topic}:${partition}`;
+
+/**
+ * A consumer group over every topic matching a pattern. kafkajs resolves a regex once, at
+ * subscribe time, so new topics are found by polling the topic list and re-subscribing.
+ * A failing batch handler is retried in place (with heartbeats) rather than crashing the
+ * kafkajs runner, which would rebalance the whole group.
+ */
+export class KafkajsGroupConsumer implements GroupConsumer {
+  private consumer: Consumer | undefined;
+  private handlers: GroupHandlers | undefined;
+  private topics = new Set<string>();
+  private readonly startOffsets = new Map<string, bigint>();
+  private paused = false;
+  private closed = false;
+  private topicPoll: NodeJS.Timeout | undefined;
+  private restarting: Promise<void> | undefined;
+  private readonly admin: KafkajsAdmin;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly options: GroupConsumerOptions,
+  ) {
+    this.admin = new KafkajsAdmin(kafka.admin());
+  }
+
+  async run(handlers: GroupHandlers): Promise<void> {
+    this.handlers = handlers;
+    this.topics = new Set(await this.matchingTopics());
+    await this.startConsumer();
+    this.topicPoll = setInterval(() => void this.checkNewTopics(), 3_000);
+    this.topicPoll.unref();
+  }
+
+  private async matchingTopics(): Promise<string[]> {
+    const all = await this.admin.listTopics();
+    return all.filter((t) => this.options.topics.test(t));
+  }
+
+  private async checkNewTopics(): Promise<void> {
+    if (this.closed || this.restarting) return;
+    try {
+      const now = await this.matchingTopics();
+      if (now.some((t) => !this.topics.has(t))) {
+        this.topics = new Set(now);
+        log().info({ topics: now.length }, 'new topics matched; re-subscribing');
+        this.restarting = this.restartConsumer().finally(() => {
+          this.restarting = undefined;
+        });
+      }
+    } catch (err) {
+      log().warn({ err }, 'cannot list topics');
+    }
+  }
+
+  private async restartConsumer(): Promise<void> {
+    const old = this.consumer;
+    this.consumer = undefined;
+    await old?.disconnect().catch(() => undefined);
+    if (!this.closed) await this.startConsumer();
+  }
+
+  private async startConsumer(): Promise<void> {
+    if (this.topics.size === 0) return; // the topic poll starts us when the first topic appears
+    const consumer = this.kafka.consumer({
+      groupId: this.options.groupId,
+      allowAutoTopicCreation: false,
+      maxBytesPerPartition: this.options.maxBytesPerPartition ?? 4 * 1024 * 1024,
+      // A whole fetch (every partition of the broker) stays under this, however many topics
+      // match: the consumer holds up to two fetches at once (one applying, one decoded).
+      maxBytes: 8 * 1024 * 1024,
+      maxWaitTimeInMs: 200,
+      // A killed consumer holds its partitions until this expires (the soak measured ~31 s
+      // recoveries at 30 s). Handlers return within seconds (apply lanes), so 10 s is safe.
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      retry: { initialRetryTime: 200, retries: 10, maxRetryTime: 5_000 },
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      const assignment = event.payload.memberAssignment as Record<string, number[]>;
+      const assigned: TopicPartition[] = Object.entries(assignment).flatMap(([topic, partitions]) =>
+        partitions.map((partition) => ({ topic, partition })),
+      );
+      void this.onAssigned(consumer, assigned);
+    });
+    await withRetry(() => consumer.connect(), { isRetriable: () => !this.closed, deadlineMs: 60_000 });
+    await consumer.subscribe({ topics: [...this.topics], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.options.concurrency ?? 4,
+      eachBatch: (payload) => this.handleBatch(payload),
+    });
+    if (this.paused) this.pauseConsumer(consumer);
+  }
+
+  private async onAssigned(consumer: Consumer, assigned: TopicPartition[]): Promise<void> {
+    if (!this.handlers?.onAssign) return;
+    try {
+      const starts = await this.handlers.onAssign(assigned);
+      for (const [key, offset] of starts) {
+        this.startOffsets.set(key, offset);
+        const colon = key.lastIndexOf(':');
+        consumer.seek({
+          topic: key.slice(0, colon),
+          partition: Number(key.slice(colon + 1)),
+          offset: String(offset),
+        });
+      }
+    } catch (err) {
+      log().error({ err }, 'cannot compute start offsets after assignment; records below them are filtered');
+    }
+  }
+
+  private async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) {
+    const start = this.startOffsets.get(tpKey(batch.topic, batch.partition)) ?? 0n;
+    // Records fetched before the seek to green's position landed are already applied.
+    const records = batch.messages
+      .map((m) => toIncoming(batch.topic, batch.partition, m))
+      .filter((r) => r.offset >= start);
+    if (records.length === 0) return;
+    const incoming = {
+      topic: batch.topic,
+      partition: batch.partition,
+      records,
+      highWatermark: BigInt(batch.highWatermark),
+    };
+    let delay = 200;
+    for (;;) {
+      if (!isRunning() || isStale() || this.closed) return; // not resolved: redelivered later
+      try {
+        await this.handlers!.eachBatch(incoming);
+        break;
+      } catch (err) {
+        log().warn(
+          { err, topic: batch.topic, partition: batch.partition },
+          'batch failed; retrying in place',
+        );
+        await heartbeat().catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 5_000);
+      }
+    }
+    const last = records[records.length - 1]!.offset;
+    resolveOffset(String(last));
+    this.startOffsets.set(tpKey(batch.topic, batch.partition), last + 1n);
+    await heartbeat().catch(() => undefined);
+  }
+
+  async commit(topic: string, partition: number, nextOffset: bigint): Promise<void> {
+    await this.consumer
+      ?.commitOffsets([{ topic, partition, offset: String(nextOffset) }])
+      .catch((err) => log().debug({ err }, 'advisory offset commit failed'));
+  }
+
+  private pauseConsumer(consumer: Consumer): void {
+    consumer.pause([...this.topics].map((topic) => ({ topic })));
+  }
+
+  pause(): void {
+    this.paused = true;
+    if (this.consumer) this.pauseConsumer(this.consumer);
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.consumer?.resume([...this.topics].map((topic) => ({ topic })));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.topicPoll) clearInterval(this.topicPoll);
+    await this.restarting;
+    await this.consumer?.disconnect().catch(() => undefined);
+    this.consumer = undefined;
+    await this.admin.close();
+  }
+}
