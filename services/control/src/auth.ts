@@ -1,4 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { TealError } from '@teal/errors';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 
 // Tokens are compared as SHA-256 digests: equal length always, so timingSafeEqual never
 // throws and the comparison time says nothing about the token's length or prefix.
@@ -13,4 +15,32 @@ export function bearerToken(header: string | undefined): string | undefined {
   if (!header) return undefined;
   const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
   return match?.[1];
+}
+
+const PUBLIC_ROUTES = new Set(['/healthz', '/readyz']);
+
+/** The onRequest hook: every route but /healthz and /readyz needs the bearer token, when one is set. */
+export function requireBearer(token: string | undefined) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (!token || PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
+    const given = bearerToken(request.headers.authorization);
+    if (given === undefined) {
+      reply.header('WWW-Authenticate', 'Bearer realm="teal"');
+      throw new TealError(
+        'TEAL_UNAUTHORIZED',
+        'missing bearer token: send "Authorization: Bearer <token>" with the token from TEAL_API_TOKEN or api.token',
+        { status: 401 },
+      );
+    }
+    if (!tokenMatches(given, token)) {
+      reply.header('WWW-Authenticate', 'Bearer realm="teal", error="invalid_token"');
+      throw new TealError(
+        'TEAL_UNAUTHORIZED',
+        'wrong bearer token: use the token from TEAL_API_TOKEN or api.token',
+        {
+          status: 401,
+        },
+      );
+    }
+  };
 }

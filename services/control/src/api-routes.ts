@@ -1,0 +1,181 @@
+import { redactSecrets, TealError } from '@teal/errors';
+import { type MetricsJson, mergeMetrics, type TealMetrics } from '@teal/runtime';
+import type { FastifyInstance } from 'fastify';
+import type { ControlBackend } from './backend.ts';
+import { Exclusive } from './exclusive.ts';
+import {
+  cutoverBody,
+  cutoverResponse,
+  drainBody,
+  drainResponse,
+  emptyBody,
+  errorResponses,
+  fenceResponse,
+  healthResponse,
+  pausedResponse,
+  readyResponse,
+  statusResponse,
+  verifyBody,
+  verifyResponse,
+} from './schemas.ts';
+import type { CutoverOptions, DrainOptions } from './types.ts';
+
+// The routes, each a thin call into the backend; schemas.ts validates and documents them.
+
+export interface RouteOptions {
+  backend: ControlBackend;
+  metrics: TealMetrics;
+  moreMetrics?: () => Promise<MetricsJson[]>;
+  /** Aborted when the server closes, so a running drain or verify stops. */
+  shutdown: AbortSignal;
+}
+
+export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
+  const { backend, shutdown } = opts;
+  // The API keeps its own guard too: a fake or remote backend may not have one.
+  const exclusive = new Exclusive();
+
+  app.get(
+    '/healthz',
+    { schema: { summary: 'Liveness (no auth)', response: { 200: healthResponse } } },
+    async () => ({
+      ok: true,
+    }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'Readiness: blue, green and Kafka answer (no auth)',
+        response: { 200: readyResponse, ...errorResponses },
+      },
+    },
+    async () => {
+      const ready = await backend.ready();
+      if (!ready.ready) {
+        const failing = Object.entries(ready.checks)
+          .filter(([, c]) => !c.ok)
+          .map(([name, c]) => `${name}: ${c.error}`);
+        throw new TealError('TEAL_NOT_READY', `not ready: ${failing.join('; ')}`, {
+          status: 503,
+          details: { checks: ready.checks },
+        });
+      }
+      return ready;
+    },
+  );
+
+  app.get(
+    '/status',
+    {
+      schema: {
+        summary: 'Pipeline state, slot lag, consumer lag',
+        response: { 200: statusResponse, ...errorResponses },
+      },
+    },
+    () => backend.status(),
+  );
+
+  for (const [path, fn, summary] of [
+    [
+      '/pause',
+      () => backend.pause(),
+      'Pause producer and consumer (stored in green teal.control, survives restarts)',
+    ],
+    ['/resume', () => backend.resume(), 'Resume after a pause'],
+  ] as const) {
+    app.post(
+      path,
+      { schema: { summary, body: emptyBody, response: { 200: pausedResponse, ...errorResponses } } },
+      fn,
+    );
+  }
+
+  for (const [path, fn, summary] of [
+    ['/fence', () => backend.fence(), 'Make blue refuse new writes (default_transaction_read_only)'],
+    ['/unfence', () => backend.unfence(), 'Undo the fence: blue accepts writes again'],
+  ] as const) {
+    app.post(
+      path,
+      { schema: { summary, body: emptyBody, response: { 200: fenceResponse, ...errorResponses } } },
+      fn,
+    );
+  }
+
+  app.post<{ Body: Omit<DrainOptions, 'signal'> }>(
+    '/drain',
+    {
+      schema: {
+        summary: 'Wait until everything committed on blue up to its current LSN is applied in green',
+        body: drainBody,
+        response: { 200: drainResponse, ...errorResponses },
+      },
+    },
+    (request) =>
+      exclusive.run('drain', () =>
+        backend.drain({
+          timeoutMs: request.body.timeoutMs,
+          fence: request.body.fence,
+          signal: shutdown,
+        }),
+      ),
+  );
+
+  app.post<{ Body: CutoverOptions }>(
+    '/cutover',
+    {
+      schema: {
+        summary: 'Fence, drain, copy sequences, verify; report whether it is safe to switch to green',
+        body: cutoverBody,
+        response: { 200: cutoverResponse, ...errorResponses },
+      },
+    },
+    (request) => exclusive.run('cutover', () => backend.cutover({ ...request.body })),
+  );
+
+  app.post<{ Body: { tables?: string[] } }>(
+    '/verify',
+    {
+      schema: {
+        summary: 'Compare blue (transformed) with green: counts and checksums per key range',
+        body: verifyBody,
+        response: { 200: verifyResponse, ...errorResponses },
+      },
+    },
+    (request) => backend.verify({ tables: request.body.tables, signal: shutdown }),
+  );
+
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        summary: 'Prometheus metrics (text exposition format)',
+        response: { 200: { type: 'string' } },
+      },
+    },
+    async (request, reply) => {
+      try {
+        await backend.collectMetrics?.();
+      } catch (err) {
+        // A scrape still answers with what is known; the gauges keep their last values.
+        request.log.warn({ err: redactSecrets((err as Error).message) }, 'status for metrics failed');
+      }
+      reply.type(opts.metrics.registry.contentType);
+      if (!opts.moreMetrics) return opts.metrics.registry.metrics();
+      const [own, more] = await Promise.all([opts.metrics.registry.getMetricsAsJSON(), opts.moreMetrics()]);
+      return mergeMetrics(own, ...more);
+    },
+  );
+
+  app.get(
+    '/docs',
+    {
+      schema: {
+        summary: 'This OpenAPI document',
+        response: { 200: { type: 'object', additionalProperties: true } },
+      },
+    },
+    async () => app.swagger(),
+  );
+}
