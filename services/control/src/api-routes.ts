@@ -77,28 +77,27 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
     () => backend.status(),
   );
 
-  for (const [path, fn, summary] of [
+  // The routes that take no body: one switch each.
+  const switches: Array<[string, () => Promise<unknown>, string, object]> = [
     [
       '/pause',
       () => backend.pause(),
       'Pause producer and consumer (stored in green teal.control, survives restarts)',
+      pausedResponse,
     ],
-    ['/resume', () => backend.resume(), 'Resume after a pause'],
-  ] as const) {
+    ['/resume', () => backend.resume(), 'Resume after a pause', pausedResponse],
+    [
+      '/fence',
+      () => backend.fence(),
+      'Make blue refuse new writes (default_transaction_read_only)',
+      fenceResponse,
+    ],
+    ['/unfence', () => backend.unfence(), 'Undo the fence: blue accepts writes again', fenceResponse],
+  ];
+  for (const [path, fn, summary, response] of switches) {
     app.post(
       path,
-      { schema: { summary, body: emptyBody, response: { 200: pausedResponse, ...errorResponses } } },
-      fn,
-    );
-  }
-
-  for (const [path, fn, summary] of [
-    ['/fence', () => backend.fence(), 'Make blue refuse new writes (default_transaction_read_only)'],
-    ['/unfence', () => backend.unfence(), 'Undo the fence: blue accepts writes again'],
-  ] as const) {
-    app.post(
-      path,
-      { schema: { summary, body: emptyBody, response: { 200: fenceResponse, ...errorResponses } } },
+      { schema: { summary, body: emptyBody, response: { 200: response, ...errorResponses } } },
       fn,
     );
   }

@@ -91,9 +91,11 @@ export function build(opts: BuildOptions): FastifyInstance {
     if (request.method === 'POST' && (request.body === undefined || request.body === null)) request.body = {};
   });
 
-  setErrorHandlers(app, opts.bodyLimit ?? DEFAULT_BODY_LIMIT);
+  // Fastify's type carries teal's logger type; the parts take the plain instance.
+  const api = app as unknown as FastifyInstance;
+  setErrorHandlers(api, opts.bodyLimit ?? DEFAULT_BODY_LIMIT);
   app.after(() => {
-    registerRoutes(app as unknown as FastifyInstance, {
+    registerRoutes(api, {
       backend: opts.backend,
       metrics: opts.metrics,
       moreMetrics: opts.moreMetrics,
@@ -101,7 +103,7 @@ export function build(opts: BuildOptions): FastifyInstance {
     });
   });
 
-  return app as unknown as FastifyInstance;
+  return api;
 }
 
 /** The path without its query string, and the configured token nowhere in it. */

@@ -1,4 +1,5 @@
 import type { TransformSet } from '@teal/config';
+import { quoteTable } from '@teal/postgres/sql';
 import type pg from 'pg';
 import type { SequenceCopy } from './types.ts';
 
@@ -34,10 +35,6 @@ export async function readBlueSequences(blue: pg.Client): Promise<BlueSequence[]
   return rows;
 }
 
-function ident(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
 /** Green candidates for one blue sequence, most specific first. */
 export function greenCandidates(
   seq: BlueSequence,
@@ -52,7 +49,7 @@ export function greenCandidates(
     };
     const column =
       transforms?.columnName(seq.table_schema, seq.table_name, seq.column_name) ?? seq.column_name;
-    owned = { table: `${ident(target.schema)}.${ident(target.table)}`, column };
+    owned = { table: quoteTable(target.schema, target.table), column };
     if (target.schema !== seq.schemaname) names.push([target.schema, seq.sequencename]);
   }
   return { owned, names };
