@@ -49,7 +49,7 @@ export function intOption(value: unknown, name: string, fallback: number): numbe
   return n;
 }
 
-// Loaded on demand: `teal --help` and the API clients should not pay for the config stack.
+// Loaded on demand, so that `teal --help` and usage errors do not load the config stack.
 export async function loadResolvedConfig(v: Values, io: CliIo): Promise<ResolvedConfig> {
   const { loadConfig } = await import('@teal/config');
   return loadConfig({ cwd: io.cwd, configPath: v.config as string | undefined, env: io.env });
