@@ -4,7 +4,7 @@ import type { TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import type { EventPublisher } from './event-publisher.ts';
 import type { TableProgress } from './initial-snapshot.ts';
-import { keyId, keyValues, nowUs, readChunk, snapshotEvent } from './snapshot-reader.ts';
+import { estimateRows, keyId, keyValues, nowUs, readChunk, snapshotEvent } from './snapshot-reader.ts';
 import type { StateStore } from './state-store.ts';
 
 // Snapshot of a table while the stream runs (a table added later, or the rest of an
@@ -99,6 +99,30 @@ export class ChunkSnapshotter {
     for (const w of [...this.windows.values()]) {
       this.close(w);
       w.reject(err);
+    }
+  }
+
+  /**
+   * Snapshots, one after the other, every table of `tables` whose snapshot_progress row is not
+   * `done` (added later, or left by an interrupted initial snapshot), after its last recorded key.
+   */
+  async resumeUnfinished(tables: ReadonlyMap<string, TableSchema>): Promise<void> {
+    const recorded = await this.opts.store.readProgress();
+    for (const [name, row] of recorded) {
+      if (tables.has(name) && row.state === 'done') {
+        this.opts.progress.set(name, {
+          table: name,
+          state: 'done',
+          rowsDone: row.rowsDone,
+          rowsEstimated: row.rowsEstimated,
+        });
+      }
+    }
+    const pending = [...tables].filter(([name]) => recorded.get(name)?.state !== 'done');
+    for (const [name, table] of pending) {
+      const row = recorded.get(name);
+      const estimate = await estimateRows(this.opts.blue, table.schema, table.table);
+      await this.snapshotTable(table, row?.lastKey ?? null, row?.rowsDone ?? 0, estimate);
     }
   }
 

@@ -53,7 +53,7 @@ export interface EventPublisherOptions {
   headers?: boolean;
   limits?: Partial<PublisherLimits>;
   metrics?: TealMetrics;
-  /** The slot may be confirmed up to this LSN. */
+  /** The slot may be confirmed up to this LSN (the stream session acknowledges it on its socket). */
   onConfirm?: (lsn: Lsn) => void;
   /** A send failed: nothing after the last confirmed LSN is durable. Called once. */
   onError?: (err: unknown) => void;
@@ -101,16 +101,10 @@ export class EventPublisher {
   /** Position and commit time of the newest record Kafka acknowledged. */
   lastShipped: { position: Position; commitTimeUs: bigint } | undefined;
   recordsAcked = 0;
-  /** The slot may be confirmed up to this LSN. */
-  onConfirm: ((lsn: Lsn) => void) | undefined;
-  /** A send failed (called once); the session must end. */
-  onError: ((err: unknown) => void) | undefined;
 
   constructor(private readonly opts: EventPublisherOptions) {
     this.tracker = new FlushTracker(opts.startLsn);
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
-    this.onConfirm = opts.onConfirm;
-    this.onError = opts.onError;
   }
 
   get failed(): unknown {
@@ -294,7 +288,7 @@ export class EventPublisher {
       }
     }
     const confirmed = this.tracker.ack(id);
-    if (confirmed !== undefined) this.onConfirm?.(confirmed);
+    if (confirmed !== undefined) this.opts.onConfirm?.(confirmed);
     this.flush();
     this.wakeWaiters();
   }
@@ -314,7 +308,7 @@ export class EventPublisher {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.reject(err);
-    this.onError?.(err);
+    this.opts.onError?.(err);
   }
 
   // Transaction boundaries, forwarded to the tracker; a newly confirmable LSN goes to onConfirm.
@@ -324,12 +318,12 @@ export class EventPublisher {
 
   commit(endLsn: Lsn): void {
     const confirmed = this.tracker.commit(endLsn);
-    if (confirmed !== undefined) this.onConfirm?.(confirmed);
+    if (confirmed !== undefined) this.opts.onConfirm?.(confirmed);
   }
 
   between(lsn: Lsn): void {
     const confirmed = this.tracker.between(lsn);
-    if (confirmed !== undefined) this.onConfirm?.(confirmed);
+    if (confirmed !== undefined) this.opts.onConfirm?.(confirmed);
   }
 
   /** Runs `callback` once every record added so far is acknowledged. */

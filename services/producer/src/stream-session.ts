@@ -1,18 +1,33 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChangeEvent, LogicalMessage, Lsn, PgType, Row, TableSchema } from '@teal/change-event';
+import type {
+  ChangeEvent,
+  LogicalMessage,
+  Lsn,
+  PgType,
+  Position,
+  Row,
+  TableSchema,
+} from '@teal/change-event';
 import { type AssemblerOutput, FileSpillStore, TransactionAssembler } from '@teal/pgoutput';
 import { ReplicationClient } from '@teal/postgres';
+import type { Logger } from '@teal/runtime';
+import type pg from 'pg';
 import type { TypeCatalog } from './catalog.ts';
 import { type ChunkSnapshotter, WATERMARK_PREFIX } from './chunk-snapshot.ts';
-import type { EventPublisher } from './event-publisher.ts';
+import { EventPublisher, type EventPublisherOptions } from './event-publisher.ts';
 
 // One stream session: from the slot's confirmed LSN, XLogData -> TransactionAssembler ->
 // EventPublisher, in order, with backpressure all the way to the walsender socket (the
 // loop stops pulling while Kafka is saturated or teal is paused, the client then pauses the
-// socket). Only the publisher's FlushTracker decides what is confirmed. A failure ends the
-// session; the producer starts a new one from the slot's confirmed LSN.
+// socket). The session owns its ReplicationClient and its EventPublisher, whose FlushTracker
+// alone decides what is confirmed: the LSN it releases is acknowledged here, on this
+// session's socket, and goes nowhere else. A failure ends the session; the stream loop
+// starts a new one from the LSN this one confirmed.
+
+/** How to publish: everything an EventPublisher needs but the handlers the session binds itself. */
+export type PublishingOptions = Omit<EventPublisherOptions, 'startLsn' | 'onConfirm' | 'onError'>;
 
 export interface StreamSessionOptions {
   blueUrl: string;
@@ -20,7 +35,7 @@ export interface StreamSessionOptions {
   publication: string;
   protoVersion: number;
   startLsn: Lsn;
-  publisher: EventPublisher;
+  publishing: PublishingOptions;
   types: TypeCatalog;
   /** Replicated tables ("schema.table") -> key columns. Events of other tables are ignored. */
   tables: ReadonlyMap<string, readonly string[]>;
@@ -28,6 +43,7 @@ export interface StreamSessionOptions {
   settings?: Readonly<Record<string, string>>;
   /** The pipeline's topic prefix (for the start-over advice when the slot is gone). */
   topicPrefix: string;
+  log: Logger;
   /** Resolves when not paused. */
   whilePaused(): Promise<void>;
   onCommit?(commitTimeUs: bigint): void;
@@ -43,6 +59,14 @@ export interface StreamSessionOptions {
   ): Promise<Row | undefined>;
 }
 
+/** The highest pgoutput proto_version blue speaks (2+ streams in-progress transactions). */
+export async function pgoutputProtoVersion(blue: Pick<pg.ClientBase, 'query'>): Promise<number> {
+  // Not SHOW: its column is named after the setting, and a missing `v` meant proto 1 (no streaming).
+  const result = await blue.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
+  const v = Number(result.rows[0].v);
+  return v >= 160000 ? 4 : v >= 150000 ? 3 : v >= 140000 ? 2 : 1;
+}
+
 interface KnownTable {
   table: TableSchema;
   /** "schema.table", computed once: the per-change path looks it up. */
@@ -50,7 +74,8 @@ interface KnownTable {
 }
 
 export class StreamSession {
-  readonly client: ReplicationClient;
+  private readonly client: ReplicationClient;
+  private readonly publisher: EventPublisher;
   private readonly assembler: TransactionAssembler;
   private readonly spillDir: string;
   private readonly spill: FileSpillStore;
@@ -71,6 +96,17 @@ export class StreamSession {
       settings: opts.settings,
       topicPrefix: opts.topicPrefix,
     });
+    this.publisher = new EventPublisher({
+      ...opts.publishing,
+      startLsn: opts.startLsn,
+      // What Kafka made durable is confirmed on the socket that received it (contract item 1).
+      onConfirm: (lsn) => this.client.acknowledge(lsn),
+      // A failed send ends the session at once, even when the stream is idle.
+      onError: (err) => {
+        opts.log.warn({ err }, 'Kafka did not acknowledge a batch; restarting the stream from the slot');
+        void this.client.close();
+      },
+    });
     this.spillDir = mkdtempSync(join(tmpdir(), `teal-spill-${opts.slot}-`));
     this.spill = new FileSpillStore(this.spillDir);
     this.assembler = new TransactionAssembler({
@@ -82,9 +118,19 @@ export class StreamSession {
     this.client.on('xlog', () => this.received++);
     // A keepalive's WAL end may be confirmed only after every XLogData before it is handled.
     this.client.on('keepalive', ({ walEnd }: { walEnd: Lsn }) => {
-      if (this.processed === this.received) this.opts.publisher.between(walEnd);
+      if (this.processed === this.received) this.publisher.between(walEnd);
       else this.keepalives.push({ at: this.received, walEnd });
     });
+  }
+
+  /** How far this session confirmed the slot (its start LSN until Kafka acknowledged more). */
+  get confirmedLsn(): Lsn {
+    return this.publisher.tracker.confirmed;
+  }
+
+  /** Position of the newest record of this session that Kafka acknowledged. */
+  get lastShipped(): Position | undefined {
+    return this.publisher.lastShipped?.position;
   }
 
   async start(): Promise<void> {
@@ -93,7 +139,7 @@ export class StreamSession {
 
   /** Runs until the client fails or closes; rejects with the cause of a failure. */
   async run(): Promise<void> {
-    const pub = this.opts.publisher;
+    const pub = this.publisher;
     for await (const x of this.client.messages()) {
       if (this.closed) break;
       await this.opts.whilePaused();
@@ -118,7 +164,7 @@ export class StreamSession {
 
   /** Handles one output; returns a promise only when it has to wait (new table, key change, watermark). */
   private handle(out: AssemblerOutput): Promise<void> | undefined {
-    const pub = this.opts.publisher;
+    const pub = this.publisher;
     switch (out.kind) {
       case 'begin':
         pub.begin();
@@ -146,7 +192,7 @@ export class StreamSession {
   }
 
   private async handleChangeAsync(out: Extract<AssemblerOutput, { kind: 'change' }>): Promise<void> {
-    const pub = this.opts.publisher;
+    const pub = this.publisher;
     const name = `${out.event.schema}.${out.event.table}`;
     if (!this.opts.tables.has(name)) return;
     const { table } = this.tables.get(out.relationId) ?? (await this.know(out.relationId, out.table));
@@ -165,7 +211,7 @@ export class StreamSession {
   }
 
   private async handleMessage(xid: number, m: LogicalMessage): Promise<void> {
-    const pub = this.opts.publisher;
+    const pub = this.publisher;
     if (m.prefix === WATERMARK_PREFIX) {
       await this.opts.chunks.onWatermark(m.content.toString('utf8'), m.lsn, pub);
     } else if (!m.prefix.startsWith('teal.')) {
