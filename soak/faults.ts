@@ -1,7 +1,8 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
+import { pgBinDir } from '../infra/local/lib/prerequisites.mjs';
 import { localPortsTo, type TealChild } from './processes.ts';
 
 // The faults a soak injects. Each one targets only what this soak started (its children's
@@ -87,13 +88,8 @@ export async function restartBroker(
 }
 
 function pgCtl(): string {
-  const fromConfig = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
-  const dirs = fromConfig.status === 0 ? [fromConfig.stdout.trim()] : [];
-  try {
-    for (const v of readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)))
-      dirs.push(`/usr/lib/postgresql/${v}/bin`);
-  } catch {}
-  const dir = dirs.find((d) => existsSync(path.join(d, 'pg_ctl')));
+  // Found the way the local environment finds it (infra/local/lib/prerequisites.mjs).
+  const dir = pgBinDir();
   if (!dir) throw new Error('pg_ctl not found (pg_config --bindir, /usr/lib/postgresql/*/bin)');
   return path.join(dir, 'pg_ctl');
 }

@@ -1,16 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import {
-  appendFileSync,
-  chmodSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { appendFileSync, chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pgBinDir } from '../infra/local/lib/prerequisites.mjs';
 
 // A throwaway Postgres cluster on a free loopback port, for faults that would hurt everyone
 // on the shared blue: max_slot_wal_keep_size invalidates *every* slot that lags (other
@@ -27,14 +20,8 @@ export interface ScratchPostgres {
 }
 
 function binDir(): string {
-  const dirs: string[] = [];
-  const fromConfig = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
-  if (fromConfig.status === 0) dirs.push(fromConfig.stdout.trim());
-  try {
-    for (const v of readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)))
-      dirs.push(`/usr/lib/postgresql/${v}/bin`);
-  } catch {}
-  const dir = dirs.find((d) => existsSync(path.join(d, 'initdb')) && existsSync(path.join(d, 'pg_ctl')));
+  // Found the way the local environment finds it (infra/local/lib/prerequisites.mjs).
+  const dir = pgBinDir();
   if (!dir)
     throw new Error('Postgres server binaries not found (pg_config --bindir, /usr/lib/postgresql/*/bin)');
   return dir;
