@@ -1,3 +1,4 @@
+import { parseTableName, qualifiedName, type TableName } from '@teal/config';
 import { TealError } from '@teal/errors';
 import { DEFAULT_TABLES_SQL, quoteIdent, quoteTable } from '@teal/postgres';
 import type pg from 'pg';
@@ -17,31 +18,33 @@ export interface ReplicatedTable {
   readonly keyColumns?: readonly string[];
 }
 
-function splitName(name: string): { schema: string; table: string } {
-  const dot = name.indexOf('.');
-  return dot < 0
-    ? { schema: 'public', table: name }
-    : { schema: name.slice(0, dot), table: name.slice(dot + 1) };
-}
-
 /** Configured tables ("schema.table"), or every table of blue's non-system schemas except teal's. */
 export async function discoverTables(
   db: Queryable,
   tables: readonly string[] | 'all',
   keyColumns: Readonly<Record<string, readonly string[]>> = {},
 ): Promise<ReplicatedTable[]> {
-  let names: Array<{ schema: string; table: string }>;
+  let names: TableName[];
   if (tables === 'all') {
     names = (await db.query<{ schema: string; table: string }>(DEFAULT_TABLES_SQL)).rows;
   } else {
-    names = tables.map(splitName);
+    names = tables.map((text) => {
+      const name = parseTableName(text);
+      // resolveConfig lets through only names parseTableName reads; anything else is a caller's slip.
+      if (!name)
+        throw new TealError(
+          'TEAL_CONFIG_INVALID',
+          `${JSON.stringify(text)} in \`tables\` is not a table name: write "schema.table" or "table"`,
+        );
+      return name;
+    });
     const found = await db.query<{ schema: string; table: string }>(
       `SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p') AND (n.nspname || '.' || c.relname) = ANY($1::text[])`,
-      [names.map((n) => `${n.schema}.${n.table}`)],
+      [names.map((n) => qualifiedName(n.schema, n.table))],
     );
-    const present = new Set(found.rows.map((r) => `${r.schema}.${r.table}`));
-    const missing = names.map((n) => `${n.schema}.${n.table}`).filter((n) => !present.has(n));
+    const present = new Set(found.rows.map((r) => qualifiedName(r.schema, r.table)));
+    const missing = names.map((n) => qualifiedName(n.schema, n.table)).filter((n) => !present.has(n));
     if (missing.length > 0) {
       throw new TealError(
         'TEAL_TABLE_NOT_FOUND',
@@ -50,7 +53,7 @@ export async function discoverTables(
     }
   }
   return names.map(({ schema, table }) => {
-    const name = `${schema}.${table}`;
+    const name = qualifiedName(schema, table);
     const keys = keyColumns[name] ?? (schema === 'public' ? keyColumns[table] : undefined);
     return keys ? { schema, table, name, keyColumns: keys } : { schema, table, name };
   });
