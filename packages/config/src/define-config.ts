@@ -1,4 +1,5 @@
 import type { Row } from '@teal/change-event';
+import type { KafkaClientName } from './kafka-client.ts';
 
 // The shape of teal.config.ts. Everything is optional: with no config at all teal replicates
 // every table of blue's non-system schemas into the same-named table of green, using the
@@ -51,6 +52,11 @@ export interface TealConfig {
      * headers but cannot read Avro, and cost about a quarter of the pipeline's CPU.
      */
     headers?: boolean;
+    /**
+     * The library behind the admin and the publisher: 'platformatic' (default) or 'kafkajs'.
+     * The consumer group is kafkajs either way. Env TEAL_KAFKA_CLIENT wins.
+     */
+    client?: KafkaClientName;
   };
   /** Logical replication slot on blue, [a-z0-9_]{1,63}. Default teal_slot. */
   slot?: string;
@@ -94,6 +100,7 @@ export interface ResolvedConfig {
     readonly topicPrefix: string;
     readonly partitions: number;
     readonly headers: boolean;
+    readonly client: KafkaClientName;
   };
   readonly slot: string;
   readonly publication: string;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TealError } from '@teal/errors';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { kafkaClientFromEnv } from './kafka-client.ts';
 import { configPathFromArgv, loadConfig } from './load-config.ts';
 import { resolveConfig } from './resolve-config.ts';
 
@@ -29,7 +30,13 @@ describe('resolveConfig', () => {
     expect(config).toEqual({
       blue: { url: 'postgres://postgres@127.0.0.1:5433/app' },
       green: { url: 'postgres://postgres@127.0.0.1:5434/app' },
-      kafka: { brokers: ['127.0.0.1:9092'], topicPrefix: 'teal', partitions: 4, headers: false },
+      kafka: {
+        brokers: ['127.0.0.1:9092'],
+        topicPrefix: 'teal',
+        partitions: 4,
+        headers: false,
+        client: 'platformatic',
+      },
       slot: 'teal_slot',
       publication: 'teal_pub',
       api: { host: '127.0.0.1', port: 8080, token: undefined },
@@ -93,6 +100,31 @@ describe('resolveConfig', () => {
     );
     expect(() => resolveConfig({ kafka: { headers: 'on' } } as never)).toThrow(
       /kafka.headers: expected true or false/,
+    );
+  });
+
+  it('picks the Kafka client by config or TEAL_KAFKA_CLIENT (env wins); an unknown name is refused', () => {
+    expect(resolveConfig({ kafka: { client: 'kafkajs' } }).kafka.client).toBe('kafkajs');
+    expect(
+      resolveConfig({ kafka: { client: 'kafkajs' } }, { env: { TEAL_KAFKA_CLIENT: ' platformatic ' } }).kafka
+        .client,
+    ).toBe('platformatic');
+    expect(
+      resolveConfig({ kafka: { client: 'kafkajs' } }, { env: { TEAL_KAFKA_CLIENT: ' ' } }).kafka.client,
+    ).toBe('kafkajs');
+    expect(problemsOf(undefined, { TEAL_KAFKA_CLIENT: 'rdkafka' })).toEqual([
+      'env TEAL_KAFKA_CLIENT: "rdkafka" is not a Kafka client teal knows: set it to kafkajs or platformatic',
+    ]);
+    expect(problemsOf({ kafka: { client: 'librdkafka' } })).toEqual([
+      'kafka.client: "librdkafka" is not a Kafka client teal knows: set it to kafkajs or platformatic',
+    ]);
+  });
+
+  it('kafkaClientFromEnv reads TEAL_KAFKA_CLIENT alone, with the default when unset', () => {
+    expect(kafkaClientFromEnv({})).toBe('platformatic');
+    expect(kafkaClientFromEnv({ TEAL_KAFKA_CLIENT: 'kafkajs' })).toBe('kafkajs');
+    expect(() => kafkaClientFromEnv({ TEAL_KAFKA_CLIENT: 'rdkafka' })).toThrow(
+      'TEAL_KAFKA_CLIENT=rdkafka is not a Kafka client teal knows: set it to kafkajs or platformatic, or unset it',
     );
   });
 

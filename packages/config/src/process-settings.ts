@@ -1,10 +1,9 @@
 import { TealError } from '@teal/errors';
+import type { Env } from './env-overrides.ts';
 
 // Settings of one running process rather than of the pipeline: they are not in
 // teal.config.ts, only in the environment, and they are read here (every TEAL_* variable
-// is read by @teal/config; see resolve-config.ts for the pipeline's own).
-
-type Env = Readonly<Record<string, string | undefined>>;
+// is read by @teal/config; env-overrides.ts has the pipeline's own).
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -1,0 +1,25 @@
+import type { OnMissingColumn, SessionReplicationRole } from './define-config.ts';
+import type { KafkaClientName } from './kafka-client.ts';
+
+/** What a setting is when neither teal.config.ts nor the environment gives it: the local environment. */
+export const DEFAULTS = Object.freeze({
+  blueUrl: 'postgres://postgres@127.0.0.1:5433/app',
+  greenUrl: 'postgres://postgres@127.0.0.1:5434/app',
+  kafkaBrokers: ['127.0.0.1:9092'],
+  topicPrefix: 'teal',
+  partitions: 4,
+  // The same as @teal/kafka's DEFAULT_KAFKA_CLIENT (for callers that pass no client).
+  kafkaClient: 'platformatic' as KafkaClientName,
+  slot: 'teal_slot',
+  publication: 'teal_pub',
+  apiHost: '127.0.0.1',
+  apiPort: 8080,
+  onMissingColumn: 'fail' as OnMissingColumn,
+  createTables: false,
+  sessionReplicationRole: 'replica' as SessionReplicationRole,
+  batchSize: 5000,
+  heartbeatMs: 10_000,
+  chunkRows: 10_000,
+  lagWarnBytes: 1024 ** 3,
+  lagCriticalBytes: 8 * 1024 ** 3,
+});
