@@ -1,5 +1,5 @@
 import type { Lsn, Position } from '@teal/change-event';
-import { TealError } from '@teal/errors';
+import { isRetriablePgError, TealError } from '@teal/errors';
 import { type Logger, withRetry } from '@teal/runtime';
 import { StreamSession, type StreamSessionOptions } from './stream-session.ts';
 
@@ -8,17 +8,6 @@ import { StreamSession, type StreamSessionOptions } from './stream-session.ts';
 // retriable (TealError.retriable, or a transient Postgres or socket error), replaced after a
 // backoff; any other error is fatal and ends run() with it. The loop only reads what a
 // session confirmed, to start the next one there: acknowledging is the session's own job.
-
-const FATAL_CODES = new Set([
-  'TEAL_SLOT_MISSING',
-  'TEAL_SLOT_INVALIDATED',
-  'TEAL_SLOT_INVALID',
-  'TEAL_PUBLICATION_MISSING',
-  'TEAL_PGOUTPUT_PROTOCOL',
-  'TEAL_PGOUTPUT_MALFORMED',
-  'TEAL_PGOUTPUT_UNSUPPORTED',
-  'TEAL_CONFIG_INVALID',
-]);
 
 export interface StreamLoopOptions {
   /** What every session gets; each starts where the previous one confirmed. */
@@ -69,7 +58,8 @@ export class StreamLoop {
         initialDelayMs: 200,
         maxDelayMs: 10_000,
         signal,
-        isRetriable: (err) => !(err instanceof TealError && FATAL_CODES.has(err.code)),
+        // The catalog's `retriable` is the whole rule (slot or publication gone, a protocol error: not).
+        isRetriable: isRetriablePgError,
         onRetry: (err, _attempt, delayMs) =>
           log.warn(
             { err, delayMs: Math.round(delayMs) },
