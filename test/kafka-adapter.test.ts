@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { kafkaClientFromEnv } from '@teal/config';
 import type { TealError } from '@teal/errors';
 import { type IncomingRecord, KafkaClient, type KafkaClientKind, SchemaTopic } from '@teal/kafka';
 import { waitFor } from '@teal/runtime';
@@ -50,14 +51,20 @@ describe('@teal/kafka partitioning', () => {
     const saved = process.env.TEAL_KAFKA_CLIENT;
     try {
       process.env.TEAL_KAFKA_CLIENT = 'platformatic';
-      expect(new KafkaClient({ brokers: kafkaBrokers() }).clientKind).toBe('platformatic');
+      expect(new KafkaClient({ brokers: kafkaBrokers(), client: kafkaClientFromEnv() }).clientKind).toBe(
+        'platformatic',
+      );
       process.env.TEAL_KAFKA_CLIENT = 'kafkajs';
-      expect(new KafkaClient({ brokers: kafkaBrokers() }).clientKind).toBe('kafkajs');
+      expect(new KafkaClient({ brokers: kafkaBrokers(), client: kafkaClientFromEnv() }).clientKind).toBe(
+        'kafkajs',
+      );
       expect(new KafkaClient({ brokers: kafkaBrokers(), client: 'platformatic' }).clientKind).toBe(
         'platformatic',
       );
       process.env.TEAL_KAFKA_CLIENT = 'rdkafka';
-      expect(() => new KafkaClient({ brokers: kafkaBrokers() })).toThrow(/kafkajs or platformatic/);
+      expect(() => new KafkaClient({ brokers: kafkaBrokers(), client: kafkaClientFromEnv() })).toThrow(
+        /kafkajs or platformatic/,
+      );
     } finally {
       if (saved === undefined) delete process.env.TEAL_KAFKA_CLIENT;
       else process.env.TEAL_KAFKA_CLIENT = saved;

@@ -1,4 +1,3 @@
-import { TealError } from '@teal/errors';
 import type { Kafka } from 'kafkajs';
 import { KafkajsAdmin } from './kafkajs/admin.ts';
 import { createKafkajs } from './kafkajs/connection.ts';
@@ -15,19 +14,8 @@ import type {
   TopicAdmin,
 } from './types.ts';
 
-/** The client behind admin() and publisher() when KafkaOptions.client is left out. */
+/** The client behind admin() and publisher() when KafkaOptions.client is left out (as @teal/config's default). */
 export const DEFAULT_KAFKA_CLIENT: KafkaClientKind = 'platformatic';
-
-/** The client named by `TEAL_KAFKA_CLIENT` (kafkajs | platformatic), else the default. */
-export function kafkaClientFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaClientKind {
-  const named = env.TEAL_KAFKA_CLIENT?.trim();
-  if (!named) return DEFAULT_KAFKA_CLIENT;
-  if (named === 'kafkajs' || named === 'platformatic') return named;
-  throw new TealError(
-    'TEAL_CONFIG_INVALID',
-    `TEAL_KAFKA_CLIENT=${named} is not a Kafka client teal knows: set it to kafkajs or platformatic, or unset it`,
-  );
-}
 
 /**
  * The one entry point: picks the library behind each role and closes whatever it handed out.
@@ -41,7 +29,7 @@ export class KafkaClient {
   private readonly closers = new Set<() => Promise<void>>();
 
   constructor(readonly options: KafkaOptions) {
-    this.clientKind = options.client ?? kafkaClientFromEnv();
+    this.clientKind = options.client ?? DEFAULT_KAFKA_CLIENT;
     this.kafka = createKafkajs(options);
   }
 
