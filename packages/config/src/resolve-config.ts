@@ -214,14 +214,3 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
     configPath: options.configPath,
   });
 }
-
-/**
- * The key of a row in green's `teal.control` for this pipeline. Several pipelines may share
- * one green (each with its own topic prefix), so pause state and status rows are per prefix.
- */
-export function controlKey(
-  kind: 'paused' | 'producer' | 'consumer' | 'consumer_blocked',
-  config: ResolvedConfig,
-): string {
-  return `${kind}:${config.kafka.topicPrefix}`;
-}
