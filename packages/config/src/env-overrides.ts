@@ -24,6 +24,16 @@ const commaList = (text: string) =>
     .map((item) => item.trim())
     .filter((item) => item !== '');
 
+const flag = (text: string) =>
+  text === '1' || text === 'true'
+    ? true
+    : text === '0' || text === 'false'
+      ? false
+      : new Invalid('1, 0, true or false');
+
+// Digits become a number for the port's range check; other text is shown as it was written.
+const port = (text: string) => (/^\d{1,6}$/.test(text) ? Number(text) : text);
+
 /**
  * Every TEAL_* variable that overrides teal.config.ts, in one table: adding one is one line
  * here (plus the key's check in resolve-config.ts). The variable wins over the file; an empty
@@ -44,26 +54,12 @@ const ENV_OVERRIDES = [
   { name: 'TEAL_GREEN_URL', path: 'green.url' },
   { name: 'TEAL_KAFKA_BROKERS', path: 'kafka.brokers', parse: commaList },
   { name: 'TEAL_TOPIC_PREFIX', path: 'kafka.topicPrefix' },
-  {
-    name: 'TEAL_KAFKA_HEADERS',
-    path: 'kafka.headers',
-    parse: (text) =>
-      text === '1' || text === 'true'
-        ? true
-        : text === '0' || text === 'false'
-          ? false
-          : new Invalid('1, 0, true or false'),
-  },
+  { name: 'TEAL_KAFKA_HEADERS', path: 'kafka.headers', parse: flag },
   { name: 'TEAL_KAFKA_CLIENT', path: 'kafka.client', parse: (text) => text.trim() || undefined },
   { name: 'TEAL_SLOT', path: 'slot' },
   { name: 'TEAL_PUBLICATION', path: 'publication' },
   { name: 'TEAL_API_HOST', path: 'api.host' },
-  // Digits become a number for the port's range check; other text is shown as it was written.
-  {
-    name: 'TEAL_API_PORT',
-    path: 'api.port',
-    parse: (text) => (/^\d{1,6}$/.test(text) ? Number(text) : text),
-  },
+  { name: 'TEAL_API_PORT', path: 'api.port', parse: port },
   { name: 'TEAL_API_TOKEN', path: 'api.token' },
 ] as const satisfies readonly EnvOverride[];
 
