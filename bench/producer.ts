@@ -7,7 +7,7 @@
 import { loadavg } from 'node:os';
 import { parseLsn } from '@teal/change-event';
 import { resolveConfig } from '@teal/config';
-import { KafkaClient, kafkaClientFromEnv } from '@teal/kafka';
+import { KafkaClient } from '@teal/kafka';
 import { Producer } from '@teal/producer';
 import { waitFor } from '@teal/runtime';
 import pg from 'pg';
@@ -38,7 +38,7 @@ const load = () =>
   loadavg()
     .map((l) => l.toFixed(1))
     .join(' ');
-console.log(`Kafka client: ${kafkaClientFromEnv()}; load average ${load()}`);
+console.log(`Kafka client: ${config.kafka.client}; load average ${load()}`);
 console.log(`loading ${rows} rows into blue table ${name} ...`);
 await blue.query(`CREATE TABLE ${name} (id int8 PRIMARY KEY, v text NOT NULL, n numeric, t timestamptz)`);
 await blue.query(
@@ -88,7 +88,7 @@ await blue.query('SELECT pg_drop_replication_slot($1)', [`${name}_slot`]);
 await blue.query(`DROP PUBLICATION ${name}_pub`);
 await blue.query(`DROP TABLE ${name}`);
 await blue.end();
-const kafka = new KafkaClient({ brokers: [...config.kafka.brokers] });
+const kafka = new KafkaClient({ brokers: [...config.kafka.brokers], client: config.kafka.client });
 const admin = kafka.admin();
 await admin.deleteTopics([`${name}_t.public.${name}`, `${name}_t._schemas`]).catch(() => {});
 await kafka.close();

@@ -89,7 +89,11 @@ async function resetDemoState(config: ResolvedConfig, blue: pg.Client, green: pg
   );
   await blue.query(`DROP PUBLICATION IF EXISTS ${pg.escapeIdentifier(config.publication)}`);
   await green.query('DROP SCHEMA IF EXISTS teal CASCADE');
-  const kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-demo' });
+  const kafka = new KafkaClient({
+    brokers: [...config.kafka.brokers],
+    clientId: 'teal-demo',
+    client: config.kafka.client,
+  });
   try {
     const admin = kafka.admin();
     const topics = await admin.listTopics(`${config.kafka.topicPrefix}.`);

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { kafkaClientFromEnv } from '@teal/kafka';
+import { kafkaClientFromEnv } from '@teal/config';
 import { deleteTopics } from '../lib/kafka.ts';
 import { query, url } from '../lib/pg.ts';
 import { log, type ProcRef, sleep, stopChild, waitUntil } from '../lib/util.ts';

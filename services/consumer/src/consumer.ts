@@ -86,7 +86,11 @@ export class Consumer {
         max: concurrency + 2,
         onConnectionError: (err) => this.log.warn({ err }, 'green connection failed'),
       });
-      const kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-consumer' });
+      const kafka = new KafkaClient({
+        brokers: [...config.kafka.brokers],
+        clientId: 'teal-consumer',
+        client: config.kafka.client,
+      });
       this.kafka = kafka;
       const schemas = new SchemaRegistry(new SchemaTopic(kafka, schemasTopic(prefix)), this.log);
       // Independent start-up steps overlap (each is a few round trips to green or Kafka).

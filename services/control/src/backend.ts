@@ -85,7 +85,11 @@ export class TealControl implements ControlBackend {
     if (deps.admin) {
       this.admin = deps.admin;
     } else {
-      this.kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-control' });
+      this.kafka = new KafkaClient({
+        brokers: [...config.kafka.brokers],
+        clientId: 'teal-control',
+        client: config.kafka.client,
+      });
       this.admin = this.kafka.admin();
     }
     this.transformSet = deps.transforms;
