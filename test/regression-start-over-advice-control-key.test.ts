@@ -68,10 +68,7 @@ describe('start-over advice names the control keys the producer reads', () => {
     await blue.query('SELECT pg_drop_replication_slot($1)', [name]);
 
     const refused = producer();
-    const err = await refused.start().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const err = await startError(refused);
     await refused.stop();
     expect(err).toBeInstanceOf(TealError);
     expect((err as TealError).code).toBe('TEAL_SLOT_MISSING');
@@ -90,10 +87,7 @@ describe('start-over advice names the control keys the producer reads', () => {
     await deleteTopics(name);
 
     const again = producer();
-    const restart = await again.start().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const restart = await startError(again);
     expect(restart, `the advice was followed, yet: ${String(restart)}`).toBeUndefined();
     await waitFor(() => again.status().state === 'streaming', { what: 'producer streaming again' });
     expect(again.status().snapshot).toEqual([
@@ -103,6 +97,14 @@ describe('start-over advice names the control keys the producer reads', () => {
     expect(slots.rowCount, 'a fresh slot').toBe(1);
   });
 });
+
+/** What start() rejected with; undefined when it started. */
+function startError(producer: Producer): Promise<unknown> {
+  return producer.start().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+}
 
 async function deleteTopics(prefix: string): Promise<void> {
   const kafka = new KafkaClient({ brokers: kafkaBrokers(), clientId: prefix });
