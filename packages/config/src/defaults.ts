@@ -1,5 +1,4 @@
-import type { OnMissingColumn, SessionReplicationRole } from './define-config.ts';
-import type { KafkaClientName } from './kafka-client.ts';
+import type { KafkaClientName, OnMissingColumn, SessionReplicationRole } from './define-config.ts';
 
 /** What a setting is when neither teal.config.ts nor the environment gives it: the local environment. */
 export const DEFAULTS = Object.freeze({

@@ -1,5 +1,8 @@
 import type { Row } from '@teal/change-event';
-import type { KafkaClientName } from './kafka-client.ts';
+
+/** The Kafka clients an operator may pick (kafka.client, TEAL_KAFKA_CLIENT); @teal/kafka implements them. */
+export const KAFKA_CLIENTS = ['kafkajs', 'platformatic'] as const;
+export type KafkaClientName = (typeof KAFKA_CLIENTS)[number];
 
 // The shape of teal.config.ts. Everything is optional: with no config at all teal replicates
 // every table of blue's non-system schemas into the same-named table of green, using the

@@ -1,13 +1,13 @@
 import { TealError } from '@teal/errors';
 import { DEFAULTS } from './defaults.ts';
+import { KAFKA_CLIENTS, type KafkaClientName } from './define-config.ts';
 import { type Env, envValue } from './env-overrides.ts';
 import { describeValue, type Problems } from './validate.ts';
 
 // The Kafka client names an operator may pick (kafka.client, TEAL_KAFKA_CLIENT). @teal/kafka
 // implements them and takes the resolved name as its `client` option; it reads no environment.
 
-export const KAFKA_CLIENTS = ['kafkajs', 'platformatic'] as const;
-export type KafkaClientName = (typeof KAFKA_CLIENTS)[number];
+export { KAFKA_CLIENTS, type KafkaClientName } from './define-config.ts';
 
 const isKafkaClient = (value: unknown): value is KafkaClientName =>
   (KAFKA_CLIENTS as readonly unknown[]).includes(value);
