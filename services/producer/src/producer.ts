@@ -140,7 +140,11 @@ export class Producer extends EventEmitter {
       schemas.set(t.name, await loadTableSchema(this.blue, types, t.schema, t.table, t.keyColumns));
     const keys = new Map([...schemas].map(([name, s]) => [name, s.keyColumns] as const));
 
-    this.kafka = new KafkaClient({ brokers: [...config.kafka.brokers], clientId: 'teal-producer' });
+    this.kafka = new KafkaClient({
+      brokers: [...config.kafka.brokers],
+      clientId: 'teal-producer',
+      client: config.kafka.client,
+    });
     const admin = this.kafka.admin();
     const publisher = await this.kafka.publisher();
     const schemaTopic = new SchemaTopic(this.kafka, schemasTopic(config.kafka.topicPrefix));
