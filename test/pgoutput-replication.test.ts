@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { formatLsn, type Lsn, parseLsn } from '@teal/change-event';
 import { type AssemblerOutput, MemorySpillStore, TransactionAssembler } from '@teal/pgoutput';
 import { ReplicationClient, type ReplicationClientOptions } from '@teal/postgres';
@@ -45,6 +46,16 @@ function client(slot: string, pub: string, extra: Partial<ReplicationClientOptio
   });
   onTestFinished(() => c.close());
   return c;
+}
+
+/** What `p` rejected with (a handler attached at once); fails the test if it resolved. */
+async function settle(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => {
+      throw new Error('expected the stream to fail');
+    },
+    (err: unknown) => err,
+  );
 }
 
 /** Streams until the non-transactional end marker arrives; returns every assembler output. */
@@ -231,14 +242,51 @@ describe('ReplicationClient + TransactionAssembler on real blue', () => {
     const errors: unknown[] = [];
     c.on('error', (err) => errors.push(err));
     await c.start(startLsn);
-    const consumed = (async () => {
-      for await (const _ of c.messages());
-    })();
+    // Handled from the start: the walsender's end can reach this client before the answer
+    // to pg_terminate_backend reaches the admin session (an unhandled rejection otherwise).
+    const consumed = settle(
+      (async () => {
+        for await (const _ of c.messages());
+      })(),
+    );
     await admin.query(
       'SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1',
       [slot],
     );
-    await expect(consumed).rejects.toMatchObject({ retriable: true, message: expect.stringContaining(slot) });
+    expect(await consumed).toMatchObject({ retriable: true, message: expect.stringContaining(slot) });
     expect(errors).toHaveLength(1);
+  });
+
+  // Regression: a socket that closed under the walsender (network, or blue stopped) came out
+  // as TEAL_REPLICATION_FAILED, not retriable, so the producer stopped for good instead of
+  // starting a new session; "write EPIPE" was even read as SQLSTATE EPIPE.
+  it('turns a socket cut under the walsender into a retriable error, not a permanent one', async () => {
+    const admin = await pgClient(blueUrl());
+    const { pub, slot, startLsn } = await fixture(admin, (t) => `CREATE TABLE ${t} (id int PRIMARY KEY)`);
+    const target = new URL(blueUrl());
+    const sockets = new Set<net.Socket>();
+    const proxy = net.createServer((inbound) => {
+      const outbound = net.connect(Number(target.port), target.hostname);
+      sockets.add(inbound).add(outbound);
+      inbound.pipe(outbound).pipe(inbound);
+      inbound.on('error', () => outbound.destroy());
+      outbound.on('error', () => inbound.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
+    const via = new URL(blueUrl());
+    via.port = String((proxy.address() as net.AddressInfo).port);
+    const c = client(slot, pub, { connectionString: via.toString() });
+    await c.start(startLsn);
+    const consumed = settle(
+      (async () => {
+        for await (const _ of c.messages());
+      })(),
+    );
+    for (const s of sockets) s.destroy();
+    expect(await consumed).toMatchObject({
+      code: 'TEAL_REPLICATION_CONNECTION_LOST',
+      retriable: true,
+    });
   });
 });

@@ -7,10 +7,16 @@ const RETRIABLE_SQLSTATE_CLASSES = new Set(['08', '53', '57']);
 const RETRIABLE_SQLSTATES = new Set(['40001', '40P01', '55P03', '55006']);
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 
-/** The SQLSTATE of a Postgres error, if it has one. */
+/**
+ * The SQLSTATE of a Postgres error, if it has one. Node's system errors (EPIPE, EPERM,
+ * EBADF ...) also have five capitals in `code`; they carry `syscall`/`errno`, and no
+ * SQLSTATE class starts with "E", so neither is taken for one.
+ */
 export function sqlState(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && SQLSTATE.test(code) ? code : undefined;
+  const e = err as { code?: unknown; syscall?: unknown; errno?: unknown } | null;
+  const code = e?.code;
+  if (typeof code !== 'string' || !SQLSTATE.test(code) || code.startsWith('E')) return undefined;
+  return e?.syscall === undefined && e?.errno === undefined ? code : undefined;
 }
 
 /** True for "relation does not exist" / "schema does not exist" (green not initialised yet). */

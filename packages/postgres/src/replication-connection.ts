@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events';
 import { formatLsn, type Lsn, maxLsn } from '@teal/change-event';
 import { isRetriablePgError, redactUrl, sqlState, TealError } from '@teal/errors';
 import { decodeCopyData, encodeStandbyStatus } from '@teal/pgoutput';
-import pg from 'pg';
-import { clientConfig } from './session.ts';
+import type pg from 'pg';
+import { clientConfig, markConnectionLost, TealClient } from './session.ts';
 import { isSlotInvalidated, readSlot, slotInvalidatedError, slotMissingError } from './slot.ts';
 import { quoteLiteral, replicationLiteral } from './sql.ts';
 
@@ -110,9 +110,11 @@ export class ReplicationClient extends EventEmitter {
       config.options,
       ...Object.entries(this.opts.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`),
     ].join(' ');
-    const client = new pg.Client(config);
+    const client = new TealClient(config);
     this.client = client;
-    client.on('error', (err) => this.fail(err));
+    // The client emits 'error' for its socket (reset, EOF) and for a FATAL from the server;
+    // one without a SQLSTATE is the connection going away, which a new session can survive.
+    client.on('error', (err) => this.fail(sqlState(err) ? err : markConnectionLost(err)));
     client.on('end', () => {
       if (!this.closing)
         this.fail(
@@ -158,9 +160,14 @@ export class ReplicationClient extends EventEmitter {
         .query(this.startCommand(fromLsn))
         .then(() => {
           if (!this.closing)
-            this.fail(new Error('Connection terminated unexpectedly: the server ended replication'));
+            this.fail(
+              new TealError(
+                'TEAL_REPLICATION_CONNECTION_LOST',
+                'the server ended replication (walsender exited): a new session resumes from the confirmed LSN',
+              ),
+            );
         })
-        .catch((err) => {
+        .catch((err: unknown) => {
           const translated = this.translate(err, 'streaming');
           reject(translated);
           if (!this.closing) this.fail(translated);

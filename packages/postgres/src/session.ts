@@ -72,11 +72,16 @@ export class TealClient extends pg.Client {
   }
 
   private mark(err: unknown): unknown {
-    if (this.lost && err instanceof Error && (err as { code?: unknown }).code === undefined) {
-      (err as Error & { connectionLost?: boolean }).connectionLost = true;
-    }
-    return err;
+    return this.lost && (err as { code?: unknown } | null)?.code === undefined
+      ? markConnectionLost(err)
+      : err;
   }
+}
+
+/** Marks an error as the loss of its connection (see isRetriablePgError in @teal/errors). */
+export function markConnectionLost(err: unknown): unknown {
+  if (err instanceof Error) (err as Error & { connectionLost?: boolean }).connectionLost = true;
+  return err;
 }
 
 /** A connected client; the caller ends it. */
