@@ -1,3 +1,5 @@
+import { formatBytes } from '@teal/runtime/format';
+
 // Human output of the CLI: short aligned tables, and a progress bar on stderr when it is a TTY.
 
 export function table(headers: string[], rows: Array<Array<string | number | null>>): string {
@@ -9,15 +11,7 @@ export function table(headers: string[], rows: Array<Array<string | number | nul
 }
 
 export function bytes(n: number | null): string {
-  if (n === null) return '-';
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+  return n === null ? '-' : formatBytes(n);
 }
 
 export interface ProgressStream {

@@ -1,6 +1,7 @@
 import { deadLetterTopic, formatLsn, formatPosition, type Position } from '@teal/change-event';
 import type { ControlEntry, SlotState } from '@teal/postgres';
 import type { TealMetrics } from '@teal/runtime';
+import { formatBytes } from '@teal/runtime/format';
 import type { AppliedRow, TopicEnds } from './status-reads.ts';
 import {
   type BlockedPartition,
@@ -238,17 +239,6 @@ export function statusWarnings(r: Omit<StatusReport, 'warnings' | 'checkedAt'>, 
   if (r.producer?.error) w.push(`producer: ${r.producer.error}`);
   if (r.consumer.error) w.push(`consumer: ${r.consumer.error}`);
   return w;
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
 /** What the reads answered, with this pipeline's teal.control rows already picked by key. */
