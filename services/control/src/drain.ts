@@ -2,6 +2,7 @@ import { formatLsn, type Lsn, parseLsn } from '@teal/change-event';
 import { isUndefinedObject, TealError } from '@teal/errors';
 import type { TopicAdmin } from '@teal/kafka';
 import {
+  emitHeartbeat,
   isSlotInvalidated,
   readControlValue,
   readSlot,
@@ -38,10 +39,6 @@ const HEARTBEAT_EVERY_MS = 2_000;
 export async function currentWalLsn(blue: pg.Client): Promise<Lsn> {
   const { rows } = await blue.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
   return parseLsn(rows[0].lsn);
-}
-
-export async function emitHeartbeat(blue: pg.Client): Promise<void> {
-  await blue.query(`SELECT pg_logical_emit_message(false, 'teal.heartbeat', now()::text)`);
 }
 
 /** Partitions holding records that green has not applied yet (end = log end offset at the time of reading). */

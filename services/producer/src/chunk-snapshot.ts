@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { formatLsn, type Lsn, type Row, type TableSchema } from '@teal/change-event';
+import { emitWatermark } from '@teal/postgres';
 import type { TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import type { EventPublisher } from './event-publisher.ts';
@@ -20,8 +21,6 @@ import type { StateStore } from './state-store.ts';
 // everything committed after it, so each key's order holds without pausing the stream.
 // Once Kafka acknowledged the chunk, its last key goes to teal.snapshot_progress: a restart
 // resumes after the last recorded chunk.
-
-export const WATERMARK_PREFIX = 'teal.watermark';
 
 interface ChunkWindow {
   readonly id: string;
@@ -214,6 +213,6 @@ export class ChunkSnapshotter {
   }
 
   private async emit(content: string): Promise<void> {
-    await this.opts.blue.query('SELECT pg_logical_emit_message(false, $1, $2)', [WATERMARK_PREFIX, content]);
+    await emitWatermark(this.opts.blue, content);
   }
 }

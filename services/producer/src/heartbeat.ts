@@ -1,9 +1,9 @@
+import { emitHeartbeat } from '@teal/postgres';
 import type pg from 'pg';
 
 // On an idle database the slot would never advance (no commits to confirm), and blue would
 // keep WAL forever. A non-transactional logical message every heartbeatMs gives the stream
 // a position between transactions that the FlushTracker may confirm.
-export const HEARTBEAT_PREFIX = 'teal.heartbeat';
 
 export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
@@ -22,7 +22,7 @@ export class Heartbeat {
 
   async beat(): Promise<void> {
     try {
-      await this.blue.query(`SELECT pg_logical_emit_message(false, '${HEARTBEAT_PREFIX}', now()::text)`);
+      await emitHeartbeat(this.blue);
       this.lastError = undefined;
     } catch (err) {
       // Blue unreachable: the stream notices too; the next beat tries again.

@@ -11,11 +11,11 @@ import type {
   TableSchema,
 } from '@teal/change-event';
 import { type AssemblerOutput, FileSpillStore, TransactionAssembler } from '@teal/pgoutput';
-import { ReplicationClient } from '@teal/postgres';
+import { isTealMessage, ReplicationClient, WATERMARK_PREFIX } from '@teal/postgres';
 import type { Logger } from '@teal/runtime';
 import type pg from 'pg';
 import type { TypeCatalog } from './catalog.ts';
-import { type ChunkSnapshotter, WATERMARK_PREFIX } from './chunk-snapshot.ts';
+import type { ChunkSnapshotter } from './chunk-snapshot.ts';
 import { EventPublisher, type EventPublisherOptions } from './event-publisher.ts';
 
 // One stream session: from the slot's confirmed LSN, XLogData -> TransactionAssembler ->
@@ -214,7 +214,7 @@ export class StreamSession {
     const pub = this.publisher;
     if (m.prefix === WATERMARK_PREFIX) {
       await this.opts.chunks.onWatermark(m.content.toString('utf8'), m.lsn, pub);
-    } else if (!m.prefix.startsWith('teal.')) {
+    } else if (!isTealMessage(m.prefix)) {
       await pub.ensureTopic(pub.messagesTopic);
       pub.addMessage(m, xid);
     }
