@@ -4,8 +4,9 @@
 //   npm run bench:producer            (N = 1 000 000)
 //   BENCH_ROWS=200000 npx tsx bench/producer.ts
 //   TEAL_KAFKA_CLIENT=kafkajs|platformatic picks the Kafka client (default: @teal/kafka's).
+
 import { loadavg } from 'node:os';
-import { parseLsn } from '@teal/change-event';
+import { parseLsn, schemasTopic, tableTopic } from '@teal/change-event';
 import { resolveConfig } from '@teal/config';
 import { KafkaClient } from '@teal/kafka';
 import { Producer } from '@teal/producer';
@@ -90,5 +91,7 @@ await blue.query(`DROP TABLE ${name}`);
 await blue.end();
 const kafka = new KafkaClient({ brokers: [...config.kafka.brokers], client: config.kafka.client });
 const admin = kafka.admin();
-await admin.deleteTopics([`${name}_t.public.${name}`, `${name}_t._schemas`]).catch(() => {});
+await admin
+  .deleteTopics([tableTopic(`${name}_t`, 'public', name), schemasTopic(`${name}_t`)])
+  .catch(() => {});
 await kafka.close();

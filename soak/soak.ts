@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { drain } from '@teal/control';
 import { KafkaClient } from '@teal/kafka';
+import { VALUE_SESSION_OPTIONS } from '@teal/postgres';
 import { abortableDelay, waitFor } from '@teal/runtime';
 import pg from 'pg';
 import {
@@ -183,7 +184,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const greenPool = new pg.Pool({
     connectionString: opts.greenUrl,
     types: { getTypeParser: () => (v: string) => v } as unknown as pg.CustomTypesConfig,
-    options: '-c DateStyle=ISO -c TimeZone=UTC -c extra_float_digits=3',
+    options: VALUE_SESSION_OPTIONS,
     application_name: 'soak-check',
     max: 3,
   });
