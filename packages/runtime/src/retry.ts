@@ -8,6 +8,12 @@ export interface RetryOptions {
   signal?: AbortSignal;
   isRetriable?: (err: unknown) => boolean;
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+  /**
+   * Asked after each failure: true when the call ran well for a while before it failed (a
+   * stream that streamed), so the backoff starts again from its first step rather than
+   * going on from the delays of failures long ago.
+   */
+  madeProgress?: () => boolean;
 }
 
 /** Runs `fn` until it succeeds, retrying transient errors with capped exponential backoff and jitter. */
@@ -19,12 +25,14 @@ export async function withRetry<T>(
   const initial = options.initialDelayMs ?? 100;
   const max = options.maxDelayMs ?? 5_000;
   const retriable = options.isRetriable ?? isRetriablePgError;
+  let step = 0;
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn(attempt);
     } catch (err) {
       if (!retriable(err) || options.signal?.aborted) throw err;
-      const delay = Math.min(max, initial * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+      step = options.madeProgress?.() ? 1 : step + 1;
+      const delay = Math.min(max, initial * 2 ** (step - 1)) * (0.5 + Math.random() / 2);
       if (options.deadlineMs !== undefined && Date.now() - started + delay > options.deadlineMs) throw err;
       options.onRetry?.(err, attempt, delay);
       await abortableDelay(delay, options.signal);

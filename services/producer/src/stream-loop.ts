@@ -24,6 +24,7 @@ export class StreamLoop {
   private shipped: Position | undefined;
   private session: StreamSession | undefined;
   private isStreaming = false;
+  private streamed = false;
   private streamingWaiters: Array<() => void> = [];
 
   constructor(private readonly opts: StreamLoopOptions) {
@@ -60,6 +61,8 @@ export class StreamLoop {
         signal,
         // The catalog's `retriable` is the whole rule (slot or publication gone, a protocol error: not).
         isRetriable: isRetriablePgError,
+        // A session that streamed and then failed restarts soon, whatever failed before it.
+        madeProgress: () => this.streamedSinceFailure(),
         onRetry: (err, _attempt, delayMs) =>
           log.warn(
             { err, delayMs: Math.round(delayMs) },
@@ -81,6 +84,12 @@ export class StreamLoop {
     await this.session?.close();
   }
 
+  private streamedSinceFailure(): boolean {
+    const streamed = this.streamed;
+    this.streamed = false;
+    return streamed;
+  }
+
   private async runSession(): Promise<void> {
     if (this.opts.signal.aborted) return;
     const session = new StreamSession({ ...this.opts.session, startLsn: this.lsn });
@@ -88,6 +97,7 @@ export class StreamLoop {
     try {
       await session.start();
       this.isStreaming = true;
+      this.streamed = true;
       this.opts.onStreaming?.();
       for (const wake of this.streamingWaiters.splice(0)) wake();
       await session.run();
