@@ -63,15 +63,24 @@ export async function copySequences(
   const out: SequenceCopy[] = [];
   for (const seq of await readBlueSequences(blue)) {
     const blueName = `${seq.schemaname}.${seq.sequencename}`;
+    // pg_sequences.last_value is NULL both when the sequence was never called (or was
+    // setval(..., false)) and when teal's role may not read it: read the sequence itself
+    // to tell the two apart, and report an unreadable one as not copied.
+    let isCalled = true;
     if (seq.last_value === null) {
-      out.push({
-        blue: blueName,
-        green: null,
-        value: null,
-        ok: true,
-        note: 'never used on blue: left as it is',
-      });
-      continue;
+      const direct = await readSequenceDirectly(blue, seq.schemaname, seq.sequencename);
+      if ('error' in direct) {
+        out.push({
+          blue: blueName,
+          green: null,
+          value: null,
+          ok: false,
+          note: `not copied: cannot read it on blue (${direct.error}); grant SELECT on it to teal's blue role and run the cutover again`,
+        });
+        continue;
+      }
+      seq.last_value = direct.lastValue;
+      isCalled = direct.isCalled;
     }
     const { owned, names } = greenCandidates(seq, transforms);
     let found: [string, string] | undefined;
@@ -110,11 +119,18 @@ export async function copySequences(
     }
     const greenName = `${found[0]}.${found[1]}`;
     try {
-      await green.query(`SELECT setval(format('%I.%I', $1::text, $2::text), $3::bigint, true)`, [
+      await green.query(`SELECT setval(format('%I.%I', $1::text, $2::text), $3::bigint, $4::boolean)`, [
         ...found,
         seq.last_value,
+        isCalled,
       ]);
-      out.push({ blue: blueName, green: greenName, value: seq.last_value, ok: true, note: null });
+      out.push({
+        blue: blueName,
+        green: greenName,
+        value: seq.last_value,
+        ok: true,
+        note: isCalled ? null : `not called yet on blue: green's next value is ${seq.last_value}`,
+      });
     } catch (err) {
       out.push({
         blue: blueName,
@@ -126,4 +142,21 @@ export async function copySequences(
     }
   }
   return out;
+}
+
+/** last_value and is_called read from the sequence itself (pg_sequences hides them without privilege). */
+async function readSequenceDirectly(
+  blue: pg.Client,
+  schema: string,
+  name: string,
+): Promise<{ lastValue: string; isCalled: boolean } | { error: string }> {
+  try {
+    const { rows } = await blue.query<{ last_value: string; is_called: string | boolean }>(
+      `SELECT last_value::text AS last_value, is_called::text AS is_called FROM ${quoteTable(schema, name)}`,
+    );
+    if (!rows[0]) return { error: 'the sequence returned no row' };
+    return { lastValue: rows[0].last_value, isCalled: String(rows[0].is_called) === 'true' };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
 }
