@@ -1,5 +1,5 @@
 import { parseLsn } from '@teal/change-event';
-import { type ResolvedConfig, resolveConfig } from '@teal/config';
+import type { ResolvedConfig } from '@teal/config';
 import { Consumer } from '@teal/consumer';
 import { build, TealControl } from '@teal/control';
 import { TealError } from '@teal/errors';
@@ -7,7 +7,8 @@ import { Producer } from '@teal/producer';
 import { createMetrics, waitFor } from '@teal/runtime';
 import pg from 'pg';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
+import { controlConfig as configFor } from './support/control-pipeline.ts';
+import { blueUrl, greenUrl, pgClient, uniqueName } from './support/env.ts';
 
 // The control plane against real blue, green and Kafka, with the real producer and
 // consumer in this process. Fence and cutover run in a blue database of their own, so that
@@ -17,27 +18,6 @@ function urlFor(base: string, database: string): string {
   const url = new URL(base);
   url.pathname = `/${database}`;
   return url.toString();
-}
-
-function configFor(
-  name: string,
-  blue: string,
-  tables: string[],
-  extra: Record<string, unknown> = {},
-): ResolvedConfig {
-  return resolveConfig(
-    {
-      tables,
-      slot: `${name}_slot`,
-      publication: `${name}_pub`,
-      kafka: { topicPrefix: `${name}_t`, partitions: 2 },
-      heartbeatMs: 500,
-      ...extra,
-    },
-    {
-      env: { TEAL_BLUE_URL: blue, TEAL_GREEN_URL: greenUrl(), TEAL_KAFKA_BROKERS: kafkaBrokers().join(',') },
-    },
-  );
 }
 
 /** A client that tolerates being terminated (fence, DROP DATABASE ... FORCE), closed when the test ends. */

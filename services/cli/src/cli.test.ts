@@ -8,6 +8,9 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliIo, EXIT, main } from './cli.ts';
 
+const NO_HOLES = { preparedTransactions: [], sessions: [] };
+const AT = '2026-12-01T10:00:00+00:00';
+
 // The CLI against a real HTTP listener serving the real API over a fake backend: no
 // database, no Kafka.
 
@@ -59,6 +62,8 @@ const backend = {
     }
     return {
       drained: true,
+      clean: true,
+      deadLetters: { total: 0, tables: [] },
       lsn: '0/16B3748',
       targetLsn: '0/16B3748',
       confirmedLsn: '0/16B3748',
@@ -73,6 +78,8 @@ const backend = {
       safeToSwitch: false,
       fenced: true,
       drainLsn: '0/1',
+      deadLetters: null,
+      fenceHoles: null,
       steps: [{ name: 'verify', ok: false, ms: 3, details: '1 table(s) differ' }],
       sequences: [],
       verify: null,
@@ -83,8 +90,14 @@ const backend = {
     calls.push({ what: 'verify', body: opts.tables });
     return { ok: true, startedAt: 'a', finishedAt: 'b', durationMs: 3, tables: [] };
   },
-  fence: async () => ({ fenced: true, database: 'app', terminatedSessions: 0 }),
-  unfence: async () => ({ fenced: false, database: 'app', terminatedSessions: 0 }),
+  fence: async () => ({ fenced: true, database: 'app', terminatedSessions: 0, fencedAt: AT, ...NO_HOLES }),
+  unfence: async () => ({
+    fenced: false,
+    database: 'app',
+    terminatedSessions: 0,
+    fencedAt: null,
+    ...NO_HOLES,
+  }),
   ready: async () => ({
     ready: true,
     checks: {

@@ -98,14 +98,17 @@ const COMMANDS: Record<string, Command> = {
   },
   cutover: {
     summary: 'fence, drain, copy sequences, verify; say whether it is safe to switch',
-    usage: 'teal cutover [--no-fence] [--no-verify] [--timeout MS] [--unfence-on-failure] [--json]',
+    usage:
+      'teal cutover [--no-fence] [--no-verify] [--timeout MS] [--unfence-on-failure] [--accept-dead-letters] [--json]',
     options: {
       ...json,
       'no-fence': { type: 'boolean' },
       'no-verify': { type: 'boolean' },
       timeout: { type: 'string' },
       'unfence-on-failure': { type: 'boolean' },
+      'accept-dead-letters': { type: 'boolean' },
     },
+    details: "--accept-dead-letters   safe to switch although green lacks the dead letters' changes",
     run: runCutover,
   },
   verify: {

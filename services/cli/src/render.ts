@@ -67,6 +67,31 @@ export function formatCutover(r: CutoverReport): string {
       )}`,
     );
   }
+  if (r.deadLetters && r.deadLetters.total > 0) {
+    lines.push(
+      `\n${table(
+        ['dead letters (table)', 'count'],
+        r.deadLetters.tables.map((t) => [t.table, t.count]),
+      )}`,
+    );
+  }
+  const holes = r.fenceHoles;
+  if (holes && holes.preparedTransactions.length > 0) {
+    lines.push(
+      `\n${table(
+        ['prepared transaction (gid)', 'owner', 'prepared'],
+        holes.preparedTransactions.map((p) => [p.gid, p.owner, p.prepared]),
+      )}`,
+    );
+  }
+  if (holes && holes.sessions.length > 0) {
+    lines.push(
+      `\n${table(
+        ['pid', 'user', 'application', 'backend', 'started (before the fence)'],
+        holes.sessions.map((s) => [s.pid, s.usename ?? '', s.applicationName, s.backendType, s.backendStart]),
+      )}`,
+    );
+  }
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   lines.push(
     r.safeToSwitch

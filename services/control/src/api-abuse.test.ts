@@ -11,6 +11,9 @@ import type { ControlBackend } from './backend.ts';
 import { startApi } from './server.ts';
 import type { DrainOptions, DrainResult, ReadyReport, StatusReport } from './types.ts';
 
+const NO_HOLES = { preparedTransactions: [], sessions: [] };
+const AT = '2026-12-01T10:00:00+00:00';
+
 // Issue 7 part 5: what a hostile or careless client can send the control API. Every answer
 // is a 2xx with the declared shape or a 4xx {error: {code, message}} that says what to
 // change; never a 5xx, never a state the next normal request cannot get out of.
@@ -21,6 +24,8 @@ const AUTH = { authorization: `Bearer ${TOKEN}` };
 function drained(): DrainResult {
   return {
     drained: true,
+    clean: true,
+    deadLetters: { total: 0, tables: [] },
     lsn: '0/16B3748',
     targetLsn: '0/16B3748',
     confirmedLsn: '0/16B3800',
@@ -85,6 +90,8 @@ class FakeBackend implements ControlBackend {
       safeToSwitch: true,
       fenced: true,
       drainLsn: '0/1',
+      deadLetters: { total: 0, tables: [] },
+      fenceHoles: { preparedTransactions: [], sessions: [] },
       steps: [],
       sequences: [],
       verify: null,
@@ -95,10 +102,10 @@ class FakeBackend implements ControlBackend {
     return { ok: true, startedAt: 'a', finishedAt: 'b', durationMs: 1, tables: [] };
   }
   async fence() {
-    return { fenced: true, database: 'app', terminatedSessions: 0 };
+    return { fenced: true, database: 'app', terminatedSessions: 0, fencedAt: AT, ...NO_HOLES };
   }
   async unfence() {
-    return { fenced: false, database: 'app', terminatedSessions: 0 };
+    return { fenced: false, database: 'app', terminatedSessions: 0, fencedAt: null, ...NO_HOLES };
   }
   async ready(): Promise<ReadyReport> {
     const ok = { ok: true, error: null };

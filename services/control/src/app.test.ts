@@ -8,11 +8,16 @@ import type { ControlBackend } from './backend.ts';
 import { assertSafeBind } from './server.ts';
 import type { DrainOptions, DrainResult, ReadyReport, StatusReport } from './types.ts';
 
+const NO_HOLES = { preparedTransactions: [], sessions: [] };
+const AT = '2026-12-01T10:00:00+00:00';
+
 const TOKEN = 's3cret-token-0123456789';
 
 function drainResult(): DrainResult {
   return {
     drained: true,
+    clean: true,
+    deadLetters: { total: 0, tables: [] },
     lsn: '0/16B3748',
     targetLsn: '0/16B3748',
     confirmedLsn: '0/16B3800',
@@ -76,6 +81,8 @@ class FakeBackend implements ControlBackend {
       safeToSwitch: true,
       fenced: true,
       drainLsn: '0/1',
+      deadLetters: { total: 0, tables: [] },
+      fenceHoles: { preparedTransactions: [], sessions: [] },
       steps: [],
       sequences: [],
       verify: null,
@@ -86,10 +93,10 @@ class FakeBackend implements ControlBackend {
     return { ok: true, startedAt: 'a', finishedAt: 'b', durationMs: 1, tables: [] };
   }
   async fence() {
-    return { fenced: true, database: 'app', terminatedSessions: 2 };
+    return { fenced: true, database: 'app', terminatedSessions: 2, fencedAt: AT, ...NO_HOLES };
   }
   async unfence() {
-    return { fenced: false, database: 'app', terminatedSessions: 0 };
+    return { fenced: false, database: 'app', terminatedSessions: 0, fencedAt: null, ...NO_HOLES };
   }
   async ready(): Promise<ReadyReport> {
     return {

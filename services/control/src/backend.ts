@@ -5,15 +5,17 @@ import { controlKey, ensureGreenState, readSlot, withClient, writeControlValue }
 import { createMetrics, type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import { runCutover } from './cutover.ts';
+import { countDeadLetters } from './dead-letters.ts';
 import { drain } from './drain.ts';
 import { Exclusive } from './exclusive.ts';
-import { fence, isFenced, unfence } from './fence.ts';
+import { fence, isFenced, OWN_APPLICATION_NAME, unfence } from './fence.ts';
 import { copySequences } from './sequences.ts';
 import { statusReport, updateGauges } from './status-derive.ts';
-import { readAppliedPositions, readControl, readTopicEnds } from './status-reads.ts';
+import { readAppliedPositions, readControl, readGreenSide, readTopicEnds } from './status-reads.ts';
 import type {
   CutoverOptions,
   CutoverReport,
+  DeadLetterCounts,
   DrainOptions,
   DrainResult,
   FenceResult,
@@ -57,10 +59,13 @@ export interface TealControlDeps {
   verifyTables?: typeof verifyTables;
   /** Drain poll interval, ms. */
   pollMs?: number;
+  /** Counts the dead-letter topic; default: reads it (dead-letters.ts). */
+  countDeadLetters?: () => Promise<DeadLetterCounts>;
 }
 
-// Every session the control plane opens; "teal" first so a fence leaves it alone.
-const CONTROL_SESSION = { applicationName: 'teal-control', connectionTimeoutMillis: 5_000 };
+// Every session the control plane opens carries this process's token (fence.ts), so a
+// fence leaves exactly these alone.
+const CONTROL_SESSION = { applicationName: OWN_APPLICATION_NAME, connectionTimeoutMillis: 5_000 };
 
 /**
  * The control plane over blue, green and Kafka. It works in the pipeline's process (given
@@ -70,7 +75,7 @@ const CONTROL_SESSION = { applicationName: 'teal-control', connectionTimeoutMill
 export class TealControl implements ControlBackend {
   readonly metrics: TealMetrics;
   private readonly log: Logger;
-  private readonly kafka: KafkaClient | undefined;
+  private kafka: KafkaClient | undefined;
   private readonly admin: TopicAdmin;
   private transformSet: TransformSet | undefined;
   /** The drain or cutover that runs now; only one at a time. */
@@ -95,6 +100,16 @@ export class TealControl implements ControlBackend {
     this.transformSet = deps.transforms;
   }
 
+  /** The client that reads topics (the dead letters); made on first use when an admin was given. */
+  private get reader(): KafkaClient {
+    this.kafka ??= new KafkaClient({
+      brokers: [...this.config.kafka.brokers],
+      clientId: 'teal-control',
+      client: this.config.kafka.client,
+    });
+    return this.kafka;
+  }
+
   private get transforms(): TransformSet {
     this.transformSet ??= compileTransforms(this.config);
     return this.transformSet;
@@ -111,7 +126,14 @@ export class TealControl implements ControlBackend {
   async status(): Promise<StatusReport> {
     const [blueSide, greenSide, kafkaSide] = await Promise.all([
       this.blue(async (c) => ({ slot: await readSlot(c, this.config.slot), fenced: await isFenced(c) })),
-      this.green(async (c) => ({ control: await readControl(c), applied: await readAppliedPositions(c) })),
+      readGreenSide(
+        () =>
+          this.green(async (c) => ({
+            control: await readControl(c),
+            applied: await readAppliedPositions(c),
+          })),
+        { control: new Map(), applied: [] },
+      ),
       readTopicEnds(this.admin, this.config.kafka.topicPrefix),
     ]);
     const control = greenSide.control;
@@ -129,6 +151,7 @@ export class TealControl implements ControlBackend {
       topics: kafkaSide,
       live: { producer: this.deps.producer, consumer: this.deps.consumer },
       draining: this.running.running !== undefined,
+      greenUnreachable: greenSide.unreachable,
     });
     updateGauges(this.metrics, report);
     return report;
@@ -183,14 +206,21 @@ export class TealControl implements ControlBackend {
             green,
             admin: this.admin,
             slot: this.config.slot,
+            publication: this.config.publication,
             topicPrefix: this.config.kafka.topicPrefix,
+            countDeadLetters:
+              this.deps.countDeadLetters ??
+              (() => countDeadLetters(this.reader, this.config.kafka.topicPrefix)),
             pollMs: this.deps.pollMs,
           },
           opts,
         ),
       ),
     );
-    this.log.info({ lsn: result.lsn, waitedMs: result.waitedMs }, 'drained');
+    this.log.info(
+      { lsn: result.lsn, waitedMs: result.waitedMs, deadLetters: result.deadLetters.total },
+      result.clean ? 'drained' : 'drained, with dead letters',
+    );
     return result;
   }
 

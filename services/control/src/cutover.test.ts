@@ -1,7 +1,21 @@
 import { TealError } from '@teal/errors';
 import { describe, expect, it } from 'vitest';
 import { type CutoverSteps, runCutover } from './cutover.ts';
-import type { VerifyReportView } from './types.ts';
+import type { DrainResult, VerifyReportView } from './types.ts';
+
+const NO_HOLES = { preparedTransactions: [], sessions: [] };
+const AT = '2026-12-01T10:00:00+00:00';
+const DRAINED: DrainResult = {
+  drained: true,
+  clean: true,
+  deadLetters: { total: 0, tables: [] },
+  lsn: '0/ABC',
+  targetLsn: '0/ABC',
+  confirmedLsn: '0/ABD',
+  partitions: [],
+  waitedMs: 1,
+  fenced: false,
+};
 
 function steps(over: Partial<CutoverSteps> = {}) {
   const calls: string[] = [];
@@ -10,18 +24,17 @@ function steps(over: Partial<CutoverSteps> = {}) {
     return value;
   };
   const s: CutoverSteps = {
-    fence: async () => track('fence', { fenced: true, database: 'app', terminatedSessions: 1 }),
-    unfence: async () => track('unfence', { fenced: false, database: 'app', terminatedSessions: 0 }),
-    drain: async () =>
-      track('drain', {
-        drained: true,
-        lsn: '0/ABC',
-        targetLsn: '0/ABC',
-        confirmedLsn: '0/ABD',
-        partitions: [],
-        waitedMs: 1,
+    fence: async () =>
+      track('fence', { fenced: true, database: 'app', terminatedSessions: 1, fencedAt: AT, ...NO_HOLES }),
+    unfence: async () =>
+      track('unfence', {
         fenced: false,
+        database: 'app',
+        terminatedSessions: 0,
+        fencedAt: null,
+        ...NO_HOLES,
       }),
+    drain: async () => track('drain', DRAINED),
     copySequences: async () =>
       track('sequences', [
         { blue: 'public.t_id_seq', green: 'public.t_id_seq', value: '42', ok: true, note: null },
@@ -70,6 +83,55 @@ describe('runCutover', () => {
     expect(report.safeToSwitch).toBe(false);
     expect(report.fenced).toBe(true);
     expect(report.warnings.join()).toMatch(/stays fenced/);
+  });
+
+  it('is not safe while blue has a prepared transaction or a session older than the fence, and says what to do', async () => {
+    const { s, calls } = steps({
+      fence: async () => ({
+        fenced: true,
+        database: 'app',
+        terminatedSessions: 0,
+        fencedAt: '2026-12-01T10:00:00+00:00',
+        preparedTransactions: [{ gid: 'pay-7', owner: 'shop', prepared: '2026-12-01T09:59:00+00:00' }],
+        sessions: [
+          {
+            pid: 4242,
+            usename: 'shop',
+            applicationName: 'cron',
+            backendType: 'background worker',
+            backendStart: '2026-12-01T08:00:00+00:00',
+          },
+        ],
+      }),
+    });
+    const report = await runCutover(s, opts);
+    expect(calls).toEqual([]);
+    expect(report.safeToSwitch).toBe(false);
+    expect(report.fenceHoles?.preparedTransactions[0].gid).toBe('pay-7');
+    const details = report.steps[0].details;
+    expect(details).toMatch(/'pay-7' \(owner shop, prepared 2026-12-01T09:59:00\+00:00\)/);
+    expect(details).toMatch(/COMMIT PREPARED 'gid'.*or ROLLBACK PREPARED 'gid'/);
+    expect(details).toMatch(/pid 4242 \(user shop, application "cron", background worker/);
+    expect(details).toMatch(/pg_terminate_backend/);
+  });
+
+  it('is not safe with dead letters unless the operator accepts them', async () => {
+    const dirty = {
+      drain: async () => ({
+        ...DRAINED,
+        clean: false,
+        deadLetters: { total: 3, tables: [{ table: 'public.orders', count: 3 }] },
+      }),
+    };
+    const refused = await runCutover(steps(dirty).s, opts);
+    expect(refused.safeToSwitch).toBe(false);
+    expect(refused.deadLetters?.total).toBe(3);
+    expect(refused.steps.find((x) => x.name === 'drain')?.details).toMatch(
+      /3 dead letter\(s\).*public\.orders: 3.*--accept-dead-letters/,
+    );
+    const accepted = await runCutover(steps(dirty).s, { ...opts, acceptDeadLetters: true });
+    expect(accepted.safeToSwitch).toBe(true);
+    expect(accepted.warnings.join()).toMatch(/3 dead letter\(s\).*accepted by the operator/);
   });
 
   it('warns when not fenced and not verified', async () => {

@@ -1,4 +1,5 @@
 import { TealError } from '@teal/errors';
+import { describeFenceHoles } from './fence.ts';
 import type {
   CutoverOptions,
   CutoverReport,
@@ -13,6 +14,9 @@ import type {
 // The steps run in that order and stop at the first that fails; the report says whether it
 // is safe to point the application at green. Nothing here switches traffic: that stays the
 // operator's decision, made on `safeToSwitch`.
+// The fence step fails while blue has what the fence cannot stop (fence.ts: prepared
+// transactions, backends older than the fence); the drain step fails when the dead-letter
+// topic holds records, unless the operator accepts them (`acceptDeadLetters`).
 
 export interface CutoverSteps {
   fence(): Promise<FenceResult>;
@@ -27,6 +31,8 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
     safeToSwitch: false,
     fenced: false,
     drainLsn: null,
+    deadLetters: null,
+    fenceHoles: null,
     steps: [],
     sequences: [],
     verify: null,
@@ -51,6 +57,9 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
     ok = await step('fence', async () => {
       const f = await steps.fence();
       report.fenced = true;
+      report.fenceHoles = { preparedTransactions: f.preparedTransactions, sessions: f.sessions };
+      const holes = describeFenceHoles(report.fenceHoles);
+      if (holes.length > 0) throw new Error(`blue is fenced but can still change: ${holes.join('; ')}`);
       return `blue database ${f.database} is read-only for new sessions; ${f.terminatedSessions} session(s) terminated`;
     });
   } else {
@@ -61,7 +70,19 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
       const remaining = Math.max(1_000, opts.timeoutMs - (Date.now() - started));
       const d = await steps.drain(remaining);
       report.drainLsn = d.lsn;
-      return `everything committed on blue up to ${d.lsn} is applied in green (${d.waitedMs} ms)`;
+      report.deadLetters = d.deadLetters;
+      const applied = `everything committed on blue up to ${d.lsn} is applied in green (${d.waitedMs} ms)`;
+      if (d.clean) return applied;
+      const counts = d.deadLetters.tables.map((t) => `${t.table}: ${t.count}`).join(', ');
+      const letters = `${d.deadLetters.total} dead letter(s), changes green lacks (${counts})`;
+      if (!opts.acceptDeadLetters) {
+        throw new Error(
+          `${applied} except ${letters}: fix their cause and replay them from the dead-letter topic, ` +
+            'or switch without them with acceptDeadLetters: true (teal cutover --accept-dead-letters)',
+        );
+      }
+      report.warnings.push(`switching with ${letters}, accepted by the operator`);
+      return `${applied} except ${letters}, accepted`;
     });
   }
   if (ok) {

@@ -6,6 +6,7 @@ import {
   isSlotInvalidated,
   readControlValue,
   readSlot,
+  readSnapshotProgress,
   slotInvalidatedError,
   slotKey,
   slotMissingError,
@@ -14,31 +15,102 @@ import { abortableDelay } from '@teal/runtime';
 import type pg from 'pg';
 import { fence } from './fence.ts';
 import { readAppliedPositions, readTopicEnds, type TopicEnds } from './status-reads.ts';
-import type { DrainOptions, DrainResult, PartitionProgress } from './types.ts';
+import type {
+  DeadLetterCounts,
+  DrainOptions,
+  DrainResult,
+  PartitionProgress,
+  SnapshotPending,
+} from './types.ts';
 
-// Drain proves "everything committed on blue up to LSN X is applied in green" in two steps:
-//  1. The slot's confirmed_flush_lsn reaches X. The producer confirms an LSN only after
+// Drain proves "everything committed on blue up to LSN X is applied in green" in steps:
+//  1. Every table of the publication has its snapshot done (teal.snapshot_progress in
+//     green): a table still being copied by chunks has rows that are in no topic yet.
+//  2. The slot's confirmed_flush_lsn reaches X. The producer confirms an LSN only after
 //     Kafka acknowledged (acks=all) every event committed at or before it, so from then on
-//     every such event sits in Kafka, below the log end offsets read next.
-//  2. Green's teal.applied_position reaches those log end offsets on every partition.
+//     every such event sits in Kafka, below the log end offsets read in step 3.
+//  3. Green's teal.applied_position reaches those log end offsets on every partition.
 //     The position row is written in the same transaction as the rows it covers.
 // A heartbeat message emitted after X gives an idle slot something past X to confirm.
+// Then the dead-letter topic is counted: records green rejected are changes it lacks, so
+// the result says `clean: false` with counts per table (dead-letters.ts).
 
 export interface DrainDeps {
   blue: pg.Client;
   green: pg.Client;
   admin: TopicAdmin;
   slot: string;
+  /**
+   * The publication whose tables must have their snapshot done; without it, only the tables
+   * teal.snapshot_progress already lists are waited for.
+   */
+  publication?: string;
   topicPrefix: string;
+  /**
+   * Counts the dead-letter topic per source table (called only when it holds records);
+   * without it the total is reported under NOT_COUNTED.
+   */
+  countDeadLetters?(): Promise<DeadLetterCounts>;
   /** Poll interval, ms. */
   pollMs?: number;
 }
 
 const HEARTBEAT_EVERY_MS = 2_000;
+/** The "table" of dead letters when the caller gave no way to read them. */
+export const NOT_COUNTED = '(not counted per table)';
 
+/**
+ * An LSN at or past the commit record of every transaction already acknowledged to a client.
+ *
+ * Not pg_current_wal_lsn(): that is the WAL *write* location (xlogfuncs.c: GetXLogWriteRecPtr),
+ * and under synchronous_commit = off a commit returns to the client as soon as its record is
+ * inserted into the WAL buffers, before it is written or flushed (xact.c RecordTransactionCommit:
+ * XLogSetAsyncXactLSN instead of XLogFlush; the WAL writer writes it up to 3 x wal_writer_delay
+ * later; docs: "Asynchronous Commit", wal.sgml). pg_current_wal_insert_lsn() is the *insert*
+ * location (GetXLogInsertRecPtr), past every record inserted so far, so past every such commit
+ * ("pg_current_wal_insert_lsn displays the current write-ahead log insertion location";
+ * docs: System Administration Functions, Backup Control Functions). The slot confirms it once
+ * the WAL writer flushed it and the producer shipped it: drain waits that little longer.
+ */
 export async function currentWalLsn(blue: pg.Client): Promise<Lsn> {
-  const { rows } = await blue.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  const { rows } = await blue.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
   return parseLsn(rows[0].lsn);
+}
+
+/** The publication's tables whose snapshot is not done in green (no row yet: 'pending'). */
+export async function unfinishedSnapshots(
+  blue: pg.Client,
+  green: pg.Client,
+  publication: string | undefined,
+): Promise<SnapshotPending[]> {
+  let progress: Awaited<ReturnType<typeof readSnapshotProgress>>;
+  try {
+    progress = await readSnapshotProgress(green);
+  } catch (err) {
+    if (!isUndefinedObject(err)) throw err;
+    progress = new Map();
+  }
+  const names =
+    publication === undefined
+      ? [...progress.keys()].sort()
+      : (
+          await blue.query<{ name: string }>(
+            `SELECT schemaname || '.' || tablename AS name FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1`,
+            [publication],
+          )
+        ).rows.map((r) => r.name);
+  const out: SnapshotPending[] = [];
+  for (const name of names) {
+    const p = progress.get(name);
+    if (p?.state === 'done') continue;
+    out.push({
+      table: name,
+      state: p?.state ?? 'pending',
+      rowsDone: p?.rowsDone ?? 0,
+      rowsEstimated: p ? p.rowsEstimated : null,
+    });
+  }
+  return out;
 }
 
 /** Partitions holding records that green has not applied yet (end = log end offset at the time of reading). */
@@ -77,8 +149,18 @@ export async function drain(deps: DrainDeps, opts: DrainOptions): Promise<DrainR
   await emitHeartbeat(deps.blue);
   let lastHeartbeat = Date.now();
 
-  // Step 1: the producer has confirmed the target.
   let confirmed = 0n;
+  // Step 1: every snapshot is done, so its rows are in Kafka before the ends are read.
+  for (;;) {
+    checkAbort();
+    const pending = await unfinishedSnapshots(deps.blue, deps.green, deps.publication);
+    if (pending.length === 0) break;
+    if (Date.now() >= deadline)
+      throw snapshotTimeout(opts.timeoutMs, started, target, confirmed, pending, fenced);
+    await abortableDelay(Math.min(pollMs, Math.max(1, deadline - Date.now())), opts.signal);
+  }
+
+  // Step 2: the producer has confirmed the target.
   for (;;) {
     checkAbort();
     const slot = await readSlot(deps.blue, deps.slot);
@@ -98,7 +180,7 @@ export async function drain(deps: DrainDeps, opts: DrainOptions): Promise<DrainR
     await abortableDelay(Math.min(pollMs, Math.max(1, deadline - Date.now())), opts.signal);
   }
 
-  // Step 2: green has applied everything Kafka holds now (a superset of what is <= target).
+  // Step 3: green has applied everything Kafka holds now (a superset of what is <= target).
   const { tables } = await readTopicEnds(deps.admin, deps.topicPrefix);
   let partitions: PartitionProgress[];
   for (;;) {
@@ -119,8 +201,19 @@ export async function drain(deps: DrainDeps, opts: DrainOptions): Promise<DrainR
     await abortableDelay(Math.min(pollMs, Math.max(1, deadline - Date.now())), opts.signal);
   }
 
+  // Read after green applied them: a record is dead-lettered (acks=all) before its position commits.
+  const deadLetterTotal = (await readTopicEnds(deps.admin, deps.topicPrefix)).deadLetters;
+  const deadLetters =
+    deadLetterTotal === 0
+      ? { total: 0, tables: [] }
+      : ((await deps.countDeadLetters?.()) ?? {
+          total: deadLetterTotal,
+          tables: [{ table: NOT_COUNTED, count: deadLetterTotal }],
+        });
   return {
     drained: true,
+    clean: deadLetters.total === 0,
+    deadLetters,
     lsn: formatLsn(target),
     targetLsn: formatLsn(target),
     confirmedLsn: formatLsn(confirmed),
@@ -169,6 +262,41 @@ function timeout(
       fenced,
     },
   });
+}
+
+function snapshotTimeout(
+  timeoutMs: number,
+  started: number,
+  target: Lsn,
+  confirmed: Lsn,
+  pending: SnapshotPending[],
+  fenced: boolean,
+): TealError {
+  const list = pending
+    .slice(0, 5)
+    .map(
+      (p) =>
+        `${p.table} (${p.state}, ${p.rowsDone}${p.rowsEstimated === null ? '' : ` of ~${p.rowsEstimated}`} rows)`,
+    )
+    .join(', ');
+  return new TealError(
+    'TEAL_DRAIN_TIMEOUT',
+    `drain did not finish within ${timeoutMs} ms: the snapshot of ${pending.length} table(s) is not done, so green lacks rows of ${list}${pending.length > 5 ? ', ...' : ''}` +
+      ': the producer is still copying them (teal status shows its progress); drain again with a longer timeout once they are done',
+    {
+      status: 504,
+      retriable: true,
+      details: {
+        targetLsn: formatLsn(target),
+        confirmedLsn: formatLsn(confirmed),
+        slotBehindBytes: 0,
+        partitionsBehind: [],
+        snapshotsPending: pending,
+        waitedMs: Date.now() - started,
+        fenced,
+      },
+    },
+  );
 }
 
 /** True when green remembers that teal created this slot (so its absence means lost WAL). */

@@ -1,14 +1,27 @@
+import { randomBytes } from 'node:crypto';
 import { TealError } from '@teal/errors';
 import { quoteIdent } from '@teal/postgres';
+import { abortableDelay } from '@teal/runtime';
 import type pg from 'pg';
-import type { FenceResult } from './types.ts';
+import type { FenceHoles, FenceResult } from './types.ts';
 
 // The fence makes blue refuse new writes so that a drain's LSN is final:
 //   ALTER DATABASE <db> SET default_transaction_read_only = on
-// applies to every session that starts afterwards, so the sessions already connected are
-// terminated (pg_terminate_backend) and reconnect read-only; their open transactions roll
-// back, which loses nothing that was committed. Sessions whose application_name starts
-// with "teal" are teal's own (the walsender is not a client backend at all) and are kept.
+// applies to every session that starts afterwards, so the client sessions already connected
+// are terminated (pg_terminate_backend) and reconnect read-only; their open transactions
+// roll back, which loses nothing that was committed.
+//
+// Exempt are only this process's own control sessions: their application_name is
+// OWN_APPLICATION_NAME, "teal-control " plus a random token made when the process starts,
+// which no application has by accident (a name merely starting with "teal" is terminated
+// like any other). The producer's blue sessions are terminated too and reconnect: they
+// only read, emit logical messages and keep the walsender, which is not a client backend.
+//
+// What the setting cannot stop (fenceHoles): a prepared transaction (COMMIT PREPARED is
+// allowed in a read-only session, and its changes would reach blue after the drain), and a
+// backend that is not a client backend (a background worker: a subscription's apply worker,
+// pg_cron, an extension's) or did not exit, which keeps the setting it started with. The
+// fence lists them; cutover is not safe to switch while there are any.
 //
 // Limits (docs/api.md): a session may still `SET transaction_read_only = off` or
 // `SET default_transaction_read_only = off`, a role or a connection string may set it off
@@ -16,6 +29,12 @@ import type { FenceResult } from './types.ts';
 // applications, not a determined superuser.
 
 const FENCE_SETTING = 'default_transaction_read_only=on';
+
+/** application_name of this process's control sessions, the only ones a fence keeps. */
+export const OWN_APPLICATION_NAME = `teal-control ${randomBytes(8).toString('hex')}`;
+
+/** How long the fence waits for the sessions it terminated to exit. */
+const EXIT_WAIT_MS = 5_000;
 
 export async function fence(blue: pg.Client): Promise<FenceResult> {
   const database = await currentDatabase(blue);
@@ -28,13 +47,90 @@ export async function fence(blue: pg.Client): Promise<FenceResult> {
       { status: 500, cause: err },
     );
   }
-  const { rows } = await blue.query<{ n: string }>(
-    `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::text AS n
-       FROM pg_stat_activity
-      WHERE datname = current_database() AND backend_type = 'client backend'
-        AND pid <> pg_backend_pid() AND coalesce(application_name, '') NOT LIKE 'teal%'`,
+  // Every backend that starts from now on reads the setting: the fence time is after the commit.
+  const { rows: at } = await blue.query<{ at: string }>(`SELECT to_json(clock_timestamp()) #>> '{}' AS at`);
+  const fencedAt = at[0].at;
+  const { rows } = await blue.query<{ pid: string }>(
+    `WITH victims AS MATERIALIZED (
+       SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND backend_type = 'client backend'
+          AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM $1)
+     SELECT pid::text AS pid FROM victims WHERE pg_terminate_backend(pid)`,
+    [OWN_APPLICATION_NAME],
   );
-  return { fenced: true, database, terminatedSessions: Number(rows[0]?.n ?? 0) };
+  const terminated = rows.map((r) => Number(r.pid));
+  await waitForExit(blue, terminated);
+  return {
+    fenced: true,
+    database,
+    terminatedSessions: terminated.length,
+    fencedAt,
+    ...(await fenceHoles(blue, fencedAt)),
+  };
+}
+
+/** Prepared transactions of blue's database, and the backends older than `fencedAt` the fence does not hold. */
+export async function fenceHoles(blue: pg.Client, fencedAt: string): Promise<FenceHoles> {
+  const prepared = await blue.query<{ gid: string; owner: string; prepared: string }>(
+    `SELECT gid, owner::text AS owner, to_json(prepared) #>> '{}' AS prepared
+       FROM pg_prepared_xacts WHERE database = current_database() ORDER BY prepared, gid`,
+  );
+  // Not listed: the walsenders (logical decoding writes nothing), autovacuum and parallel
+  // workers (a parallel worker belongs to a leader, which is listed itself).
+  const sessions = await blue.query<{
+    pid: string;
+    usename: string | null;
+    application_name: string;
+    backend_type: string;
+    backend_start: string;
+  }>(
+    `SELECT pid::text AS pid, usename::text AS usename, coalesce(application_name, '') AS application_name,
+            backend_type, to_json(backend_start) #>> '{}' AS backend_start
+       FROM pg_stat_activity
+      WHERE datname = current_database() AND pid <> pg_backend_pid()
+        AND backend_start < $1::timestamptz AND application_name IS DISTINCT FROM $2
+        AND backend_type NOT IN ('walsender', 'autovacuum worker', 'parallel worker')
+      ORDER BY backend_start, pid`,
+    [fencedAt, OWN_APPLICATION_NAME],
+  );
+  return {
+    preparedTransactions: prepared.rows,
+    sessions: sessions.rows.map((s) => ({
+      pid: Number(s.pid),
+      usename: s.usename,
+      applicationName: s.application_name,
+      backendType: s.backend_type,
+      backendStart: s.backend_start,
+    })),
+  };
+}
+
+/** What to do about each hole, for the cutover report; empty when there is none. */
+export function describeFenceHoles(holes: FenceHoles): string[] {
+  const out: string[] = [];
+  if (holes.preparedTransactions.length > 0) {
+    const list = holes.preparedTransactions
+      .map((p) => `'${p.gid}' (owner ${p.owner}, prepared ${p.prepared})`)
+      .join(', ');
+    out.push(
+      `${holes.preparedTransactions.length} prepared transaction(s) on blue, which the fence cannot stop (COMMIT PREPARED works read-only): ${list}; ` +
+        "finish each with COMMIT PREPARED 'gid' (its changes then reach green) or ROLLBACK PREPARED 'gid', then run the cutover again",
+    );
+  }
+  if (holes.sessions.length > 0) {
+    const list = holes.sessions
+      .map(
+        (s) =>
+          `pid ${s.pid} (user ${s.usename ?? '?'}, application "${s.applicationName}", ${s.backendType}, started ${s.backendStart})`,
+      )
+      .join(', ');
+    out.push(
+      `${holes.sessions.length} session(s) started before the fence and may still write to blue: ${list}; ` +
+        'stop what runs them (a subscription, a scheduler, an extension) or terminate them with SELECT pg_terminate_backend(pid) ' +
+        '(a session that reconnects is read-only), then run the cutover again',
+    );
+  }
+  return out;
 }
 
 /** Undoes fence(). Sessions that connected while fenced stay read-only until they reconnect. */
@@ -49,7 +145,14 @@ export async function unfence(blue: pg.Client): Promise<FenceResult> {
       { status: 500, cause: err },
     );
   }
-  return { fenced: false, database, terminatedSessions: 0 };
+  return {
+    fenced: false,
+    database,
+    terminatedSessions: 0,
+    fencedAt: null,
+    preparedTransactions: [],
+    sessions: [],
+  };
 }
 
 /** True when the database-level setting of the fence is in place. */
@@ -62,6 +165,19 @@ export async function isFenced(blue: pg.Client): Promise<boolean> {
     [FENCE_SETTING],
   );
   return rows[0]?.fenced === 'true';
+}
+
+/** pg_terminate_backend only signals: wait (bounded) until those backends are gone, so fenceHoles sees the rest. */
+async function waitForExit(blue: pg.Client, pids: number[]): Promise<void> {
+  const deadline = Date.now() + EXIT_WAIT_MS;
+  while (pids.length > 0 && Date.now() < deadline) {
+    const { rows } = await blue.query<{ n: string }>(
+      'SELECT count(*)::text AS n FROM pg_stat_activity WHERE pid = ANY ($1::int[])',
+      [pids],
+    );
+    if (rows[0]?.n === '0') return;
+    await abortableDelay(50);
+  }
 }
 
 async function currentDatabase(client: pg.Client): Promise<string> {

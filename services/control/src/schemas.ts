@@ -66,6 +66,11 @@ export const cutoverBody = {
     timeoutMs,
     verify: { type: 'boolean', default: true },
     unfenceOnFailure: { type: 'boolean', default: false },
+    acceptDeadLetters: {
+      type: 'boolean',
+      description:
+        'Default false. Report safe to switch although the dead-letter topic holds records (changes green lacks). Without it, dead letters make the cutover not safe.',
+    },
   },
 } as const;
 
@@ -84,8 +89,26 @@ export const verifyBody = {
 
 const partitionProgress = obj({ topic: str, partition: int, end: int, appliedOffset: nint, behind: int });
 
+const deadLetterCounts = obj({
+  total: {
+    type: 'integer',
+    description: 'Records ever written to <prefix>._dlq (since the pipeline started).',
+  },
+  tables: {
+    type: 'array',
+    description:
+      'Per source table (header teal.source.topic); "(expired from the topic)" for records retention deleted.',
+    items: obj({ table: str, count: int }),
+  },
+});
+
 export const drainResponse = obj({
   drained: { type: 'boolean', const: true },
+  clean: {
+    type: 'boolean',
+    description: 'False when the dead-letter topic holds records: green lacks those changes.',
+  },
+  deadLetters: deadLetterCounts,
   lsn: { type: 'string', description: 'Everything committed on blue up to this LSN is applied in green.' },
   targetLsn: str,
   confirmedLsn: str,
@@ -94,7 +117,35 @@ export const drainResponse = obj({
   fenced: bool,
 });
 
-export const fenceResponse = obj({ fenced: bool, database: str, terminatedSessions: int });
+const preparedTransaction = obj({ gid: str, owner: str, prepared: str });
+const unfencedSession = obj({
+  pid: int,
+  usename: nstr,
+  applicationName: str,
+  backendType: str,
+  backendStart: str,
+});
+const fenceHoles = {
+  preparedTransactions: {
+    type: 'array',
+    description: "Blue's prepared transactions: COMMIT PREPARED works on a fenced blue.",
+    items: preparedTransaction,
+  },
+  sessions: {
+    type: 'array',
+    description:
+      'Backends that started before the fence, are not teal-control sessions of this process and may still write.',
+    items: unfencedSession,
+  },
+} as const;
+
+export const fenceResponse = obj({
+  fenced: bool,
+  database: str,
+  terminatedSessions: int,
+  fencedAt: { type: ['string', 'null'], description: 'When the fence took effect (ISO); null for unfence.' },
+  ...fenceHoles,
+});
 export const pausedResponse = obj({ paused: bool });
 export const healthResponse = obj({ ok: bool });
 
@@ -159,6 +210,8 @@ export const cutoverResponse = obj({
   safeToSwitch: bool,
   fenced: bool,
   drainLsn: nstr,
+  deadLetters: { anyOf: [{ type: 'null' }, deadLetterCounts] },
+  fenceHoles: { anyOf: [{ type: 'null' }, obj({ ...fenceHoles })] },
   steps: {
     type: 'array',
     items: obj({

@@ -113,8 +113,32 @@ export interface DrainOptions {
   signal?: AbortSignal;
 }
 
+export interface DeadLetterCount {
+  /** "schema.table" of the record's source topic (header teal.source.topic). */
+  table: string;
+  count: number;
+}
+
+export interface DeadLetterCounts {
+  /** Records ever written to `<prefix>._dlq` (its log end offsets). */
+  total: number;
+  /** Per source table, from the records the topic still holds; expired ones are not in it. */
+  tables: DeadLetterCount[];
+}
+
+export interface SnapshotPending {
+  table: string;
+  /** snapshot_progress state; 'pending' when green has no row for the table yet. */
+  state: string;
+  rowsDone: number;
+  rowsEstimated: number | null;
+}
+
 export interface DrainResult {
   drained: true;
+  /** False when the dead-letter topic holds records: green lacks those changes. */
+  clean: boolean;
+  deadLetters: DeadLetterCounts;
   /** Everything committed on blue up to this LSN is applied in green. */
   lsn: string;
   targetLsn: string;
@@ -124,10 +148,34 @@ export interface DrainResult {
   fenced: boolean;
 }
 
-export interface FenceResult {
+export interface PreparedTransaction {
+  gid: string;
+  owner: string;
+  /** ISO time it was prepared. */
+  prepared: string;
+}
+
+export interface UnfencedSession {
+  pid: number;
+  usename: string | null;
+  applicationName: string;
+  backendType: string;
+  /** ISO time the backend started, before the fence. */
+  backendStart: string;
+}
+
+/** What can still change blue after the fence: each would be lost by a switch to green. */
+export interface FenceHoles {
+  preparedTransactions: PreparedTransaction[];
+  sessions: UnfencedSession[];
+}
+
+export interface FenceResult extends FenceHoles {
   fenced: boolean;
   database: string;
   terminatedSessions: number;
+  /** ISO time the fence took effect; null for unfence. */
+  fencedAt: string | null;
 }
 
 export interface SequenceCopy {
@@ -143,6 +191,8 @@ export interface CutoverOptions {
   timeoutMs: number;
   verify: boolean;
   unfenceOnFailure: boolean;
+  /** Switch although the dead-letter topic holds records (the operator accepts losing them). */
+  acceptDeadLetters?: boolean;
 }
 
 export interface CutoverStep {
@@ -158,6 +208,10 @@ export interface CutoverReport {
   safeToSwitch: boolean;
   fenced: boolean;
   drainLsn: string | null;
+  /** From the drain; null when it did not finish. */
+  deadLetters: DeadLetterCounts | null;
+  /** What the fence could not stop; null without a fence. */
+  fenceHoles: FenceHoles | null;
   steps: CutoverStep[];
   sequences: SequenceCopy[];
   verify: VerifyReport | null;

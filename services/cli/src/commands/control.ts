@@ -68,7 +68,10 @@ export async function runDrain(v: Values, io: CliIo): Promise<number> {
     else
       print(
         io,
-        `drained: everything committed on blue up to ${r.lsn} is in green (${r.waitedMs} ms${r.fenced ? ', blue fenced' : ''})`,
+        `drained: everything committed on blue up to ${r.lsn} is in green (${r.waitedMs} ms${r.fenced ? ', blue fenced' : ''})` +
+          (r.clean
+            ? ''
+            : `\nNOT CLEAN: ${r.deadLetters.total} dead letter(s), changes green lacks: ${r.deadLetters.tables.map((t) => `${t.table} ${t.count}`).join(', ')}`),
       );
     return EXIT.ok;
   } catch (err) {
@@ -83,12 +86,13 @@ export async function runDrain(v: Values, io: CliIo): Promise<number> {
 
 export async function runCutover(v: Values, io: CliIo): Promise<number> {
   const timeoutMs = intOption(v.timeout, 'timeout', DEFAULT_TIMEOUT_MS);
-  const body = {
+  const body: Record<string, unknown> = {
     fence: !v['no-fence'],
     verify: !v['no-verify'],
     timeoutMs,
     unfenceOnFailure: Boolean(v['unfence-on-failure']),
   };
+  if (v['accept-dead-letters']) body.acceptDeadLetters = true;
   // Drain plus verify of every table: allow ten minutes past the drain's timeout.
   const r = await callApi<CutoverReport>(await target(v, io), 'POST', '/cutover', body, timeoutMs + 600_000);
   if (v.json) printJson(io, r);
