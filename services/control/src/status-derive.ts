@@ -241,6 +241,35 @@ export function statusWarnings(r: Omit<StatusReport, 'warnings' | 'checkedAt'>, 
   return w;
 }
 
+/** What the producer of this process says of green (its `green` status field), if anything. */
+function producerRawGreen(
+  raw: unknown,
+): { reachable?: unknown; unreachableSince?: unknown; pendingWrites?: unknown } | null {
+  const green = (raw as { green?: unknown } | null)?.green;
+  return green && typeof green === 'object' ? green : null;
+}
+
+/** Green away: Kafka keeps filling (the broker is the buffer), state and apply wait for it. */
+export function greenWarnings(
+  unreachable: unknown,
+  producerGreen: { reachable?: unknown; unreachableSince?: unknown; pendingWrites?: unknown } | null,
+): string[] {
+  const w: string[] = [];
+  if (unreachable !== undefined && unreachable !== null) {
+    w.push(
+      `green does not answer (${text(unreachable) ?? 'unreachable'}): the producer keeps filling Kafka and the consumer applies when green is back; what status reads from green (applied positions, stored states) is missing`,
+    );
+  }
+  if (producerGreen?.reachable === false) {
+    const since =
+      typeof producerGreen.unreachableSince === 'string' ? ` since ${producerGreen.unreachableSince}` : '';
+    w.push(
+      `green does not answer the producer${since}: streaming to Kafka goes on; ${Number(producerGreen.pendingWrites ?? 0)} state write(s) wait and are written when green is back`,
+    );
+  }
+  return w;
+}
+
 /** What the reads answered, with this pipeline's teal.control rows already picked by key. */
 export interface StatusInputs {
   config: {
@@ -262,6 +291,8 @@ export interface StatusInputs {
   live: { producer?: { status(): unknown }; consumer?: { status(): unknown } };
   /** A drain or cutover runs now. */
   draining: boolean;
+  /** Green did not answer this status's reads (readGreenSide). */
+  greenUnreachable?: unknown;
 }
 
 export function statusReport(s: StatusInputs): StatusReport {
@@ -313,7 +344,13 @@ export function statusReport(s: StatusInputs): StatusReport {
   };
   return {
     ...partial,
-    warnings: statusWarnings(partial, config.kafka.topicPrefix),
+    warnings: [
+      ...greenWarnings(
+        s.greenUnreachable,
+        s.live.producer ? producerRawGreen(s.live.producer.status()) : null,
+      ),
+      ...statusWarnings(partial, config.kafka.topicPrefix),
+    ],
     checkedAt: new Date().toISOString(),
   };
 }

@@ -1,5 +1,5 @@
 import { deadLetterTopic, formatPosition, isTableTopic } from '@teal/change-event';
-import { isUndefinedObject } from '@teal/errors';
+import { isRetriablePgError, isUndefinedObject } from '@teal/errors';
 import type { TopicAdmin } from '@teal/kafka';
 import { type ControlEntry, readAllControl, readAppliedPositions as readAllPositions } from '@teal/postgres';
 import type pg from 'pg';
@@ -17,6 +17,23 @@ export async function readControl(green: pg.Client): Promise<Map<string, Control
   } catch (err) {
     if (isUndefinedObject(err)) return new Map();
     throw err;
+  }
+}
+
+/**
+ * Green's side of a status, or that green does not answer (a connection refused or lost):
+ * status then still reports blue and Kafka, with a warning, instead of failing whole.
+ */
+export async function readGreenSide<T extends object>(
+  read: () => Promise<T>,
+  empty: T,
+): Promise<T & { unreachable?: unknown }> {
+  try {
+    const side: T & { unreachable?: unknown } = await read();
+    return side;
+  } catch (err) {
+    if (!isRetriablePgError(err)) throw err;
+    return { ...empty, unreachable: err };
   }
 }
 

@@ -9,8 +9,9 @@ import type { StateStore } from './state-store.ts';
 // by importing the snapshot the slot exported (SET TRANSACTION SNAPSHOT) into a REPEATABLE
 // READ transaction. Rows are read in key order, chunk by chunk, and published as op 'r'
 // with position (consistent point, ordinal). Progress is recorded in green after Kafka
-// acknowledged each chunk; a restart resumes the unfinished tables by chunk while streaming
-// (chunk-snapshot.ts), because the exported snapshot dies with its connection.
+// acknowledged each chunk (in the background: green may be away); a restart resumes the
+// unfinished tables by chunk while streaming (chunk-snapshot.ts), because the exported
+// snapshot dies with its connection.
 
 export interface TableProgress {
   table: string;
@@ -39,16 +40,9 @@ export async function runInitialSnapshot(opts: InitialSnapshotOptions): Promise<
   const { publisher, store, progress } = opts;
   const lsnText = formatLsn(opts.consistentPoint);
   const client = await connectClient(opts.blueUrl, { applicationName: 'teal-producer-snapshot' });
-  // Progress rows are written in ack order, one after the other.
-  let writes: Promise<void> = Promise.resolve();
-  let writeError: unknown;
-  const record = (row: Parameters<StateStore['writeProgress']>[0]) => {
-    writes = writes
-      .then(() => store.writeProgress(row))
-      .catch((err) => {
-        writeError ??= err;
-      });
-  };
+  // In ack order; the store writes them to green in the background, so green being away
+  // never holds the snapshot back (the latest row of a table wins).
+  const record = (row: Parameters<StateStore['writeProgress']>[0]) => void store.writeProgress(row);
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await client.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(opts.snapshotName)}`);
@@ -107,14 +101,11 @@ export async function runInitialSnapshot(opts: InitialSnapshotOptions): Promise<
         rowsEstimated: entry.rowsEstimated,
         snapshotLsn: lsnText,
       });
-      await writes;
-      if (writeError) throw writeError;
     }
     await client.query('COMMIT');
   } finally {
     // Record what Kafka already holds, so that a resume by chunk starts after it.
     await publisher.drain().catch(() => {});
-    await writes;
     await client.end().catch(() => {});
   }
 }

@@ -11,18 +11,20 @@ import {
 import type { ResolvedConfig } from '@teal/config';
 import { redactUrl, type TealError } from '@teal/errors';
 import { KafkaClient, SchemaTopic } from '@teal/kafka';
-import { controlKey, createPool, slotKey } from '@teal/postgres';
+import { controlKey, createPool, readSlot, slotKey } from '@teal/postgres';
 import { abortableDelay, type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import { loadTableSchema, TypeCatalog } from './catalog.ts';
 import { ChunkSnapshotter } from './chunk-snapshot.ts';
 import { currentColumnsReader } from './current-row-reader.ts';
 import { EventPublisher, type PublisherLimits } from './event-publisher.ts';
+import type { GreenReachability } from './green-state-writer.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { runInitialSnapshot, type TableProgress } from './initial-snapshot.ts';
 import { checkReplicaIdentity, discoverTables, ensurePublication } from './publication-manager.ts';
 import { SlotLagWatch } from './slot-lag.ts';
 import { ensureSlot } from './slot-manager.ts';
+import { removeDeadSpillDirs } from './spill-cleanup.ts';
 import { StateStore } from './state-store.ts';
 import { StreamLoop } from './stream-loop.ts';
 import { type PublishingOptions, pgoutputProtoVersion } from './stream-session.ts';
@@ -45,6 +47,8 @@ export interface ProducerStatus {
   snapshot: Array<{ table: string; state: string; rowsDone: number; rowsEstimated: number }>;
   slotLagBytes?: number;
   retainedWalBytes?: number;
+  /** Whether green answers the producer's state writes; Kafka keeps filling while it does not. */
+  green?: GreenReachability;
   error?: { code: string; message: string };
 }
 
@@ -59,6 +63,8 @@ export interface ProducerDeps {
   replicationSettings?: Readonly<Record<string, string>>;
   /** Test hook, see ChunkSnapshotOptions.afterChunkRead. */
   afterChunkRead?: (table: string, rows: readonly Row[]) => Promise<void>;
+  /** Backoff of the retries of green's reads and writes (tests). */
+  greenRetryDelayMs?: { initial: number; max: number };
 }
 
 export class Producer extends EventEmitter {
@@ -70,6 +76,7 @@ export class Producer extends EventEmitter {
   private lastCommitTimeUs: bigint | undefined;
   private readonly progress = new Map<string, TableProgress>();
   private paused = false;
+  private pauseUnreadable = false;
   private pauseWaiters: Array<() => void> = [];
   private readonly abort = new AbortController();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -108,6 +115,7 @@ export class Producer extends EventEmitter {
     const lag = this.slotLag;
     if (lag?.lagBytes !== undefined) status.slotLagBytes = lag.lagBytes;
     if (lag?.retainedWalBytes !== undefined) status.retainedWalBytes = lag.retainedWalBytes;
+    if (this.store) status.green = this.store.reachability;
     if (this.error) status.error = { code: this.error.code, message: this.error.message };
     return status;
   }
@@ -119,14 +127,23 @@ export class Producer extends EventEmitter {
       'producer starting',
     );
     this.blue = createPool(config.blue.url, { max: 4, applicationName: 'teal-producer' });
-    this.green = createPool(config.green.url, { max: 2, applicationName: 'teal-producer' });
-    this.store = new StateStore(this.green);
+    // A green host that stopped answering TCP fails a connect in seconds, not minutes.
+    this.green = createPool(config.green.url, {
+      max: 2,
+      applicationName: 'teal-producer',
+      connectionTimeoutMillis: 5_000,
+    });
+    this.store = new StateStore(this.green, {
+      log: this.log,
+      signal: this.abort.signal,
+      retryDelayMs: this.deps.greenRetryDelayMs,
+    });
     await this.store.init();
-    const previous = await this.store.readControl<{ slot?: string; slotCreated?: boolean }>(
+    const previous = await this.store.readControlUntilAnswered<{ slot?: string; slotCreated?: boolean }>(
       controlKey('producer', this.config),
     );
     // The slot's own record survives other producers' status rows (one green, several slots in tests).
-    const slotRecord = await this.store.readControl(slotKey(config.slot));
+    const slotRecord = await this.store.readControlUntilAnswered(slotKey(config.slot));
     const hadSlot =
       slotRecord !== undefined || (previous?.slot === config.slot && previous?.slotCreated === true);
 
@@ -167,6 +184,10 @@ export class Producer extends EventEmitter {
       topicPrefix: config.kafka.topicPrefix,
     });
     this.slotReady = true;
+    // One walsender at a time streams a slot: when none streams it now (or it is new), the
+    // spill directories of this slot are a crashed producer's.
+    if (plan.kind === 'created' || !(await readSlot(this.blue, config.slot))?.active)
+      removeDeadSpillDirs(config.slot, this.log);
     this.slotLag = new SlotLagWatch({
       blue: this.blue,
       slot: config.slot,
@@ -175,12 +196,12 @@ export class Producer extends EventEmitter {
       log: this.log,
     });
     if (plan.kind === 'created') {
-      await this.store.writeControl(slotKey(config.slot), {
+      this.store.writeControl(slotKey(config.slot), {
         createdAt: new Date().toISOString(),
         consistentPoint: formatLsn(plan.consistentPoint),
       });
     }
-    await this.store.writeControl(controlKey('producer', this.config), {
+    this.store.writeControl(controlKey('producer', this.config), {
       ...this.status(),
       slotCreated: true,
       updatedAt: new Date().toISOString(),
@@ -324,7 +345,21 @@ export class Producer extends EventEmitter {
       this.timers.push(timer);
     };
     every(this.deps.pausePollMs ?? 500, async () => {
-      const paused = await this.store!.isPaused(controlKey('paused', this.config));
+      let paused: boolean;
+      try {
+        paused = await this.store!.isPaused(controlKey('paused', this.config));
+      } catch (err) {
+        // Green unreachable is no change: the last known flag holds until green answers.
+        if (!this.pauseUnreadable)
+          this.log.warn(
+            { err, paused: this.paused },
+            'cannot read the pause flag in green; keeping the last known value',
+          );
+        this.pauseUnreadable = true;
+        return;
+      }
+      if (this.pauseUnreadable) this.log.info({ paused }, 'pause flag readable again');
+      this.pauseUnreadable = false;
       if (paused === this.paused) return;
       this.paused = paused;
       this.log.info({ paused }, paused ? 'paused: not reading the slot' : 'resumed');
@@ -338,7 +373,7 @@ export class Producer extends EventEmitter {
     // Only a producer that has its slot may say so: the next start trusts `slotCreated`.
     if (!this.slotReady) return;
     await this.slotLag?.measure(this.loop?.confirmedLsn, this.lastCommitTimeUs).catch(() => {});
-    await this.store?.writeControl(controlKey('producer', this.config), {
+    this.store?.writeControl(controlKey('producer', this.config), {
       ...this.status(),
       slotCreated: true,
       pid: process.pid,
@@ -358,6 +393,11 @@ export class Producer extends EventEmitter {
       await this.writeStatus().catch(() => {});
       this.state = 'stopped';
     }
+    // What green has not taken by now is lost; the next start resumes from what it holds.
+    await this.store
+      ?.flushed(3_000)
+      .catch((err) => this.log.warn({ err }, 'green did not take the last state writes before the stop'));
+    this.store?.close();
     await this.holder?.end().catch(() => {});
     await this.kafka?.close();
     await this.blue?.end().catch(() => {});
