@@ -165,6 +165,11 @@ describe('teal CLI', () => {
     });
   });
 
+  it('passes --accept-dead-letters through to the cutover', async () => {
+    await teal(['cutover', '--accept-dead-letters']);
+    expect(calls.at(-1)).toMatchObject({ what: 'cutover', body: { acceptDeadLetters: true } });
+  });
+
   it('verifies through the API with --table', async () => {
     const r = await teal(['verify', '--table', 'public.a', '--table', 'b', '--json']);
     expect(r.code).toBe(EXIT.ok);
