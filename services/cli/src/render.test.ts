@@ -12,13 +12,7 @@ describe('formatCutover', () => {
       fenceHoles: {
         preparedTransactions: [{ gid: 'pay-7', owner: 'shop', prepared: '2026-12-01T09:59:00+00:00' }],
         sessions: [
-          {
-            pid: 4242,
-            usename: 'shop',
-            applicationName: 'cron',
-            backendType: 'background worker',
-            backendStart: '2026-12-01T08:00:00+00:00',
-          },
+          { pid: 4242, usename: null, applicationName: 'cron', backendType: 'worker', backendStart: 'T0' },
         ],
       },
       steps: [{ name: 'fence', ok: false, ms: 3, details: 'blue is fenced but can still change' }],
@@ -29,7 +23,7 @@ describe('formatCutover', () => {
     const text = formatCutover(report);
     expect(text).toMatch(/public\.orders\s+3/);
     expect(text).toMatch(/pay-7\s+shop\s+2026-12-01T09:59:00\+00:00/);
-    expect(text).toMatch(/4242\s+shop\s+cron\s+background worker/);
+    expect(text).toMatch(/4242\s+cron\s+worker\s+T0/);
     expect(text).toMatch(/NOT SAFE TO SWITCH/);
   });
 });
