@@ -99,6 +99,7 @@ export const errorCodes = {
   TEAL_TRANSFORM_FAILED: code(false, 500, 'a transform threw on a row'),
   TEAL_APPLY_FAILED: code(false, 500, 'green rejected a batch'),
   TEAL_APPLY_BEHIND: code(true, 503, 'green is behind the position asked for'),
+  TEAL_OFFSET_GAP: code(false, 409, 'Kafka deleted records green had not applied (retention): a gap'),
 } as const satisfies Record<`TEAL_${string}`, CodeInfo>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -106,6 +106,13 @@ export interface GroupConsumer {
   run(handlers: GroupHandlers): Promise<void>;
   /** Advisory: records the group's committed offset (green holds the authoritative position). */
   commit(topic: string, partition: number, nextOffset: bigint): Promise<void>;
+  /**
+   * Reads the partition from `offset` next (after a batch fetched from a stale offset); records
+   * below it in batches already fetched are filtered out.
+   */
+  seek?(topic: string, partition: number, offset: bigint): void;
+  /** The earliest offset the broker still holds for the partition (its log start offset). */
+  earliestOffset?(topic: string, partition: number): Promise<bigint>;
   pause(): void;
   resume(): void;
   close(): Promise<void>;

@@ -40,6 +40,8 @@ export interface ApplierDeps {
   readonly log: Logger;
   readonly metrics?: TealMetrics;
   readonly signal?: AbortSignal;
+  /** The earliest offset Kafka holds for a partition: judges a batch that does not follow green's offset. */
+  readonly earliestOffset?: (topic: string, partition: number) => Promise<bigint>;
 }
 
 export interface PartitionState extends PartitionCursor {

@@ -17,6 +17,7 @@ import { type BatchItem, letter } from './batch-item.ts';
 import type { DeadLetter } from './dead-letter.ts';
 import { classifyError } from './error-policy.ts';
 import type { GreenCatalog } from './green-catalog.ts';
+import { followsStored, MisplacedFetch, offsetBreak, offsetGapError } from './offset-contiguity.ts';
 import { itemsToApply, nextStored } from './skip-rule.ts';
 
 // The write to green, effectively once: the rows and the partition's position row commit in
@@ -36,6 +37,8 @@ export interface ApplyTransactionDeps {
   readonly apply: ResolvedConfig['apply'];
   readonly log: Logger;
   readonly metrics?: TealMetrics;
+  /** The earliest offset Kafka still holds for a partition (asked only when a batch does not follow green's). */
+  readonly earliestOffset?: (topic: string, partition: number) => Promise<bigint>;
 }
 
 /** Sends letters and returns once Kafka acknowledged them. */
@@ -108,6 +111,7 @@ export class ApplyTransaction {
       }
       const results = (await client.query(prelude.join(';\n'))) as unknown as pg.QueryResult[];
       const stored = positionFromRows(results[positionAt].rows);
+      await this.checkContiguity(cursor, stored, items[0].record.offset);
       const truncated = truncateAt >= 0 ? truncateFromRows(results[truncateAt].rows) : undefined;
       // What any partition wrote before the truncate is gone, and the truncate itself runs
       // once, on the first partition that reaches it.
@@ -141,6 +145,23 @@ export class ApplyTransaction {
     client.release();
     cursor.stored = next;
     this.count(items, applied);
+  }
+
+  // Against the locked row: a batch that does not follow green's offset is never applied.
+  private async checkContiguity(
+    cursor: PartitionCursor,
+    stored: StoredPosition,
+    first: bigint,
+  ): Promise<void> {
+    if (followsStored(stored.kafkaOffset, first)) return;
+    const earliest = this.deps.earliestOffset
+      ? await this.deps.earliestOffset(cursor.topic, cursor.partition)
+      : stored.kafkaOffset + 1n;
+    const broken = offsetBreak(stored.kafkaOffset, first, earliest);
+    if (!broken) return;
+    if (broken.kind === 'expired')
+      throw offsetGapError(cursor.topic, cursor.partition, stored.kafkaOffset, broken.earliest);
+    throw new MisplacedFetch(cursor.topic, cursor.partition, broken.next, first);
   }
 
   // One counter increment per (table, op) and transaction: prom-client's labelled inc is

@@ -6,7 +6,7 @@ import {
   tableTopicPattern,
 } from '@teal/change-event';
 import { compileTransforms, type ResolvedConfig } from '@teal/config';
-import { redactUrl } from '@teal/errors';
+import { redactUrl, TealError } from '@teal/errors';
 import { type GroupConsumer, KafkaClient, SchemaTopic } from '@teal/kafka';
 import { controlKey, createPool, ensureGreenState } from '@teal/postgres';
 import { type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
@@ -15,6 +15,7 @@ import { Applier, type SchemaSource } from './applier.ts';
 import { ApplyLanes } from './apply-lanes.ts';
 import { DeadLetterWriter } from './dead-letter.ts';
 import { GreenCatalog } from './green-catalog.ts';
+import { MisplacedFetch } from './offset-contiguity.ts';
 
 // Kafka -> green. One consumer group over every table topic of the prefix (new tables are
 // picked up); partitions apply in parallel, each in order, through the Applier. Pause and
@@ -116,6 +117,7 @@ export class Consumer {
         log: this.log,
         metrics: this.deps.metrics,
         signal: this.abort.signal,
+        earliestOffset: (topic, partition) => this.earliestOffset(topic, partition),
       });
       const applier = this.applier;
       this.group = this.kafka.groupConsumer({
@@ -130,7 +132,16 @@ export class Consumer {
       const group = this.group;
       this.lanes = new ApplyLanes(
         async (batch) => {
-          const offset = await applier.applyBatch(batch);
+          let offset: bigint;
+          try {
+            offset = await applier.applyBatch(batch);
+          } catch (err) {
+            // Nothing of the batch was applied; the partition reads again from green's next offset.
+            if (!(err instanceof MisplacedFetch) || !group.seek) throw err;
+            this.log.warn({ topic: err.topic, partition: err.partition }, err.message);
+            group.seek(err.topic, err.partition, err.next);
+            return;
+          }
           await group.commit(batch.topic, batch.partition, offset);
         },
         { log: this.log, signal: this.abort.signal },
@@ -166,6 +177,13 @@ export class Consumer {
     await this.writeStatus().catch(() => undefined);
     await this.pool?.end().catch(() => undefined);
     this.pool = undefined;
+  }
+
+  private async earliestOffset(topic: string, partition: number): Promise<bigint> {
+    if (this.group?.earliestOffset) return this.group.earliestOffset(topic, partition);
+    throw new TealError('TEAL_NOT_READY', `cannot read the earliest offset of ${topic}[${partition}]`, {
+      retriable: true,
+    });
   }
 
   status(): ConsumerStatus {

@@ -4,7 +4,7 @@ import { isRetriablePgError, sqlState, TealError } from '@teal/errors';
 // shutdown, a broker moving) are retried in place with backoff and keep the partition's place.
 // Permanent faults belong to one record (a constraint green enforces, a value green rejects,
 // a transform that throws, bytes that do not decode): the record is isolated and dead-lettered
-// and its neighbours flow on. A blocked partition (schema policy) waits for the operator.
+// and its neighbours flow on. A blocked partition (schema policy, an offset gap) waits for the operator.
 
 export type ErrorClass = 'transient' | 'permanent' | 'blocked';
 
@@ -18,7 +18,7 @@ const RECORD_STATES = new Set(['42804', '54000', '2202E', '42P18']);
 
 export function classifyError(err: unknown): ErrorClass {
   if (err instanceof TealError) {
-    if (err.code === 'TEAL_SCHEMA_BLOCKED') return 'blocked';
+    if (err.code === 'TEAL_SCHEMA_BLOCKED' || err.code === 'TEAL_OFFSET_GAP') return 'blocked';
     return err.retriable ? 'transient' : 'permanent';
   }
   const state = sqlState(err);

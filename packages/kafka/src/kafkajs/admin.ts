@@ -59,6 +59,13 @@ export class KafkajsAdmin implements TopicAdmin {
       .sort((a, b) => a.partition - b.partition);
   }
 
+  /** Per partition, the log start offset (the earliest offset retention left). */
+  async logStartOffsets(topic: string): Promise<Array<{ partition: number; start: bigint }>> {
+    await this.connect();
+    const offsets = await this.admin.fetchTopicOffsets(topic);
+    return offsets.map((o) => ({ partition: o.partition, start: BigInt(o.low) }));
+  }
+
   async deleteTopics(topics: string[]): Promise<void> {
     if (topics.length === 0) return;
     await this.connect();

@@ -32,6 +32,25 @@ function toIncoming(topic: string, partition: number, m: KafkaMessage): Incoming
   };
 }
 
+const ASSIGN_WAIT_MS = 5_000;
+
+async function settles(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+const REJOIN = new Set(['REBALANCE_IN_PROGRESS', 'UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION']);
+
+async function rejoinAsked(heartbeat: () => Promise<void>): Promise<boolean> {
+  try {
+    await heartbeat();
+    return false;
+  } catch (err) {
+    return REJOIN.has((err as { type?: string }).type ?? '');
+  }
+}
+
 const tpKey = (topic: string, partition: number) => `${topic}:${partition}`;
 
 /**
@@ -44,7 +63,12 @@ export class KafkajsGroupConsumer implements GroupConsumer {
   private consumer: Consumer | undefined;
   private handlers: GroupHandlers | undefined;
   private topics = new Set<string>();
+  // Green's next offset per partition of the current assignment, from onAssign: records
+  // below it (fetched before the seek landed) are filtered out. Cleared at each join, so an
+  // offset of an earlier assignment never filters a later one.
   private readonly startOffsets = new Map<string, bigint>();
+  // The onAssign of the newest join: batches wait for it, so none is judged by an old start.
+  private assigning: Promise<void> | undefined;
   private paused = false;
   private closed = false;
   private topicPoll: NodeJS.Timeout | undefined;
@@ -116,7 +140,12 @@ export class KafkajsGroupConsumer implements GroupConsumer {
       const assigned: TopicPartition[] = Object.entries(assignment).flatMap(([topic, partitions]) =>
         partitions.map((partition) => ({ topic, partition })),
       );
-      void this.onAssigned(consumer, assigned);
+      this.startOffsets.clear();
+      const assigning = this.onAssigned(consumer, assigned);
+      this.assigning = assigning;
+      void assigning.finally(() => {
+        if (this.assigning === assigning) this.assigning = undefined;
+      });
     });
     await withRetry(() => consumer.connect(), { isRetriable: () => !this.closed, deadlineMs: 60_000 });
     await consumer.subscribe({ topics: [...this.topics], fromBeginning: true });
@@ -148,6 +177,9 @@ export class KafkajsGroupConsumer implements GroupConsumer {
   }
 
   private async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) {
+    // Bounded: a slow green must not cost the session (the applier's own check then decides).
+    if (this.assigning) await settles(this.assigning, ASSIGN_WAIT_MS);
+    if (!isRunning() || isStale() || this.closed) return;
     const start = this.startOffsets.get(tpKey(batch.topic, batch.partition)) ?? 0n;
     // Records fetched before the seek to green's position landed are already applied.
     const records = batch.messages
@@ -171,15 +203,34 @@ export class KafkajsGroupConsumer implements GroupConsumer {
           { err, topic: batch.topic, partition: batch.partition },
           'batch failed; retrying in place',
         );
-        await heartbeat().catch(() => undefined);
+        // A heartbeat that says the group rebalances ends the retry: the member must rejoin
+        // (kafkajs does once the handler returns), or the whole group waits for it.
+        if (await rejoinAsked(heartbeat)) return;
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, 5_000);
       }
     }
-    const last = records[records.length - 1]!.offset;
-    resolveOffset(String(last));
-    this.startOffsets.set(tpKey(batch.topic, batch.partition), last + 1n);
+    // The handler may only have started the batch (apply lanes): its offset is not recorded
+    // as a start, since a batch dropped on revoke would leave it ahead of green.
+    resolveOffset(String(records[records.length - 1]!.offset));
     await heartbeat().catch(() => undefined);
+  }
+
+  seek(topic: string, partition: number, offset: bigint): void {
+    const consumer = this.consumer;
+    if (!consumer) return;
+    this.startOffsets.set(tpKey(topic, partition), offset);
+    try {
+      consumer.seek({ topic, partition, offset: String(offset) });
+    } catch (err) {
+      // Not assigned here any more: the member that has it starts from green's position.
+      log().debug({ err, topic, partition }, 'seek not taken');
+    }
+  }
+
+  async earliestOffset(topic: string, partition: number): Promise<bigint> {
+    const start = (await this.admin.logStartOffsets(topic)).find((o) => o.partition === partition);
+    return start?.start ?? 0n;
   }
 
   async commit(topic: string, partition: number, nextOffset: bigint): Promise<void> {
