@@ -6,14 +6,26 @@ import { formatLsn, type Lsn, parseLsn } from './lsn.ts';
 // transaction as the rows, and skips any record at or below it (a replay).
 //
 // Snapshot rows ('r') use the LSN the snapshot is consistent at (the slot's consistent
-// point, or a chunk's high watermark) and a per-table row ordinal as sequence, so they
-// order before every stream event committed after that point.
+// point, or a chunk's high watermark) and a negative sequence, SNAPSHOT_SEQ_BASE + ordinal.
+// A transaction whose commit record starts exactly at that LSN is decoded but is not in the
+// snapshot (PostgreSQL's snapshot builder exports the state before it); its events carry
+// sequences from 1, so every snapshot row sorts strictly before them, whatever the ordinal.
 export interface Position {
   readonly lsn: Lsn;
   readonly seq: number;
 }
 
 export const ZERO_POSITION: Position = Object.freeze({ lsn: 0n, seq: 0 });
+
+/** -2^52: ordinals 1 .. 2^52 - 1 map to negative safe integers (a bigint column and an Avro long hold them). */
+export const SNAPSHOT_SEQ_BASE = -(2 ** 52);
+
+/** The sequence of a snapshot row with this 1-based ordinal: below every stream sequence at the same LSN. */
+export function snapshotSeq(ordinal: number): number {
+  if (!Number.isSafeInteger(ordinal) || ordinal < 1 || ordinal >= -SNAPSHOT_SEQ_BASE)
+    throw new RangeError(`snapshot ordinal out of range: ${ordinal}`);
+  return SNAPSHOT_SEQ_BASE + ordinal;
+}
 
 export function comparePosition(a: Position, b: Position): -1 | 0 | 1 {
   if (a.lsn !== b.lsn) return a.lsn < b.lsn ? -1 : 1;
@@ -29,7 +41,7 @@ export function parsePosition(text: string): Position {
   const colon = text.lastIndexOf(':');
   if (colon < 0) throw new RangeError(`not a teal position: ${JSON.stringify(text)} (expected "LSN:seq")`);
   const seq = Number(text.slice(colon + 1));
-  if (!Number.isSafeInteger(seq) || seq < 0)
+  if (!Number.isSafeInteger(seq) || seq <= SNAPSHOT_SEQ_BASE)
     throw new RangeError(`bad sequence in position ${JSON.stringify(text)}`);
   return { lsn: parseLsn(text.slice(0, colon)), seq };
 }

@@ -1,4 +1,4 @@
-import type { ChangeEvent, Op, Position } from '@teal/change-event';
+import { type ChangeEvent, type Op, type Position, snapshotSeq } from '@teal/change-event';
 import type { StoredPosition } from '@teal/postgres';
 import { describe, expect, it } from 'vitest';
 import type { BatchItem } from './batch-item.ts';
@@ -57,5 +57,15 @@ describe('the skip rule', () => {
       kafkaOffset: 10n,
       position: at(300n),
     });
+  });
+
+  it('applies a change committed at the consistent point after the snapshot rows positioned there', () => {
+    const cp = 500n;
+    const afterSnapshot: StoredPosition = { kafkaOffset: 40n, position: at(cp, snapshotSeq(41)) };
+    expect(isSkipped(afterSnapshot, 41n, at(cp, 1))).toBe(false);
+    expect(isSkipped(afterSnapshot, 41n, at(cp, snapshotSeq(7)))).toBe(true);
+    expect(nextStored(afterSnapshot, [item(41n, at(cp, 1)), item(42n, at(cp, 2))]).position).toEqual(
+      at(cp, 2),
+    );
   });
 });
