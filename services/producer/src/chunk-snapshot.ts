@@ -1,36 +1,67 @@
 import { randomUUID } from 'node:crypto';
-import { formatLsn, type Lsn, type Row, type TableSchema } from '@teal/change-event';
+import { type ChangeEvent, formatLsn, type Lsn, type Row, type TableSchema } from '@teal/change-event';
 import { emitWatermark } from '@teal/postgres';
-import type { TealMetrics } from '@teal/runtime';
+import { type TealMetrics, waitFor } from '@teal/runtime';
 import type pg from 'pg';
 import type { EventPublisher } from './event-publisher.ts';
 import type { TableProgress } from './initial-snapshot.ts';
-import { estimateRows, keyId, keyValues, nowUs, readChunk, snapshotEvent } from './snapshot-reader.ts';
+import {
+  estimateRows,
+  keyValues,
+  nowUs,
+  parseXidSnapshot,
+  type RowChange,
+  readChunkInSnapshot,
+  rowChange,
+  rowsAfterChanges,
+  shortXid,
+  snapshotEvent,
+  visibleIn,
+  type XidSnapshot,
+} from './snapshot-reader.ts';
 import type { StateStore } from './state-store.ts';
 
-// Snapshot of a table while the stream runs (a table added later, or the rest of an
-// initial snapshot interrupted by a restart), by the watermark method of DBLog / Debezium's
-// incremental snapshot. Per chunk:
-//   1. emit a low watermark  pg_logical_emit_message(false, 'teal.watermark', '<id>:low')
-//   2. read the chunk (keyset after the last recorded key) into memory
-//   3. emit the high watermark '<id>:high'
-// In the stream, every key that an event changes between the chunk's low and high
-// watermark is dropped from the chunk (the stream event is newer; a truncate drops it all).
-// At the high watermark the remaining rows are published, in stream order, as op 'r' with
-// position (high watermark LSN, ordinal): after everything committed before it and before
-// everything committed after it, so each key's order holds without pausing the stream.
+// Snapshot of a table while the stream runs (a table added later, or the rest of an initial
+// snapshot interrupted by a restart), bounded by transaction ids as Debezium's read-only
+// incremental snapshot does, not by LSNs: a commit is flushed (and decoded) before it becomes
+// visible, so a read after a low watermark can miss a commit that precedes the watermark.
+//
+// While a table is snapshotted, the stream records each change of it with its transaction id.
+// Per chunk:
+//   1. read the chunk (keyset after the last recorded key) in a REPEATABLE READ transaction,
+//      with that transaction's own pg_current_snapshot()
+//   2. emit the high watermark pg_logical_emit_message(false, 'teal.watermark', '<id>:high')
+// At the high watermark, every recorded change of a transaction the chunk's snapshot does not
+// see (it is newer than the rows, and the stream already published it) drops its key from the
+// chunk, or, for an update that left TOASTed values out, is written into the chunk's row
+// (rowsAfterChanges). The remaining rows are published as op 'r' at (high watermark LSN,
+// snapshotSeq(ordinal)): after everything the stream sent before them, so each key's order
+// holds without pausing the stream. Changes of transactions the snapshot sees are forgotten.
+// A transaction that was already committing when recording began may have been decoded before
+// it: if a chunk's snapshot does not see it yet, the chunk waits for it and is read again.
 // Once Kafka acknowledged the chunk, its last key goes to teal.snapshot_progress: a restart
 // resumes after the last recorded chunk.
 
+interface Recording {
+  readonly table: TableSchema;
+  /** Changes of the table in stream order, of transactions not yet seen by a chunk's snapshot. */
+  changes: RowChange[];
+  /** Transactions decoded since recording began (any table), as pgoutput's 32-bit xids. */
+  readonly decoded: Set<number>;
+  /** Transactions in progress when recording began: one of them may have been decoded before. */
+  readonly before: Set<bigint>;
+}
+
+type ChunkOutcome = { kind: 'published'; highLsn: Lsn } | { kind: 'retry'; waitFor: bigint[] };
+
 interface ChunkWindow {
   readonly id: string;
-  readonly table: TableSchema;
   readonly name: string;
-  open: boolean;
-  truncated: boolean;
-  readonly dirty: Set<string>;
+  readonly recording: Recording;
   rows?: Row[];
-  resolve(highLsn: Lsn): void;
+  snapshot?: XidSnapshot;
+  committing?: bigint[];
+  resolve(outcome: ChunkOutcome): void;
   reject(err: unknown): void;
 }
 
@@ -50,53 +81,60 @@ export interface ChunkSnapshotOptions {
 
 export class ChunkSnapshotter {
   private readonly windows = new Map<string, ChunkWindow>();
-  private readonly openWindows = new Map<string, ChunkWindow[]>();
+  private readonly recordings = new Map<string, Recording>();
 
   constructor(private readonly opts: ChunkSnapshotOptions) {}
 
-  /** True while some chunk of `table` waits for its high watermark (cheap check per event). */
-  watching(name: string): boolean {
-    return (this.openWindows.get(name)?.length ?? 0) > 0;
+  /** True while some table is snapshotted by chunk (the stream then reports its transactions). */
+  get recording(): boolean {
+    return this.recordings.size > 0;
   }
 
-  /** A stream event of `name` with `key` (empty for a truncate), in stream order. */
-  onChange(name: string, key: Row, truncate: boolean): void {
-    for (const w of this.openWindows.get(name) ?? []) {
-      if (truncate) w.truncated = true;
-      else w.dirty.add(keyId(w.table, key));
-    }
+  /** True while `name` is snapshotted by chunk (cheap check per event). */
+  watching(name: string): boolean {
+    return this.recordings.has(name);
+  }
+
+  /** A transaction the stream decoded (its begin), while `recording`. */
+  onTransaction(xid: number): void {
+    for (const r of this.recordings.values()) r.decoded.add(xid);
+  }
+
+  /** A stream event of a table being snapshotted, in stream order. */
+  onChange(name: string, event: ChangeEvent): void {
+    const r = this.recordings.get(name);
+    if (r) r.changes.push(rowChange(r.table, event));
   }
 
   /** A teal.watermark message reached the stream at `lsn`. Publishes the chunk at its high mark. */
   async onWatermark(content: string, lsn: Lsn, publisher: EventPublisher): Promise<void> {
     const colon = content.lastIndexOf(':');
     const w = this.windows.get(content.slice(0, colon));
-    if (!w) return; // a watermark of an earlier run or another process
-    const mark = content.slice(colon + 1);
-    if (mark === 'low') {
-      w.open = true;
-      const list = this.openWindows.get(w.name) ?? [];
-      list.push(w);
-      this.openWindows.set(w.name, list);
-      return;
-    }
-    if (mark !== 'high' || !w.open) return;
-    this.close(w);
-    const rows = w.truncated ? [] : (w.rows ?? []).filter((row) => !w.dirty.has(keyId(w.table, row)));
-    const codec = await publisher.prepare(w.table);
+    // A watermark of an earlier run or another process, or a low mark (older versions emitted them).
+    if (!w || content.slice(colon + 1) !== 'high' || !w.snapshot) return;
+    this.windows.delete(w.id);
+    const rec = w.recording;
+    const snapshot = w.snapshot;
+    const unknown = (w.committing ?? []).filter((x) => !rec.decoded.has(shortXid(x)));
+    if (unknown.length > 0) return w.resolve({ kind: 'retry', waitFor: unknown });
+    const rows = rowsAfterChanges(rec.table, w.rows ?? [], snapshot, rec.changes);
+    // Every later snapshot sees what this one sees: those changes are in every later chunk's rows.
+    rec.changes = rec.changes.filter((c) => !visibleIn(c.xid, snapshot));
+    for (const xid of rec.decoded) if (visibleIn(xid, snapshot)) rec.decoded.delete(xid);
+    const codec = await publisher.prepare(rec.table);
     const timeUs = nowUs();
     let ordinal = 0;
     for (const row of rows) {
-      publisher.addEvent(codec, snapshotEvent(w.table, row, lsn, ++ordinal, timeUs));
+      publisher.addEvent(codec, snapshotEvent(rec.table, row, lsn, ++ordinal, timeUs));
       if (publisher.saturated) await publisher.waitForCapacity();
     }
-    publisher.afterAck(() => w.resolve(lsn));
+    publisher.afterAck(() => w.resolve({ kind: 'published', highLsn: lsn }));
   }
 
   /** The stream session ended: chunks in flight are read again by their drivers. */
   abortWindows(err: unknown): void {
     for (const w of [...this.windows.values()]) {
-      this.close(w);
+      this.windows.delete(w.id);
       w.reject(err);
     }
   }
@@ -136,83 +174,108 @@ export class ChunkSnapshotter {
     const entry: TableProgress = { table: name, state: 'running', rowsDone, rowsEstimated };
     this.opts.progress.set(name, entry);
     let key = lastKey;
-    while (!this.opts.signal.aborted) {
-      try {
-        await this.opts.streaming();
-        const { rows, highLsn } = await this.chunk(table, name, key);
-        entry.rowsDone += rows.length;
-        this.opts.metrics?.snapshotRows.inc({ table: name }, rows.length);
-        const last = rows.length > 0 ? keyValues(table, rows[rows.length - 1]) : key;
-        const done = rows.length < this.opts.chunkRows;
-        await this.opts.store.writeProgress({
-          schema: table.schema,
-          table: table.table,
-          state: done ? 'done' : 'running',
-          lastKey: last,
-          rowsDone: entry.rowsDone,
-          rowsEstimated,
-          snapshotLsn: formatLsn(highLsn),
-        });
-        key = last;
-        if (done) {
-          entry.state = 'done';
-          return;
+    let rec: Recording | undefined;
+    try {
+      while (!this.opts.signal.aborted) {
+        try {
+          rec ??= await this.record(name, table);
+          await this.opts.streaming();
+          const outcome = await this.chunk(rec, key);
+          if (outcome.kind === 'retry') {
+            await this.untilVisible(outcome.waitFor);
+            continue;
+          }
+          const { rows, highLsn } = outcome;
+          entry.rowsDone += rows.length;
+          this.opts.metrics?.snapshotRows.inc({ table: name }, rows.length);
+          const last = rows.length > 0 ? keyValues(table, rows[rows.length - 1]) : key;
+          const done = rows.length < this.opts.chunkRows;
+          await this.opts.store.writeProgress({
+            schema: table.schema,
+            table: table.table,
+            state: done ? 'done' : 'running',
+            lastKey: last,
+            rowsDone: entry.rowsDone,
+            rowsEstimated,
+            snapshotLsn: formatLsn(highLsn),
+          });
+          key = last;
+          if (done) {
+            entry.state = 'done';
+            return;
+          }
+        } catch (err) {
+          if (this.opts.signal.aborted) return;
+          this.opts.onError?.(err, name);
+          await new Promise((r) => setTimeout(r, 500));
         }
-      } catch (err) {
-        if (this.opts.signal.aborted) return;
-        this.opts.onError?.(err, name);
-        await new Promise((r) => setTimeout(r, 500));
       }
+    } finally {
+      if (rec && this.recordings.get(name) === rec) this.recordings.delete(name);
     }
   }
 
+  /** Starts recording the table's changes, then notes which transactions were in progress. */
+  private async record(name: string, table: TableSchema): Promise<Recording> {
+    // In this order: a transaction decoded before recording began committed (in WAL) before the snapshot below.
+    const rec: Recording = { table, changes: [], decoded: new Set(), before: new Set() };
+    this.recordings.set(name, rec);
+    try {
+      const r = await this.opts.blue.query<{ s: string }>('SELECT pg_current_snapshot()::text AS s');
+      for (const x of parseXidSnapshot(r.rows[0].s).xip) rec.before.add(x);
+    } catch (err) {
+      this.recordings.delete(name);
+      throw err;
+    }
+    return rec;
+  }
+
   private async chunk(
-    table: TableSchema,
-    name: string,
+    rec: Recording,
     after: string[] | null,
-  ): Promise<{ rows: Row[]; highLsn: Lsn }> {
+  ): Promise<{ kind: 'published'; rows: Row[]; highLsn: Lsn } | { kind: 'retry'; waitFor: bigint[] }> {
     const id = randomUUID();
-    let resolve!: (lsn: Lsn) => void;
+    const name = `${rec.table.schema}.${rec.table.table}`;
+    let resolve!: (outcome: ChunkOutcome) => void;
     let reject!: (err: unknown) => void;
-    const published = new Promise<Lsn>((res, rej) => {
+    const outcome = new Promise<ChunkOutcome>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    published.catch(() => {});
-    const w: ChunkWindow = {
-      id,
-      table,
-      name,
-      open: false,
-      truncated: false,
-      dirty: new Set(),
-      resolve,
-      reject,
-    };
-    this.windows.set(id, w);
+    outcome.catch(() => {});
+    const w: ChunkWindow = { id, name, recording: rec, resolve, reject };
     try {
-      await this.emit(`${id}:low`);
-      const rows = await readChunk(this.opts.blue, table, after, this.opts.chunkRows);
-      w.rows = rows;
-      await this.opts.afterChunkRead?.(name, rows);
-      await this.emit(`${id}:high`);
-      const highLsn = await published;
-      return { rows, highLsn };
+      const read = await readChunkInSnapshot(this.opts.blue, rec.table, after, this.opts.chunkRows, [
+        ...rec.before,
+      ]);
+      // Those the snapshot sees are over: no later chunk can miss them.
+      for (const x of rec.before)
+        if (!read.snapshot.xip.has(x) && x < read.snapshot.xmax) rec.before.delete(x);
+      w.rows = read.rows;
+      w.snapshot = read.snapshot;
+      w.committing = read.committing;
+      await this.opts.afterChunkRead?.(name, read.rows);
+      this.windows.set(id, w);
+      await emitWatermark(this.opts.blue, `${id}:high`);
+      const done = await outcome;
+      return done.kind === 'retry' ? done : { kind: 'published', rows: read.rows, highLsn: done.highLsn };
     } finally {
-      this.close(w);
       this.windows.delete(id);
     }
   }
 
-  private close(w: ChunkWindow): void {
-    const list = this.openWindows.get(w.name);
-    if (!list) return;
-    const rest = list.filter((x) => x !== w);
-    if (rest.length === 0) this.openWindows.delete(w.name);
-    else this.openWindows.set(w.name, rest);
-  }
-
-  private async emit(content: string): Promise<void> {
-    await emitWatermark(this.opts.blue, content);
+  /** Waits until blue's current snapshot sees every transaction of `xids` (a failure after 30 s is logged, then the chunk retried). */
+  private async untilVisible(xids: readonly bigint[]): Promise<void> {
+    const text = xids.map(String);
+    await waitFor(
+      async () =>
+        (
+          await this.opts.blue.query<{ n: string }>(
+            'SELECT count(*)::text AS n FROM unnest($1::text[]) AS x WHERE NOT pg_visible_in_snapshot(x::xid8, pg_current_snapshot())',
+            [text],
+          )
+        ).rows[0].n === '0' || this.opts.signal.aborted,
+      { what: `transactions ${text.join(', ')}, committed but not yet visible (a synchronous standby?)` },
+    );
   }
 }

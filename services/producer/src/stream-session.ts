@@ -168,6 +168,7 @@ export class StreamSession {
     switch (out.kind) {
       case 'begin':
         pub.begin();
+        if (this.opts.chunks.recording) this.opts.chunks.onTransaction(out.xid);
         return;
       case 'commit':
         pub.commit(out.endLsn);
@@ -181,8 +182,7 @@ export class StreamSession {
         const codec = known && pub.codecFor(known.table);
         const event = out.event;
         if (!codec || (event.op === 'c' && event.unchanged.length > 0)) return this.handleChangeAsync(out);
-        if (this.opts.chunks.watching(known.name))
-          this.opts.chunks.onChange(known.name, event.key, event.op === 't');
+        if (this.opts.chunks.watching(known.name)) this.opts.chunks.onChange(known.name, event);
         pub.addEvent(codec, event);
         return;
       }
@@ -199,7 +199,7 @@ export class StreamSession {
     const codec = pub.codecFor(table) ?? (await pub.prepare(table));
     let event: ChangeEvent = out.event;
     if (event.op === 'c' && event.unchanged.length > 0) event = await this.completeKeyChange(table, event);
-    if (this.opts.chunks.watching(name)) this.opts.chunks.onChange(name, event.key, event.op === 't');
+    if (this.opts.chunks.watching(name)) this.opts.chunks.onChange(name, event);
     pub.addEvent(codec, event);
   }
 
