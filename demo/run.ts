@@ -50,8 +50,14 @@ export interface DemoSummary {
 
 const textTypes = { getTypeParser: () => (v: string) => v };
 
-function client(url: string): pg.Client {
-  const c = new pg.Client({ connectionString: url, types: textTypes, application_name: 'teal-demo' });
+/** `writable`: the session starts writable on a fenced blue, as teal's own do (SESSION_OPTIONS). */
+function client(url: string, writable = false): pg.Client {
+  const c = new pg.Client({
+    connectionString: url,
+    types: textTypes,
+    application_name: 'teal-demo',
+    ...(writable ? { options: '-c default_transaction_read_only=off' } : {}),
+  });
   // A server that goes away fails the next query with a clear error; without a listener the
   // 'error' event would end the process instead.
   c.on('error', () => {});
@@ -127,7 +133,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     },
   });
 
-  const blue = client(config.blue.url);
+  // Writable even when an interrupted run left blue fenced. The fence terminates it like any
+  // application's session (only the control plane's own are kept), so `blue` is replaced
+  // by a fresh session after the cutover.
+  let blue = client(config.blue.url, true);
   const green = client(config.green.url);
   await blue.connect();
   await green.connect();
@@ -250,6 +259,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       unfenceOnFailure: true,
     });
     const drainStep = report.steps.find((s: { name: string }) => s.name === 'drain');
+    await blue.end().catch(() => undefined);
+    blue = client(config.blue.url, true);
+    await blue.connect();
 
     const count = async (c: pg.Client, table: string) =>
       Number((await c.query(`SELECT count(*) AS n FROM ${table}`)).rows[0].n);

@@ -206,7 +206,7 @@ export class TealControl implements ControlBackend {
             green,
             admin: this.admin,
             slot: this.config.slot,
-            publication: this.config.publication,
+            tables: this.config.tables,
             topicPrefix: this.config.kafka.topicPrefix,
             countDeadLetters:
               this.deps.countDeadLetters ??

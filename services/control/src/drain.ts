@@ -1,7 +1,9 @@
 import { formatLsn, type Lsn, parseLsn } from '@teal/change-event';
+import { normalizeTableName, qualifiedName } from '@teal/config';
 import { isUndefinedObject, TealError } from '@teal/errors';
 import type { TopicAdmin } from '@teal/kafka';
 import {
+  DEFAULT_TABLES_SQL,
   emitHeartbeat,
   isSlotInvalidated,
   readControlValue,
@@ -24,7 +26,7 @@ import type {
 } from './types.ts';
 
 // Drain proves "everything committed on blue up to LSN X is applied in green" in steps:
-//  1. Every table of the publication has its snapshot done (teal.snapshot_progress in
+//  1. Every configured table has its snapshot done (teal.snapshot_progress in
 //     green): a table still being copied by chunks has rows that are in no topic yet.
 //  2. The slot's confirmed_flush_lsn reaches X. The producer confirms an LSN only after
 //     Kafka acknowledged (acks=all) every event committed at or before it, so from then on
@@ -41,10 +43,10 @@ export interface DrainDeps {
   admin: TopicAdmin;
   slot: string;
   /**
-   * The publication whose tables must have their snapshot done; without it, only the tables
-   * teal.snapshot_progress already lists are waited for.
+   * The configured tables (config.tables), whose snapshot must be done; without them, only
+   * the tables teal.snapshot_progress already lists are waited for.
    */
-  publication?: string;
+  tables?: readonly string[] | 'all';
   topicPrefix: string;
   /**
    * Counts the dead-letter topic per source table (called only when it holds records);
@@ -77,11 +79,15 @@ export async function currentWalLsn(blue: pg.Client): Promise<Lsn> {
   return parseLsn(rows[0].lsn);
 }
 
-/** The publication's tables whose snapshot is not done in green (no row yet: 'pending'). */
+/**
+ * The configured tables whose snapshot is not done in green (no row yet: 'pending'). The
+ * configured ones, as the producer snapshots them, not the publication's: an operator may
+ * have added tables to the publication that teal does not copy.
+ */
 export async function unfinishedSnapshots(
   blue: pg.Client,
   green: pg.Client,
-  publication: string | undefined,
+  tables: readonly string[] | 'all' | undefined,
 ): Promise<SnapshotPending[]> {
   let progress: Awaited<ReturnType<typeof readSnapshotProgress>>;
   try {
@@ -90,15 +96,13 @@ export async function unfinishedSnapshots(
     if (!isUndefinedObject(err)) throw err;
     progress = new Map();
   }
-  const names =
-    publication === undefined
-      ? [...progress.keys()].sort()
-      : (
-          await blue.query<{ name: string }>(
-            `SELECT schemaname || '.' || tablename AS name FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1`,
-            [publication],
-          )
-        ).rows.map((r) => r.name);
+  let names: string[];
+  if (tables === undefined) names = [...progress.keys()].sort();
+  else if (tables === 'all')
+    names = (await blue.query<{ schema: string; table: string }>(DEFAULT_TABLES_SQL)).rows.map((r) =>
+      qualifiedName(r.schema, r.table),
+    );
+  else names = tables.map(normalizeTableName);
   const out: SnapshotPending[] = [];
   for (const name of names) {
     const p = progress.get(name);
@@ -153,7 +157,7 @@ export async function drain(deps: DrainDeps, opts: DrainOptions): Promise<DrainR
   // Step 1: every snapshot is done, so its rows are in Kafka before the ends are read.
   for (;;) {
     checkAbort();
-    const pending = await unfinishedSnapshots(deps.blue, deps.green, deps.publication);
+    const pending = await unfinishedSnapshots(deps.blue, deps.green, deps.tables);
     if (pending.length === 0) break;
     if (Date.now() >= deadline)
       throw snapshotTimeout(opts.timeoutMs, started, target, confirmed, pending, fenced);
@@ -282,7 +286,7 @@ function snapshotTimeout(
   return new TealError(
     'TEAL_DRAIN_TIMEOUT',
     `drain did not finish within ${timeoutMs} ms: the snapshot of ${pending.length} table(s) is not done, so green lacks rows of ${list}${pending.length > 5 ? ', ...' : ''}` +
-      ': the producer is still copying them (teal status shows its progress); drain again with a longer timeout once they are done',
+      ': the producer is still copying them (teal status shows its progress; a table created after the producer started is copied once it restarts); drain again with a longer timeout once they are done',
     {
       status: 504,
       retriable: true,
