@@ -43,8 +43,8 @@ export interface DrainDeps {
   admin: TopicAdmin;
   slot: string;
   /**
-   * The configured tables (config.tables), whose snapshot must be done; without them, only
-   * the tables teal.snapshot_progress already lists are waited for.
+   * The configured tables (config.tables), whose snapshot must be done; without them no
+   * snapshot is waited for (green's teal.snapshot_progress may hold other pipelines' rows).
    */
   tables?: readonly string[] | 'all';
   topicPrefix: string;
@@ -89,6 +89,7 @@ export async function unfinishedSnapshots(
   green: pg.Client,
   tables: readonly string[] | 'all' | undefined,
 ): Promise<SnapshotPending[]> {
+  if (tables === undefined) return [];
   let progress: Awaited<ReturnType<typeof readSnapshotProgress>>;
   try {
     progress = await readSnapshotProgress(green);
@@ -97,8 +98,7 @@ export async function unfinishedSnapshots(
     progress = new Map();
   }
   let names: string[];
-  if (tables === undefined) names = [...progress.keys()].sort();
-  else if (tables === 'all')
+  if (tables === 'all')
     names = (await blue.query<{ schema: string; table: string }>(DEFAULT_TABLES_SQL)).rows.map((r) =>
       qualifiedName(r.schema, r.table),
     );
