@@ -257,7 +257,17 @@ export class TealControl implements ControlBackend {
 
   fence(): Promise<FenceResult> {
     return this.blue(fence).then((r) => {
-      this.log.warn({ database: r.database, terminated: r.terminatedSessions }, 'blue fenced');
+      this.log.warn(
+        {
+          database: r.database,
+          terminated: r.terminatedSessions,
+          preparedTransactions: r.preparedTransactions.length,
+          olderSessions: r.sessions.length,
+        },
+        r.preparedTransactions.length + r.sessions.length > 0
+          ? 'blue fenced, but prepared transactions or older sessions can still change it'
+          : 'blue fenced',
+      );
       return r;
     });
   }
