@@ -9,9 +9,9 @@ import { localPortsTo, type TealChild } from './processes.ts';
 // pids, their own sessions found by client port, its own slot's walsender), except the
 // opt-in `broker` and `green` restarts, which every user of the local environment feels.
 
-export const FAULT_KINDS = ['producer', 'consumer', 'terminate', 'broker', 'green'] as const;
+export const FAULT_KINDS = ['producer', 'consumer', 'terminate', 'rebalance', 'broker', 'green'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
-export const DEFAULT_FAULTS: FaultKind[] = ['producer', 'consumer', 'terminate'];
+export const DEFAULT_FAULTS: FaultKind[] = ['producer', 'consumer', 'terminate', 'rebalance'];
 
 export function parseFaults(list: string): FaultKind[] {
   const kinds = list

@@ -1,14 +1,14 @@
 import { parseFaults } from './faults.ts';
 import { defaultOptions, runSoak, type SoakReport } from './soak.ts';
 
-// `npm run soak -- [--duration S] [--seed N] [--faults producer,consumer,terminate[,broker,green]]
+// `npm run soak -- [--duration S] [--seed N] [--faults producer,consumer,terminate,rebalance[,broker,green]]
 //   [--rate TX/S] [--writers N] [--big-rows N] [--keep] [--json FILE]`
 // Exit 0 when blue == green after the drain and nothing was applied twice; 1 otherwise.
 
 const HELP = `usage: tsx soak/run.ts [options]
   --duration S     seconds of load and faults (default 300)
   --seed N         seeds workload and fault schedule (default 1)
-  --faults LIST    comma list of producer, consumer, terminate, broker, green
+  --faults LIST    comma list of producer, consumer, terminate, rebalance, broker, green
                    (default producer,consumer,terminate; broker and green restart the shared
                    local Kafka / green Postgres, at most --env-fault-limit times each)
   --env-fault-limit N   (default 1)

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -176,6 +176,15 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     path.join(workDir, 'consumer.log'),
     ROOT,
   );
+  // Same group as `consumer`; never restarted on its own (the rebalance fault starts and stops it).
+  const joiner = new TealChild(
+    'consumer-2',
+    ['services/consumer/src/main.ts', '--config', configPath],
+    env,
+    path.join(workDir, 'consumer-2.log'),
+    ROOT,
+    undefined,
+  );
   const children = [producer, consumer];
 
   const blue = textClient(opts.blueUrl);
@@ -262,6 +271,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const faultLoop = runFaults(opts, {
       producer,
       consumer,
+      joiner,
       blue,
       slot,
       faults,
@@ -295,7 +305,16 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     );
     try {
       const result = await drain(
-        { blue, green, admin, slot, topicPrefix, pollMs: 250 },
+        // Its own tables only: green's snapshot_progress also holds other pipelines' rows.
+        {
+          blue,
+          green,
+          admin,
+          slot,
+          topicPrefix,
+          pollMs: 250,
+          tables: [t.items, t.ledger, t.probe].map((n) => `public.${n}`),
+        },
         { timeoutMs: opts.drainTimeoutMs, fence: false },
       );
       drainResult = { lsn: result.lsn, waitedMs: result.waitedMs };
@@ -365,12 +384,12 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       appliedTwiceExamples: twice.examples,
       auditRecorded: twice.recorded,
       deadLetters: dlq,
-      unexpectedExits: children.flatMap((c) => c.unexpectedExits),
+      unexpectedExits: [...children, joiner].flatMap((c) => c.unexpectedExits),
       problems,
     };
     return report;
   } finally {
-    await Promise.all(children.map((c) => c.stop()));
+    await Promise.all([...children, joiner].map((c) => c.stop()));
     const keep = opts.keep || !report || report.rowsDiffering > 0;
     await removeSoak(opts, base, keep).catch((err) => log(`  cleanup failed: ${(err as Error).message}`));
     await blue.end().catch(() => {});
@@ -427,6 +446,8 @@ async function runSchedule(
 interface FaultContext {
   producer: TealChild;
   consumer: TealChild;
+  /** A second member of the consumer's group, started and stopped by the rebalance fault. */
+  joiner: TealChild;
   blue: pg.Client;
   slot: string;
   faults: FaultRecord[];
@@ -453,6 +474,22 @@ async function runFaults(opts: SoakOptions, c: FaultContext): Promise<void> {
         await abortableDelay(restartDelay);
         child.start();
         return `SIGKILL, restart after ${restartDelay} ms`;
+      }
+      case 'rebalance': {
+        // A second consumer joins the group (partitions move to it, batches in flight on the
+        // first are revoked), applies for a while, then leaves (they move back): twice a
+        // rebalance under load, with nothing killed.
+        const logFrom = existsSync(c.joiner.logFile) ? statSync(c.joiner.logFile).size : 0;
+        c.joiner.start();
+        const stayMs = rng.int(1000, 5000);
+        await waitFor(
+          () => readFileSync(c.joiner.logFile, 'utf8').slice(logFrom).includes('consumer started'),
+          { what: 'the second consumer to start', timeoutMs: 60_000 },
+        );
+        await abortableDelay(stayMs);
+        // SIGTERM: it leaves the group cleanly (a crash of it is still recorded as unexpected).
+        await c.joiner.kill('SIGTERM');
+        return `a second consumer joined, stayed ${stayMs} ms, left`;
       }
       case 'terminate': {
         const where = rng.pick(['blue', 'green', 'both'] as const);

@@ -4,7 +4,8 @@ import { blueUrl, greenUrl, kafkaBrokers } from './support/env.ts';
 
 // The CI cut of `npm run soak` (soak/run.ts): 50 s of seeded writes (TOAST, key changes,
 // truncate, a 50k-row transaction, rollbacks) while the producer and consumer are SIGKILLed
-// and restarted and teal's sessions on blue and green are terminated; then a drain and an
+// and restarted, a second consumer joins the group and leaves (rebalances), and teal's sessions
+// on blue and green are terminated; then a drain and an
 // independent per-row digest of every table. Broker and green restarts stay opt-in
 // (`npm run soak -- --faults ...,broker,green`): they hit everyone on the shared environment.
 describe('soak', () => {
@@ -16,7 +17,7 @@ describe('soak', () => {
       ...defaultOptions(),
       durationS: 50,
       seed: 20251124,
-      faults: ['producer', 'consumer', 'terminate'],
+      faults: ['producer', 'consumer', 'terminate', 'rebalance'],
       blueUrl: blueUrl(),
       greenUrl: greenUrl(),
       brokers: kafkaBrokers(),
