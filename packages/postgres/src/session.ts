@@ -8,7 +8,9 @@ import pg from 'pg';
 // default_transaction_read_only=off: a cutover fences blue with ALTER DATABASE ... SET
 // default_transaction_read_only = on; startup options outrank it, so teal's own sessions
 // (heartbeats, watermarks, drain, unfence, a reverse apply) still work on a fenced blue.
-// Every application_name starts with "teal" so that a fence never terminates teal's sessions.
+// application_name starts with "teal" so an operator can tell teal's sessions apart; the
+// fence exempts only the control plane's own (services/control/src/fence.ts), the others
+// are terminated and reconnect, writable through the startup option above.
 export const VALUE_SESSION_OPTIONS =
   '-c DateStyle=ISO -c TimeZone=UTC -c IntervalStyle=postgres -c extra_float_digits=3 -c bytea_output=hex';
 
@@ -20,7 +22,7 @@ export const RAW_TEXT_TYPES = {
 } as unknown as pg.CustomTypesConfig;
 
 export interface SessionOptions {
-  /** Shown in pg_stat_activity; must start with "teal". */
+  /** Shown in pg_stat_activity; starts with "teal". */
   applicationName: string;
   /** 'database': a logical walsender connection (replication commands over simple query). */
   replication?: 'database';
