@@ -22,6 +22,20 @@ interface Component {
   on?(event: 'error', listener: (err: unknown) => void): unknown;
 }
 
+/**
+ * Starts `c`, unless a stop signal comes first: a start can wait a long time (the producer
+ * retries until green answers, while it keeps blue -> Kafka going), and SIGTERM must still
+ * stop it. True when started; false when stopped during its start.
+ */
+async function startUnlessStopped(c: Component, stopSignal: Promise<string>): Promise<boolean> {
+  const starting = c.start().then(() => 'started' as const);
+  const first = await Promise.race([starting, stopSignal.then(() => 'stop' as const)]);
+  if (first === 'started') return true;
+  await c.stop().catch(() => {});
+  await starting.catch(() => {});
+  return false;
+}
+
 export async function runPipeline(v: Values, io: CliIo, parts: PipelineParts): Promise<number> {
   const config = await loadResolvedConfig(v, io);
   // Imported here, not at the top: the API clients and --help should start fast.
@@ -56,13 +70,13 @@ export async function runPipeline(v: Values, io: CliIo, parts: PipelineParts): P
         failed = err;
         failedResolve?.();
       });
-      await producer.start();
+      if (!(await startUnlessStopped(producer, io.stopSignal()))) return EXIT.ok;
       started.push(producer);
     }
     if (parts.consumer) {
       const { Consumer } = await import('@teal/consumer');
       consumer = new Consumer(config, { metrics, logger }) as unknown as Component;
-      await consumer.start();
+      if (!(await startUnlessStopped(consumer, io.stopSignal()))) return EXIT.ok;
       started.push(consumer);
     }
     if (parts.api) {
