@@ -162,29 +162,21 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     TEAL_KAFKA_BROKERS: opts.brokers.join(','),
     TEAL_LOG_LEVEL: process.env.TEAL_LOG_LEVEL ?? 'info',
   };
-  const producer = new TealChild(
-    'producer',
-    ['services/producer/src/main.ts', '--config', configPath],
-    env,
-    path.join(workDir, 'producer.log'),
-    ROOT,
-  );
-  const consumer = new TealChild(
-    'consumer',
-    ['services/consumer/src/main.ts', '--config', configPath],
-    env,
-    path.join(workDir, 'consumer.log'),
-    ROOT,
-  );
-  // Same group as `consumer`; never restarted on its own (the rebalance fault starts and stops it).
-  const joiner = new TealChild(
-    'consumer-2',
-    ['services/consumer/src/main.ts', '--config', configPath],
-    env,
-    path.join(workDir, 'consumer-2.log'),
-    ROOT,
-    undefined,
-  );
+  // One process per teal service, its log in the work dir; `restartDelayMs` undefined: never
+  // restarted on its own.
+  const child = (name: string, service: string, restartDelayMs: number | undefined = 1000) =>
+    new TealChild(
+      name,
+      [`services/${service}/src/main.ts`, '--config', configPath],
+      env,
+      path.join(workDir, `${name}.log`),
+      ROOT,
+      restartDelayMs,
+    );
+  const producer = child('producer', 'producer');
+  const consumer = child('consumer', 'consumer');
+  // Same group as `consumer`; the rebalance fault starts and stops it.
+  const joiner = child('consumer-2', 'consumer', undefined);
   const children = [producer, consumer];
 
   const blue = textClient(opts.blueUrl);
