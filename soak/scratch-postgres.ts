@@ -15,7 +15,11 @@ export interface ScratchPostgres {
   url: string;
   port: number;
   dataDir: string;
-  /** Stops the server (immediate) and removes its files. */
+  /** Stops the server (fast shutdown) and keeps its files, for a test that brings it back. */
+  stop(): void;
+  /** Starts a stopped server again. */
+  start(): void;
+  /** Stops the server (immediate) if it runs, and removes its files. */
   destroy(): void;
 }
 
@@ -69,14 +73,25 @@ export async function startScratchPostgres(settings: Record<string, string> = {}
     path.join(dataDir, 'pg_hba.conf'),
     'host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n',
   );
-  run(path.join(bin, 'pg_ctl'), ['-D', dataDir, '-l', path.join(root, 'log'), '-w', 'start']);
+  const pgCtl = (...args: string[]) => run(path.join(bin, 'pg_ctl'), ['-D', dataDir, ...args]);
+  const start = () => pgCtl('-l', path.join(root, 'log'), '-w', 'start');
+  start();
+  let running = true;
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     dataDir,
+    stop() {
+      pgCtl('-m', 'fast', '-w', 'stop');
+      running = false;
+    },
+    start() {
+      start();
+      running = true;
+    },
     destroy() {
       try {
-        run(path.join(bin, 'pg_ctl'), ['-D', dataDir, 'stop', '-m', 'immediate', '-w']);
+        if (running) pgCtl('stop', '-m', 'immediate', '-w');
       } finally {
         rmSync(root, { recursive: true, force: true });
       }

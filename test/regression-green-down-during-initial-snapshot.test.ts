@@ -1,13 +1,10 @@
-import { spawnSync } from 'node:child_process';
-import { dirname, join } from 'node:path';
 import { parseLsn } from '@teal/change-event';
 import { resolveConfig } from '@teal/config';
 import { KafkaClient } from '@teal/kafka';
 import { Producer } from '@teal/producer';
 import { waitFor } from '@teal/runtime';
 import { afterAll, describe, expect, onTestFinished, test } from 'vitest';
-import { pgBinDir } from '../infra/local/lib/prerequisites.mjs';
-import { type ScratchPostgres, startScratchPostgres } from '../soak/scratch-postgres.ts';
+import { startScratchPostgres } from '../soak/scratch-postgres.ts';
 import { blueUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
 import { dropSlotAndPublication, readAllEvents } from './support/producer-fixture.ts';
 
@@ -17,19 +14,6 @@ import { dropSlotAndPublication, readAllEvents } from './support/producer-fixtur
 // reached green. Kafka is the buffer while green is away: blue -> Kafka must go on, and the
 // state must reach green once it answers. Green here is a scratch cluster of this test's
 // own (stopping the shared green would break everyone else's tests).
-
-/** pg_ctl on the scratch cluster, as the postgres OS user when we are root (as scratch-postgres.ts does). */
-function pgCtl(scratch: ScratchPostgres, args: string[]): void {
-  const bin = pgBinDir();
-  if (!bin) throw new Error('Postgres server binaries not found');
-  const cmd = join(bin, 'pg_ctl');
-  const full = ['-D', scratch.dataDir, ...args];
-  const res =
-    process.getuid?.() === 0
-      ? spawnSync('runuser', ['-u', 'postgres', '--', cmd, ...full], { cwd: '/', encoding: 'utf8' })
-      : spawnSync(cmd, full, { cwd: '/', encoding: 'utf8' });
-  if (res.status !== 0) throw new Error(`pg_ctl ${args.join(' ')} failed: ${res.stderr || res.stdout}`);
-}
 
 describe('green down during the initial snapshot', () => {
   const kafka = new KafkaClient({ brokers: kafkaBrokers(), clientId: 'teal-green-down-test' });
@@ -43,11 +27,7 @@ describe('green down during the initial snapshot', () => {
     const rows = 2_000;
     const scratch = await startScratchPostgres();
     let greenDown = false;
-    onTestFinished(() => {
-      // destroy() stops the server first; a stopped one would make it throw.
-      if (greenDown) pgCtl(scratch, ['-l', join(dirname(scratch.dataDir), 'log'), '-w', 'start']);
-      scratch.destroy();
-    });
+    onTestFinished(() => scratch.destroy());
     const blue = await pgClient(blueUrl());
     const writer = await pgClient(blueUrl());
     await blue.query(`CREATE TABLE ${name} (id int PRIMARY KEY, v text)`);
@@ -77,7 +57,7 @@ describe('green down during the initial snapshot', () => {
       // Green goes away right after the first chunk: the snapshot has 39 chunks to go.
       afterChunkRead: async (table) => {
         if (table !== `public.${name}` || chunksRead++ !== 0) return;
-        pgCtl(scratch, ['-m', 'fast', '-w', 'stop']);
+        scratch.stop();
         greenDown = true;
       },
     });
@@ -129,7 +109,7 @@ describe('green down during the initial snapshot', () => {
     expect(greenDown).toBe(true);
 
     // Green comes back: the progress and the status the producer kept reach it.
-    pgCtl(scratch, ['-l', join(dirname(scratch.dataDir), 'log'), '-w', 'start']);
+    scratch.start();
     greenDown = false;
     const green = await pgClient(scratch.url);
     await waitFor(
