@@ -9,6 +9,7 @@ export const DEFAULTS = Object.freeze({
   partitions: 4,
   // The same as @teal/kafka's DEFAULT_KAFKA_CLIENT (for callers that pass no client).
   kafkaClient: 'platformatic' as KafkaClientName,
+  maxMessageBytes: 16 * 1024 ** 2,
   slot: 'teal_slot',
   publication: 'teal_pub',
   apiHost: '127.0.0.1',

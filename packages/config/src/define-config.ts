@@ -60,6 +60,13 @@ export interface TealConfig {
      * The consumer group is kafkajs either way. Env TEAL_KAFKA_CLIENT wins.
      */
     client?: KafkaClientName;
+    /**
+     * The largest change record teal writes, bytes (default 16 MiB). teal creates its topics
+     * with this `max.message.bytes` and sizes its clients' requests and fetches to it; a row
+     * whose record is larger stops the producer with TEAL_ROW_TOO_LARGE naming the table.
+     * Env TEAL_KAFKA_MAX_MESSAGE_BYTES.
+     */
+    maxMessageBytes?: number;
   };
   /** Logical replication slot on blue, [a-z0-9_]{1,63}. Default teal_slot. */
   slot?: string;
@@ -82,6 +89,13 @@ export interface TealConfig {
   };
   /** Key columns (blue names) for blue tables without a primary key. */
   keyColumns?: Record<string, string[]>;
+  /**
+   * Keyed by blue table: true keeps the table's changes in blue's commit order (one partition,
+   * applied statement by statement), which a table needs when green has a UNIQUE constraint
+   * other than its key; false opts a table out. Default: true for tables with such a unique
+   * index on blue (docs/architecture.md, "Unique constraints").
+   */
+  ordered?: Record<string, boolean>;
   /** Interval of heartbeat messages on blue, ms. Default 10000. */
   heartbeatMs?: number;
   snapshot?: { chunkRows?: number };
@@ -104,6 +118,7 @@ export interface ResolvedConfig {
     readonly partitions: number;
     readonly headers: boolean;
     readonly client: KafkaClientName;
+    readonly maxMessageBytes: number;
   };
   readonly slot: string;
   readonly publication: string;
@@ -118,6 +133,8 @@ export interface ResolvedConfig {
     readonly batchSize: number;
   };
   readonly keyColumns: Readonly<Record<string, readonly string[]>>;
+  /** Only the tables the config names; the auto-detected ones are decided at start (blue's catalog). */
+  readonly ordered: Readonly<Record<string, boolean>>;
   readonly heartbeatMs: number;
   readonly snapshot: { readonly chunkRows: number };
   readonly lag: { readonly warnBytes: number; readonly criticalBytes: number };

@@ -33,6 +33,7 @@ const flag = (text: string) =>
 
 // Digits become a number for the port's range check; other text is shown as it was written.
 const port = (text: string) => (/^\d{1,6}$/.test(text) ? Number(text) : text);
+const count = (text: string) => (/^\d{1,12}$/.test(text) ? Number(text) : text);
 
 /**
  * Every TEAL_* variable that overrides teal.config.ts, in one table: adding one is one line
@@ -44,6 +45,7 @@ const port = (text: string) => (/^\d{1,6}$/.test(text) ? Number(text) : text);
  * - TEAL_TOPIC_PREFIX, TEAL_SLOT, TEAL_PUBLICATION: names, checked as in the file
  * - TEAL_KAFKA_HEADERS: 1, 0, true or false
  * - TEAL_KAFKA_CLIENT: kafkajs or platformatic (blank = unset)
+ * - TEAL_KAFKA_MAX_MESSAGE_BYTES: the largest change record, bytes
  * - TEAL_API_HOST, TEAL_API_PORT, TEAL_API_TOKEN: the control API's bind address and token
  *
  * Settings of one process rather than of the pipeline are not in the file and not here:
@@ -56,6 +58,7 @@ const ENV_OVERRIDES = [
   { name: 'TEAL_TOPIC_PREFIX', path: 'kafka.topicPrefix' },
   { name: 'TEAL_KAFKA_HEADERS', path: 'kafka.headers', parse: flag },
   { name: 'TEAL_KAFKA_CLIENT', path: 'kafka.client', parse: (text) => text.trim() || undefined },
+  { name: 'TEAL_KAFKA_MAX_MESSAGE_BYTES', path: 'kafka.maxMessageBytes', parse: count },
   { name: 'TEAL_SLOT', path: 'slot' },
   { name: 'TEAL_PUBLICATION', path: 'publication' },
   { name: 'TEAL_API_HOST', path: 'api.host' },

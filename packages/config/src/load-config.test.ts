@@ -36,6 +36,7 @@ describe('resolveConfig', () => {
         partitions: 4,
         headers: false,
         client: 'platformatic',
+        maxMessageBytes: 16 * 1024 ** 2,
       },
       slot: 'teal_slot',
       publication: 'teal_pub',
@@ -49,6 +50,7 @@ describe('resolveConfig', () => {
         batchSize: 5000,
       },
       keyColumns: {},
+      ordered: {},
       heartbeatMs: 10_000,
       snapshot: { chunkRows: 10_000 },
       lag: { warnBytes: 1024 ** 3, criticalBytes: 8 * 1024 ** 3 },
@@ -158,7 +160,7 @@ describe('resolveConfig', () => {
       heartbeatMs: '1000',
     });
     expect(problems).toEqual([
-      'blu: unknown key; did you mean "blue"? (allowed: blue, green, kafka, slot, publication, api, tables, transforms, apply, keyColumns, heartbeatMs, snapshot, lag)',
+      'blu: unknown key; did you mean "blue"? (allowed: blue, green, kafka, slot, publication, api, tables, transforms, apply, keyColumns, ordered, heartbeatMs, snapshot, lag)',
       'kafka.brokers[0]: expected "host:port" like "127.0.0.1:9092", got "nohost"',
       'kafka.partitions: expected an integer from 1 to 1000, got 0',
       'slot: expected a slot name of 1-63 lowercase letters, digits or "_" like "teal_slot", got "Teal-Slot"',
@@ -170,6 +172,19 @@ describe('resolveConfig', () => {
       "apply.onMissingColumn: expected one of 'fail', 'ignore', 'add', got \"ignored\"; did you mean 'ignore'?",
       'apply.batchSize: expected an integer from 1 to 100000, got 1.5',
       'heartbeatMs: expected an integer from 100 to 3600000, got "1000"',
+    ]);
+  });
+
+  it('reads kafka.maxMessageBytes (file or env) and per-table ordered flags', () => {
+    const config = resolveConfig(
+      { kafka: { maxMessageBytes: 2 * 1024 ** 2 }, ordered: { users: true, 'app.log': false } },
+      { env: { TEAL_KAFKA_MAX_MESSAGE_BYTES: String(64 * 1024 ** 2) } },
+    );
+    expect(config.kafka.maxMessageBytes).toBe(64 * 1024 ** 2);
+    expect(config.ordered).toEqual({ 'public.users': true, 'app.log': false });
+    expect(problemsOf({ kafka: { maxMessageBytes: 1000 }, ordered: { users: 'yes' } })).toEqual([
+      'kafka.maxMessageBytes: expected an integer from 1048576 to 2147483647, got 1000',
+      'ordered["users"]: expected true or false, got "yes"',
     ]);
   });
 

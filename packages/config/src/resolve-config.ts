@@ -3,7 +3,7 @@ import { DEFAULTS } from './defaults.ts';
 import type { ResolvedConfig } from './define-config.ts';
 import { type Env, Settings } from './env-overrides.ts';
 import { kafkaClient } from './kafka-client.ts';
-import { resolveKeyColumns, resolveTables, resolveTransforms } from './resolve-tables.ts';
+import { resolveKeyColumns, resolveOrdered, resolveTables, resolveTransforms } from './resolve-tables.ts';
 import {
   bool,
   checkKeys,
@@ -43,6 +43,7 @@ const TOP_KEYS = [
   'transforms',
   'apply',
   'keyColumns',
+  'ordered',
   'heartbeatMs',
   'snapshot',
   'lag',
@@ -94,7 +95,14 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
     '': raw,
     blue: section(p, raw, 'blue', ['url']),
     green: section(p, raw, 'green', ['url']),
-    kafka: section(p, raw, 'kafka', ['brokers', 'topicPrefix', 'partitions', 'headers', 'client']),
+    kafka: section(p, raw, 'kafka', [
+      'brokers',
+      'topicPrefix',
+      'partitions',
+      'headers',
+      'client',
+      'maxMessageBytes',
+    ]),
     api: section(p, raw, 'api', ['host', 'port', 'token']),
     apply: section(p, raw, 'apply', [
       'onMissingColumn',
@@ -123,6 +131,8 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
   // Headers repeat fields of the Avro value (position, op, xid): off unless asked for.
   const headers = bool(p, ...read('kafka.headers')) ?? false;
   const client = kafkaClient(p, ...read('kafka.client'));
+  // Below 1 MiB a row of ordinary size fails; Kafka's own ceiling is an int32.
+  const maxMessageBytes = int(p, ...read('kafka.maxMessageBytes'), 1024 ** 2, 2 ** 31 - 1);
 
   const slot = str(
     p,
@@ -162,6 +172,7 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
   const tables = resolveTables(p, raw.tables);
   const transforms = resolveTransforms(p, raw.transforms, tables);
   const keyColumns = resolveKeyColumns(p, raw.keyColumns);
+  const ordered = resolveOrdered(p, raw.ordered);
 
   const warnBytes = int(p, ...read('lag.warnBytes'), 1, Number.MAX_SAFE_INTEGER) ?? DEFAULTS.lagWarnBytes;
   const criticalBytes =
@@ -195,6 +206,7 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
       partitions: partitions ?? DEFAULTS.partitions,
       headers,
       client: client ?? DEFAULTS.kafkaClient,
+      maxMessageBytes: maxMessageBytes ?? DEFAULTS.maxMessageBytes,
     },
     slot: slot ?? DEFAULTS.slot,
     publication: publication ?? DEFAULTS.publication,
@@ -208,6 +220,7 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
       batchSize: batchSize ?? DEFAULTS.batchSize,
     },
     keyColumns,
+    ordered,
     heartbeatMs: heartbeatMs ?? DEFAULTS.heartbeatMs,
     snapshot: { chunkRows: chunkRows ?? DEFAULTS.chunkRows },
     lag: { warnBytes, criticalBytes },

@@ -226,3 +226,20 @@ export function resolveTransforms(
   }
   return out;
 }
+
+/** `ordered: { "schema.table": boolean }` -> the same, names normalized. */
+export function resolveOrdered(p: Problems, input: unknown): Record<string, boolean> {
+  const out: Record<string, boolean> = {};
+  if (input === undefined) return out;
+  if (!isObj(input)) {
+    p.add('ordered', `expected an object { "schema.table": true | false }, got ${describeValue(input)}`);
+    return out;
+  }
+  for (const [tableKey, value] of Object.entries(input)) {
+    const path = `ordered[${JSON.stringify(tableKey)}]`;
+    if (!parseTableName(tableKey)) p.add(path, 'expected a table name "schema.table" or "table" as key');
+    else if (typeof value !== 'boolean') p.add(path, `expected true or false, got ${describeValue(value)}`);
+    else out[normalizeTableName(tableKey)] = value;
+  }
+  return out;
+}

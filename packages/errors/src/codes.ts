@@ -24,6 +24,7 @@ export const errorCodes = {
     400,
     'teal.config.ts or a TEAL_* variable is wrong; the message says which',
   ),
+  TEAL_CHECK_BLOCKED: code(false, 409, '`teal check` found something that must be fixed before a start'),
   TEAL_CONFIG_CHANGED: code(false, 400, 'the config changed in a way the running pipeline cannot take'),
   TEAL_BAD_REQUEST: code(false, 400, 'the request body or query does not match the API document'),
   TEAL_BODY_TOO_LARGE: code(false, 413, 'the request body is larger than the API accepts'),
@@ -75,11 +76,18 @@ export const errorCodes = {
   TEAL_PGOUTPUT_MALFORMED: code(false, 500, 'a pgoutput message could not be decoded'),
   TEAL_PGOUTPUT_UNSUPPORTED: code(false, 500, 'a pgoutput message or version teal does not support'),
   TEAL_SPILL_CORRUPT: code(false, 500, 'a spilled streamed transaction could not be read back'),
+  TEAL_TABLE_RENAMED: code(false, 409, 'a replicated table was renamed on blue while teal streamed it'),
   TEAL_PRODUCER_FAILED: code(false, 500, 'the producer stopped for good'),
   TEAL_PRODUCER_THREAD_EXITED: code(false, 500, "teal run's producer thread ended"),
 
   // Kafka and the wire format.
   TEAL_KAFKA_ERROR: code(true, 503, 'a Kafka request failed'),
+  TEAL_ROW_TOO_LARGE: code(
+    false,
+    413,
+    'a change record is larger than kafka.maxMessageBytes or the topic accepts',
+  ),
+  TEAL_TOPIC_PARTITIONS_CHANGED: code(false, 409, "a topic's partition count changed while teal wrote to it"),
   TEAL_KAFKA_SEND_ABORTED: code(true, 503, 'a send queued behind a failed one was not attempted'),
   TEAL_AVRO_BAD_HEADER: code(false, 500, 'a record is not Avro single-object encoded'),
   TEAL_AVRO_UNDECODABLE: code(false, 500, 'a record does not decode with its writer schema'),
