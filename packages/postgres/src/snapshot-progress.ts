@@ -11,8 +11,8 @@ export interface SnapshotProgressRow {
   schema: string;
   table: string;
   state: SnapshotState;
-  /** The key of the last row of the last chunk Kafka acknowledged, in key-column order. */
-  lastKey: string[] | null;
+  /** The key of the last row of the last chunk Kafka acknowledged, in key-column order (NULL kept). */
+  lastKey: (string | null)[] | null;
   rowsDone: number;
   rowsEstimated: number;
   snapshotLsn: string | null;
@@ -37,7 +37,7 @@ export async function readSnapshotProgress(db: Queryable): Promise<Map<string, S
       schema: r.schema,
       table: r.table,
       state: r.state,
-      lastKey: r.last_key === null ? null : (JSON.parse(r.last_key) as string[]),
+      lastKey: r.last_key === null ? null : (JSON.parse(r.last_key) as (string | null)[]),
       rowsDone: Number(r.rows_done),
       rowsEstimated: Number(r.rows_estimated),
       snapshotLsn: r.snapshot_lsn,

@@ -1,4 +1,4 @@
-import { formatLsn, type Lsn, type Row, type TableSchema } from '@teal/change-event';
+import { formatLsn, type Lsn, type PgText, type Row, type TableSchema } from '@teal/change-event';
 import { connectClient, quoteLiteral } from '@teal/postgres';
 import type { TealMetrics } from '@teal/runtime';
 import type { EventPublisher } from './event-publisher.ts';
@@ -53,7 +53,7 @@ export async function runInitialSnapshot(opts: InitialSnapshotOptions): Promise<
       entry.rowsEstimated = await estimateRows(client, table.schema, table.table);
       entry.state = 'running';
       const codec = await publisher.prepare(table);
-      let lastKey: string[] | null = null;
+      let lastKey: PgText[] | null = null;
       let ordinal = 0;
       // The next chunk is read while this one is encoded and sent (one query ahead).
       let next: Promise<Row[]> | undefined = readChunk(client, table, null, opts.chunkRows);
