@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { type ChangeEvent, formatLsn, type Lsn, type Row, type TableSchema } from '@teal/change-event';
+import {
+  type ChangeEvent,
+  formatLsn,
+  type Lsn,
+  type PgText,
+  type Row,
+  type TableSchema,
+} from '@teal/change-event';
 import { emitWatermark } from '@teal/postgres';
 import { type TealMetrics, waitFor } from '@teal/runtime';
 import type pg from 'pg';
@@ -166,7 +173,7 @@ export class ChunkSnapshotter {
   /** Snapshots `table` chunk by chunk after `lastKey` until a short chunk; retries chunks across stream restarts. */
   async snapshotTable(
     table: TableSchema,
-    lastKey: string[] | null,
+    lastKey: PgText[] | null,
     rowsDone: number,
     rowsEstimated: number,
   ): Promise<void> {
@@ -232,7 +239,7 @@ export class ChunkSnapshotter {
 
   private async chunk(
     rec: Recording,
-    after: string[] | null,
+    after: PgText[] | null,
   ): Promise<{ kind: 'published'; rows: Row[]; highLsn: Lsn } | { kind: 'retry'; waitFor: bigint[] }> {
     const id = randomUUID();
     const name = `${rec.table.schema}.${rec.table.table}`;

@@ -80,4 +80,14 @@ describe('a chunk against the changes the stream sent before its high watermark'
     expect(rowsAfterChanges(table, rows, snapshot, [truncate(102)])).toEqual(rows);
     expect(rowsAfterChanges(table, rows, snapshot, [truncate(120)])).toEqual([]);
   });
+
+  it('acts on every row of a key several rows share (REPLICA IDENTITY FULL), keeping their order otherwise', () => {
+    const twins = [row('1', '0'), row('2', 'a'), row('2', 'a'), row('3', '0')];
+    expect(
+      rowsAfterChanges(table, twins, snapshot, [rowChange(table, change('d', 111, { id: '2' }))]),
+    ).toEqual([row('1', '0'), row('3', '0')]);
+    expect(
+      rowsAfterChanges(table, twins, snapshot, [rowChange(table, change('d', 105, { id: '2' }))]),
+    ).toEqual(twins);
+  });
 });

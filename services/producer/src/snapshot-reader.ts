@@ -1,5 +1,13 @@
-import { type ChangeEvent, type Lsn, type Row, snapshotSeq, type TableSchema } from '@teal/change-event';
+import {
+  type ChangeEvent,
+  type Lsn,
+  type PgText,
+  type Row,
+  snapshotSeq,
+  type TableSchema,
+} from '@teal/change-event';
 import { quoteIdent, quoteTable } from '@teal/postgres';
+import { type KeysetColumn, keyEquals, keysetAfter, keysetOrder } from '@teal/postgres/keyset';
 import type pg from 'pg';
 
 // Keyset-chunked reads of one table, shared by the initial snapshot (inside the exported
@@ -14,9 +22,9 @@ export function keyOf(table: TableSchema, row: Row): Row {
   return key;
 }
 
-/** The key values in key-column order (what teal.snapshot_progress.last_key stores). */
-export function keyValues(table: TableSchema, row: Row): string[] {
-  return table.keyColumns.map((k) => row[k] ?? '');
+/** The key values in key-column order (what teal.snapshot_progress.last_key stores); NULL stays NULL. */
+export function keyValues(table: TableSchema, row: Row): PgText[] {
+  return table.keyColumns.map((k) => row[k] ?? null);
 }
 
 /** A stable string for a key, to find it in a set. */
@@ -24,19 +32,78 @@ export function keyId(table: TableSchema, key: Row): string {
   return JSON.stringify(table.keyColumns.map((k) => key[k] ?? null));
 }
 
-/** Reads up to `limit` rows with key > `after` (all when null), in key order, as Postgres text. */
+/** What paging needs to know of a table's key columns beyond their names. */
+export interface KeyShape {
+  /** Per key column, in key order: NULL may occur. */
+  readonly columns: readonly KeysetColumn[];
+  /** A unique index over NOT NULL key columns: no two rows share a key. */
+  readonly unique: boolean;
+}
+
+const KEY_SHAPE_SQL = `
+  SELECT (SELECT coalesce(json_agg(a.attname), '[]')::text FROM pg_attribute a
+           WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND NOT a.attnotnull) AS nullable,
+         (EXISTS (SELECT 1 FROM pg_index i
+                  WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) AS k(attnum)
+                                      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                                     WHERE NOT a.attnotnull OR NOT (a.attname = ANY($2::text[])))))::text AS is_unique`;
+
+const keyShapes = new WeakMap<TableSchema, Promise<KeyShape>>();
+
+/** The table's key shape from blue's catalog, read once per table shape. */
+export function keyShape(db: Queryable, table: TableSchema): Promise<KeyShape> {
+  let shape = keyShapes.get(table);
+  if (!shape) {
+    shape = db
+      .query<{ nullable: string; is_unique: string }>(KEY_SHAPE_SQL, [
+        quoteTable(table.schema, table.table),
+        [...table.keyColumns],
+      ])
+      .then(({ rows }) => {
+        const nullable = new Set(JSON.parse(rows[0].nullable) as string[]);
+        return {
+          columns: table.keyColumns.map((name) => ({ name, nullable: nullable.has(name) })),
+          unique: rows[0].is_unique === 'true',
+        };
+      });
+    keyShapes.set(table, shape);
+    shape.catch(() => keyShapes.delete(table));
+  }
+  return shape;
+}
+
+/**
+ * Reads up to `limit` rows with key after `after` (all when null), in key order (NULLs last),
+ * as Postgres text: the columns the table's shape lists, which are those pgoutput sends
+ * (stored generated columns are not among them: green computes its own). When two rows may
+ * share a key (REPLICA IDENTITY FULL without a unique key), a full chunk ends with every row
+ * of its last key, so that the next chunk, after that key, skips none of them.
+ */
 export async function readChunk(
   db: Queryable,
   table: TableSchema,
-  after: readonly string[] | null,
+  after: readonly PgText[] | null,
   limit: number,
 ): Promise<Row[]> {
-  const keys = table.keyColumns.map(quoteIdent);
-  const list = keys.join(', ');
-  const where = after === null ? '' : `WHERE (${list}) > (${keys.map((_, i) => `$${i + 1}`).join(', ')})`;
-  const sql = `SELECT * FROM ${quoteTable(table.schema, table.table)} ${where} ORDER BY ${list} LIMIT ${Math.max(1, Math.floor(limit))}`;
-  const result = await db.query<Row>(after === null ? sql : { text: sql, values: [...after] });
-  return result.rows;
+  const shape = await keyShape(db, table);
+  const rel = quoteTable(table.schema, table.table);
+  const select = `SELECT ${table.columns.map((c) => quoteIdent(c.name)).join(', ')} FROM ${rel}`;
+  const n = Math.max(1, Math.floor(limit));
+  const order = keysetOrder(shape.columns);
+  const where = after === null ? null : keysetAfter(shape.columns, after, 1);
+  const result = await db.query<Row>({
+    text: `${select}${where ? ` WHERE ${where.sql}` : ''} ORDER BY ${order} LIMIT ${n}`,
+    values: where?.values ?? [],
+  });
+  const rows = result.rows;
+  if (shape.unique || rows.length < n) return rows;
+  const last = keyValues(table, rows[rows.length - 1]);
+  const same = keyEquals(shape.columns, last, 1);
+  const run = await db.query<Row>({ text: `${select} WHERE ${same.sql}`, values: same.values });
+  // The run holds every row equal to the last key (by the key's own equality), those of this chunk too.
+  const inRun = new Set(run.rows.map((r) => keyId(table, r)));
+  return [...rows.filter((r) => !inRun.has(keyId(table, r))), ...run.rows];
 }
 
 export async function estimateRows(db: Queryable, schema: string, table: string): Promise<number> {
@@ -128,7 +195,7 @@ export interface ChunkRead {
 export async function readChunkInSnapshot(
   pool: pg.Pool,
   table: TableSchema,
-  after: readonly string[] | null,
+  after: readonly PgText[] | null,
   limit: number,
   candidates: readonly bigint[],
 ): Promise<ChunkRead> {
@@ -189,14 +256,18 @@ export function rowsAfterChanges(
   snapshot: XidSnapshot,
   changes: readonly RowChange[],
 ): Row[] {
-  const byKey = new Map<string, Row | undefined>();
-  for (const row of rows) byKey.set(keyId(table, row), row);
+  // Several rows may share a key (REPLICA IDENTITY FULL without a unique key): a change acts on all of them.
+  const byKey = new Map<string, Row[] | undefined>();
+  for (const row of rows) {
+    const id = keyId(table, row);
+    byKey.set(id, [...(byKey.get(id) ?? []), row]);
+  }
   for (const c of changes) {
     if (visibleIn(c.xid, snapshot)) continue;
     if (c.kind === 'truncate') return [];
-    const row = byKey.get(c.key);
-    if (!row) continue;
-    byKey.set(c.key, c.kind === 'partial' ? { ...row, ...c.columns } : undefined);
+    const same = byKey.get(c.key);
+    if (!same) continue;
+    byKey.set(c.key, c.kind === 'partial' ? same.map((row) => ({ ...row, ...c.columns })) : undefined);
   }
-  return [...byKey.values()].filter((r): r is Row => r !== undefined);
+  return [...byKey.values()].flatMap((r) => r ?? []);
 }
