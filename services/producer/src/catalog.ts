@@ -97,13 +97,15 @@ const COLUMNS_SQL = `
            LIMIT 1)::text AS key_pos
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
    WHERE n.nspname = $1 AND c.relname = $2
    ORDER BY a.attnum`;
 
 /**
  * The table's current shape. Key columns: the replica identity index (primary key or the
  * USING INDEX one), all columns under REPLICA IDENTITY FULL, or `keyColumns` when configured.
+ * Stored generated columns are left out, as pgoutput leaves them out of Relation messages
+ * and rows: the snapshot reads only these columns, and green computes its own values.
  */
 export async function loadTableSchema(
   db: Queryable,
