@@ -18,7 +18,7 @@ const PURE = [
   '^packages/postgres/src/(sql|keyset)\\.ts$',
   '^packages/runtime/src/format\\.ts$',
   '^packages/config/src/(define-config|did-you-mean|table-names|transforms|process-settings)\\.ts$',
-  '^services/consumer/src/(apply-plan|apply-sql|row-mapping|skip-rule|schema-policy|error-policy|batch-item)\\.ts$',
+  '^services/consumer/src/(apply-plan|apply-sql|green-shape|row-mapping|skip-rule|schema-policy|error-policy|batch-item)\\.ts$',
   '^services/control/src/(verify-diff|verify-plan|verify-normalize|verify-report|status-derive|types)\\.ts$',
   '^services/control/src/check/check-(facts|findings|report)\\.ts$',
   '^services/producer/src/flush-tracker\\.ts$',
