@@ -42,6 +42,8 @@ export interface ApplierDeps {
   readonly signal?: AbortSignal;
   /** The earliest offset Kafka holds for a partition: judges a batch that does not follow green's offset. */
   readonly earliestOffset?: (topic: string, partition: number) => Promise<bigint>;
+  /** config.ordered: blue tables whose changes keep (true) or need not keep (false) commit order in green. */
+  readonly ordered?: ResolvedConfig['ordered'];
 }
 
 export interface PartitionState extends PartitionCursor {
@@ -175,7 +177,7 @@ export class Applier {
     const keys = Object.keys(greenKey);
     const { rows } = await this.deps.pool.query<Row>(
       `SELECT ${columns.map((g, i) => `${quoteIdent(g)}::text AS c${i}`).join(', ')} FROM ${qualified(target)} ` +
-        `WHERE ${keys.map((k, i) => `${quoteIdent(k)}::text = $${i + 1}`).join(' AND ')}`,
+        `WHERE ${keys.map((k, i) => `${quoteIdent(k)}::text IS NOT DISTINCT FROM $${i + 1}`).join(' AND ')}`,
       keys.map((k) => greenKey[k]),
     );
     if (rows.length === 0) return undefined;

@@ -1,7 +1,9 @@
 import type { Op, Row } from '@teal/change-event';
 import { describe, expect, it } from 'vitest';
 import { type ApplyStep, type PlanEvent, planBatch } from './apply-plan.ts';
-import { stepStatement, textArrayLiteral } from './apply-sql.ts';
+import { type ColumnTypes, stepStatements, textArrayLiteral } from './apply-sql.ts';
+
+const stepStatement = (step: ApplyStep, types: ColumnTypes) => stepStatements(step, { types })[0];
 
 const users = { schema: 'public', table: 'users' };
 

@@ -11,6 +11,10 @@ import type { Op, PgText, Row } from '@teal/change-event';
 // - Truncates are barriers: everything before them is flushed first.
 // - Within a segment, deletes run before upserts, upserts before partial updates, so a
 //   unique value moved from one row to another does not collide.
+// - An ordered table (green enforces a unique index besides the key) and a keyless one (green
+//   has no unique index on the key, so a key may name several rows) are not collapsed: their
+//   changes become statements in stream order, a run of consecutive same-kind rows with
+//   distinct keys per statement (docs/architecture.md, "Green's shapes").
 
 export interface TableRef {
   readonly schema: string;
@@ -53,14 +57,43 @@ export type ApplyStep =
       readonly keyColumns: readonly string[];
       readonly keys: PgText[][];
     }
+  | {
+      /** Plain INSERT: a keyless table's insert adds a row even when an equal one exists. */
+      readonly kind: 'insert';
+      readonly table: TableRef;
+      readonly keyColumns: readonly string[];
+      readonly columns: readonly string[];
+      readonly rows: PgText[][];
+    }
   | { readonly kind: 'truncate'; readonly table: TableRef };
+
+/**
+ * How a table's changes are planned: `collapse` keeps the last event per key; `ordered` keeps
+ * every change in stream order; `keyless` too, and its inserts are plain INSERTs.
+ */
+export type ApplyMode = 'collapse' | 'ordered' | 'keyless';
+
+export interface PlanOptions {
+  /** The table's mode (asked once per table and batch); default collapse. */
+  readonly mode?: (table: TableRef) => ApplyMode;
+}
 
 // The last event per key, as a PlanEvent: a delete (op 'd' or no row), a full image, or a
 // partial one. Most events are stored as they come; only a merge allocates.
 type Pending = PlanEvent;
 
-export function planBatch(events: readonly PlanEvent[]): ApplyStep[] {
+export function planBatch(events: readonly PlanEvent[], options: PlanOptions = {}): ApplyStep[] {
   const steps: ApplyStep[] = [];
+  const modes = new Map<TableRef, ApplyMode>();
+  const modeOf = (t: TableRef): ApplyMode => {
+    let m = modes.get(t);
+    if (m === undefined) {
+      m = options.mode?.(t) ?? 'collapse';
+      modes.set(t, m);
+    }
+    return m;
+  };
+  const runs = new StreamOrder();
   // Table -> key -> last event. Events of one table share one TableRef object, so the table's
   // map is found without building an id string per event.
   let tables = new Map<string, Map<string, Pending>>();
@@ -68,10 +101,15 @@ export function planBatch(events: readonly PlanEvent[]): ApplyStep[] {
   let lastMap: Map<string, Pending> | undefined;
   for (const event of events) {
     if (event.op === 't') {
-      steps.push(...flush(tables), { kind: 'truncate', table: event.table });
+      steps.push(...flush(tables), ...runs.close(), { kind: 'truncate', table: event.table });
       tables = new Map();
       lastTable = undefined;
       lastMap = undefined;
+      continue;
+    }
+    const mode = modeOf(event.table);
+    if (mode !== 'collapse') {
+      runs.add(event, mode);
       continue;
     }
     let pending = lastMap;
@@ -95,8 +133,104 @@ export function planBatch(events: readonly PlanEvent[]): ApplyStep[] {
     pending.delete(id);
     pending.set(id, reduce(before, event));
   }
-  steps.push(...flush(tables));
+  steps.push(...flush(tables), ...runs.close());
   return steps;
+}
+
+type RunKind = 'delete' | 'upsert' | 'update' | 'insert';
+
+interface Run {
+  readonly kind: RunKind;
+  readonly table: TableRef;
+  readonly keyColumns: readonly string[];
+  /** The row columns in the order that names this run (empty for deletes). */
+  readonly order: readonly string[];
+  readonly columns: readonly string[];
+  readonly rows: PgText[][];
+  readonly keys: Set<string>;
+  readonly nullMask: number;
+}
+
+/**
+ * Statements in stream order for ordered and keyless tables. A run takes consecutive rows of
+ * one kind, column list and NULL pattern of the key, each key once: rows of one statement are
+ * written in the order given (INSERT ... SELECT FROM unnest), so the run is applied as its
+ * events were. A partial update is a statement of its own: UPDATE ... FROM joins in an order
+ * of the planner's choosing, which a unique value moving between rows would notice.
+ */
+class StreamOrder {
+  private readonly steps: ApplyStep[] = [];
+  private run: Run | undefined;
+
+  add(event: PlanEvent, mode: ApplyMode): void {
+    const kind: RunKind = isDelete(event)
+      ? 'delete'
+      : event.partial
+        ? 'update'
+        : mode === 'keyless' && event.op === 'c'
+          ? 'insert'
+          : 'upsert';
+    const id = keyId(event.keyColumns, event.key);
+    const mask = nullMask(event.keyColumns, event.key);
+    const row = kind === 'delete' ? null : event.row!;
+    let run = this.run;
+    if (
+      run === undefined ||
+      run.kind !== kind ||
+      kind === 'update' ||
+      run.table !== event.table ||
+      run.nullMask !== mask ||
+      run.keys.has(id) ||
+      (row !== null && !sameOrder(row, run.order))
+    ) {
+      this.end();
+      const order = row === null ? [] : Object.keys(row);
+      const keySet = new Set(event.keyColumns);
+      run = {
+        kind,
+        table: event.table,
+        keyColumns: event.keyColumns,
+        order,
+        columns: [...event.keyColumns, ...order.filter((c) => !keySet.has(c)).sort()],
+        rows: [],
+        keys: new Set(),
+        nullMask: mask,
+      };
+      this.run = run;
+    }
+    run.keys.add(id);
+    const values: PgText[] = new Array(run.columns.length);
+    for (let i = 0; i < values.length; i++) {
+      const c = run.columns[i];
+      const v = row?.[c];
+      values[i] = v === undefined ? (event.key[c] ?? null) : v;
+    }
+    run.rows.push(values);
+  }
+
+  /** The steps so far, the open run included; the list starts empty again. */
+  close(): ApplyStep[] {
+    this.end();
+    return this.steps.splice(0);
+  }
+
+  private end(): void {
+    const run = this.run;
+    if (!run) return;
+    this.run = undefined;
+    const { kind, table, keyColumns, columns, rows } = run;
+    if (kind === 'delete') this.steps.push({ kind, table, keyColumns, keys: rows });
+    else if (kind !== 'update' || columns.length > keyColumns.length)
+      this.steps.push({ kind, table, keyColumns, columns, rows });
+  }
+}
+
+/** Which key columns are NULL, as bits (key columns past 31 share the last bit). */
+export function nullMask(keyColumns: readonly string[], key: Row): number {
+  let mask = 0;
+  for (let i = 0; i < keyColumns.length; i++)
+    if ((key[keyColumns[i]] ?? null) === null) mask |= 1 << Math.min(i, 30);
+  return mask;
 }
 
 function isDelete(p: Pending): boolean {

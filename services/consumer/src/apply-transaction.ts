@@ -1,5 +1,6 @@
 import type { TableSchema } from '@teal/change-event';
 import type { ResolvedConfig } from '@teal/config';
+import { sqlState, TealError } from '@teal/errors';
 import {
   lastTruncateSql,
   lockPositionSql,
@@ -9,14 +10,16 @@ import {
   savePositionSql,
   truncateFromRows,
 } from '@teal/postgres';
-import type { Logger, TealMetrics } from '@teal/runtime';
+import { quoteIdent } from '@teal/postgres/sql';
+import { abortableDelay, type Logger, type TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
-import { planBatch, type TableRef } from './apply-plan.ts';
-import { qualified, stepStatement } from './apply-sql.ts';
+import { type ApplyMode, planBatch, type TableRef } from './apply-plan.ts';
+import { qualified, type Statement, shapeOf, stepStatements, type WriteShape } from './apply-sql.ts';
 import { type BatchItem, letter } from './batch-item.ts';
 import type { DeadLetter } from './dead-letter.ts';
 import { classifyError } from './error-policy.ts';
 import type { GreenCatalog } from './green-catalog.ts';
+import { applyMode, arbiterIndexes, type GreenTable } from './green-shape.ts';
 import { followsStored, MisplacedFetch, offsetBreak, offsetGapError } from './offset-contiguity.ts';
 import { itemsToApply, nextStored } from './skip-rule.ts';
 
@@ -39,6 +42,9 @@ export interface ApplyTransactionDeps {
   readonly metrics?: TealMetrics;
   /** The earliest offset Kafka still holds for a partition (asked only when a batch does not follow green's). */
   readonly earliestOffset?: (topic: string, partition: number) => Promise<bigint>;
+  /** config.ordered: per blue table, keep commit order (true) or not (false) whatever green's indexes say. */
+  readonly ordered?: ResolvedConfig['ordered'];
+  readonly signal?: AbortSignal;
 }
 
 /** Sends letters and returns once Kafka acknowledged them. */
@@ -52,8 +58,16 @@ export class ApplyTransaction {
 
   /** Applies `items` in one transaction, or bisects them until a permanent failure is one record. */
   async apply(cursor: PartitionCursor, items: BatchItem[]): Promise<void> {
+    await this.isolate(cursor, items, { until: Date.now() + CONTENTION_RETRY_MS });
+  }
+
+  private async isolate(
+    cursor: PartitionCursor,
+    items: BatchItem[],
+    budget: { until: number },
+  ): Promise<void> {
     try {
-      await this.transaction(cursor, items);
+      await this.retryContention(cursor, items, budget);
     } catch (err) {
       if (classifyError(err) !== 'permanent') throw err;
       const planned = items.filter((i) => i.plan);
@@ -67,8 +81,37 @@ export class ApplyTransaction {
         return;
       }
       const middle = items.indexOf(planned[Math.floor(planned.length / 2)]);
-      await this.apply(cursor, items.slice(0, middle));
-      await this.apply(cursor, items.slice(middle));
+      await this.isolate(cursor, items.slice(0, middle), budget);
+      await this.isolate(cursor, items.slice(middle), budget);
+    }
+  }
+
+  // A unique value another partition has not yet moved away (23505 on an index that is not
+  // the statement's arbiter), a deadlock or a serialization failure between partitions: the
+  // same rows succeed once the other side commits. Retried with backoff until the batch's
+  // budget is spent, and only then judged (a 23505 is then the record's, and bisected).
+  private async retryContention(
+    cursor: PartitionCursor,
+    items: BatchItem[],
+    budget: { until: number },
+  ): Promise<void> {
+    let delay = CONTENTION_FIRST_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.transaction(cursor, items);
+        return;
+      } catch (err) {
+        if (!contended.has(err as object) || Date.now() >= budget.until || this.deps.signal?.aborted)
+          throw err;
+        this.deps.log.warn(
+          { topic: cursor.topic, partition: cursor.partition, attempt, code: sqlState(err), err },
+          `green refused a batch for a change another partition or transaction holds; retrying in ${delay} ms`,
+        );
+        await abortableDelay(Math.min(delay, Math.max(0, budget.until - Date.now())), this.deps.signal).catch(
+          () => undefined,
+        );
+        delay = Math.min(delay * 2, CONTENTION_MAX_MS);
+      }
     }
   }
 
@@ -77,6 +120,7 @@ export class ApplyTransaction {
   // step one statement, and the position row goes with COMMIT.
   private async transaction(cursor: PartitionCursor, items: BatchItem[]): Promise<void> {
     if (items.length === 0) return;
+    const tables = await this.greenTables(items);
     const client = await this.deps.pool.connect();
     // A checked-out client has no pool listener: a session green ends between two statements
     // (57P01, restart) would be an unhandled 'error' event and end the process. The next
@@ -93,7 +137,9 @@ export class ApplyTransaction {
         lastTable = i.plan.table;
         targets.set(`${lastTable.schema}.${lastTable.table}`, lastTable);
       }
-      const prelude = ['BEGIN'];
+      // Deferrable constraints (unique, foreign keys) are checked at COMMIT: rows of one blue
+      // transaction may pass through states that are valid only when all of them are in.
+      const prelude = ['BEGIN', 'SET CONSTRAINTS ALL DEFERRED'];
       // replica: triggers and FK checks are off, as for native logical replication apply;
       // green's triggers do not fire twice for rows blue's triggers already shaped.
       if (this.deps.apply.sessionReplicationRole === 'replica')
@@ -116,18 +162,14 @@ export class ApplyTransaction {
       // What any partition wrote before the truncate is gone, and the truncate itself runs
       // once, on the first partition that reaches it.
       applied = itemsToApply(items, stored, truncated);
-      const steps = planBatch(applied.map((i) => i.plan!));
-      const typesByTable = new Map<string, ReadonlyMap<string, string>>();
+      const steps = planBatch(
+        applied.map((i) => i.plan!),
+        { mode: (t) => tables.get(t)?.mode ?? 'collapse' },
+      );
       for (const step of steps) {
-        const id = `${step.table.schema}.${step.table.table}`;
-        let types = typesByTable.get(id);
-        if (!types) {
-          types = (await this.deps.catalog.columns(step.table)) ?? new Map();
-          typesByTable.set(id, types);
-        }
-        const t = types;
-        const statement = stepStatement(step, (c) => t.get(c));
-        await client.query(statement.text, statement.values);
+        const target = tables.get(step.table);
+        const shape = target?.shape ?? { types: () => undefined };
+        for (const statement of stepStatements(step, shape)) await this.run(client, step.table, statement);
       }
       next = nextStored(stored, items);
       const epilogue: string[] = [];
@@ -136,6 +178,7 @@ export class ApplyTransaction {
       epilogue.push(savePositionSql(cursor.topic, cursor.partition, next), 'COMMIT');
       await client.query(epilogue.join(';\n'));
     } catch (err) {
+      if (isContention(err, tables)) contended.add(err as object);
       await client.query('ROLLBACK').catch(() => undefined);
       client.removeListener('error', onError);
       client.release(isBroken(err) ? (err as Error) : undefined);
@@ -145,6 +188,49 @@ export class ApplyTransaction {
     client.release();
     cursor.stored = next;
     this.count(items, applied);
+  }
+
+  private async run(client: pg.PoolClient, table: TableRef, statement: Statement): Promise<void> {
+    const result = await client.query(statement.text, statement.values);
+    if (statement.identityCheck === undefined || result.rows.length === 0) return;
+    const column = statement.identityCheck;
+    const name = `${table.schema}.${table.table}`;
+    throw new TealError(
+      'TEAL_APPLY_FAILED',
+      `green table ${name} has "${column}" as an identity column GENERATED ALWAYS, and blue changed its value ` +
+        `(key ${Object.values(result.rows[0]).join(', ')}); green refuses to UPDATE such a column: make it ` +
+        `BY DEFAULT (ALTER TABLE ${qualified(table)} ALTER COLUMN ${quoteIdent(column)} SET GENERATED BY DEFAULT), ` +
+        'then replay the dead letter',
+    );
+  }
+
+  // Green's shape of every table the items write, with how their changes are planned; read
+  // before a client is checked out (the catalog queries through the pool).
+  private async greenTables(items: BatchItem[]): Promise<Map<TableRef, TargetTable>> {
+    const out = new Map<TableRef, TargetTable>();
+    const role = this.deps.apply.sessionReplicationRole === 'replica' ? 'replica' : 'origin';
+    for (const i of items) {
+      const plan = i.plan;
+      if (!plan || out.has(plan.table) || plan.op === 't') continue;
+      const green = await this.deps.catalog.table(plan.table);
+      if (!green) continue;
+      const source = `${i.event!.schema}.${i.event!.table}`;
+      out.set(plan.table, {
+        green,
+        keyColumns: plan.keyColumns,
+        shape: shapeOf(green, plan.keyColumns, role),
+        mode: applyMode(green, plan.keyColumns, this.deps.ordered?.[source]),
+      });
+    }
+    // A truncate alone in a batch still needs to know whether a foreign key references its table.
+    for (const i of items) {
+      const plan = i.plan;
+      if (!plan || out.has(plan.table) || plan.op !== 't') continue;
+      const green = await this.deps.catalog.table(plan.table);
+      if (green)
+        out.set(plan.table, { green, keyColumns: [], shape: shapeOf(green, [], role), mode: 'collapse' });
+    }
+    return out;
   }
 
   // Against the locked row: a batch that does not follow green's offset is never applied.
@@ -193,6 +279,32 @@ export class ApplyTransaction {
       }
     }
   }
+}
+
+const CONTENTION_RETRY_MS = 30_000;
+const CONTENTION_FIRST_MS = 50;
+const CONTENTION_MAX_MS = 2_000;
+
+/** Errors of a transaction that another partition's progress can undo (see retryContention). */
+const contended = new WeakSet<object>();
+
+interface TargetTable {
+  readonly green: GreenTable;
+  readonly keyColumns: readonly string[];
+  readonly shape: WriteShape;
+  readonly mode: ApplyMode;
+}
+
+function isContention(err: unknown, tables: ReadonlyMap<TableRef, TargetTable>): boolean {
+  const state = sqlState(err);
+  if (state === '40P01' || state === '40001') return true;
+  if (state !== '23505') return false;
+  // A conflict on the arbiter of an upsert cannot happen; one on another unique index can be a
+  // value that a change still in flight elsewhere frees.
+  const constraint = (err as { constraint?: unknown }).constraint;
+  for (const t of tables.values())
+    if (arbiterIndexes(t.green, t.keyColumns).some((i) => i.name === constraint)) return false;
+  return true;
 }
 
 // A transient failure may have left the session unusable: the pool drops it.

@@ -113,6 +113,7 @@ export class Consumer {
         catalog: new GreenCatalog(this.pool),
         deadLetters,
         apply: config.apply,
+        ordered: config.ordered,
         topicPrefix: prefix,
         log: this.log,
         metrics: this.deps.metrics,
