@@ -8,7 +8,8 @@ import type pg from 'pg';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
-export type ControlKind = 'paused' | 'producer' | 'consumer' | 'consumer_blocked';
+/** `topic_layout`: per table topic, the partition count and ordered flag the producer writes it with. */
+export type ControlKind = 'paused' | 'producer' | 'consumer' | 'consumer_blocked' | 'topic_layout';
 
 /** `<kind>:<topic prefix>`. */
 export function controlKey(
