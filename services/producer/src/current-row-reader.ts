@@ -1,6 +1,7 @@
 import type { Row, TableSchema } from '@teal/change-event';
 import { TealError } from '@teal/errors';
 import { quoteIdent, quoteTable } from '@teal/postgres';
+import { keyEquals } from '@teal/postgres/keyset';
 import { abortableDelay } from '@teal/runtime';
 import type pg from 'pg';
 
@@ -16,7 +17,12 @@ export type CurrentColumnsReader = (
 
 export function currentColumnsReader(blue: pg.Pool, signal: AbortSignal): CurrentColumnsReader {
   return async (table, key, columns, xid) => {
-    const where = table.keyColumns.map((k, i) => `${quoteIdent(k)} = $${i + 1}`).join(' AND ');
+    // A NULL key column (REPLICA IDENTITY FULL, nullable keyColumns) is matched by IS NULL.
+    const where = keyEquals(
+      table.keyColumns.map((name) => ({ name, nullable: true })),
+      table.keyColumns.map((k) => key[k] ?? null),
+      1,
+    );
     // The walsender sends a commit once its WAL is flushed, before the transaction is visible
     // to other sessions: read only in a snapshot that sees it (xid widened to xid8 by epoch).
     for (;;) {
@@ -30,8 +36,8 @@ export function currentColumnsReader(blue: pg.Pool, signal: AbortSignal): Curren
         );
         if (String(vis.rows[0].v) === 'true') {
           const result = await client.query<Row>(
-            `SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteTable(table.schema, table.table)} WHERE ${where}`,
-            table.keyColumns.map((k) => key[k]),
+            `SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteTable(table.schema, table.table)} WHERE ${where.sql}`,
+            where.values,
           );
           await client.query('COMMIT');
           return result.rows[0];
