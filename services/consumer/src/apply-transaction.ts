@@ -17,7 +17,7 @@ import { type ApplyMode, planBatch, type TableRef } from './apply-plan.ts';
 import { qualified, type Statement, shapeOf, stepStatements, type WriteShape } from './apply-sql.ts';
 import { type BatchItem, letter } from './batch-item.ts';
 import type { DeadLetter } from './dead-letter.ts';
-import { classifyError } from './error-policy.ts';
+import { classifyError, errorMessage } from './error-policy.ts';
 import type { GreenCatalog } from './green-catalog.ts';
 import { applyMode, arbiterIndexes, type GreenTable } from './green-shape.ts';
 import { followsStored, MisplacedFetch, offsetBreak, offsetGapError } from './offset-contiguity.ts';
@@ -104,7 +104,13 @@ export class ApplyTransaction {
         if (!contended.has(err as object) || Date.now() >= budget.until || this.deps.signal?.aborted)
           throw err;
         this.deps.log.warn(
-          { topic: cursor.topic, partition: cursor.partition, attempt, code: sqlState(err), err },
+          {
+            topic: cursor.topic,
+            partition: cursor.partition,
+            attempt,
+            code: sqlState(err),
+            reason: errorMessage(err),
+          },
           `green refused a batch for a change another partition or transaction holds; retrying in ${delay} ms`,
         );
         await abortableDelay(Math.min(delay, Math.max(0, budget.until - Date.now())), this.deps.signal).catch(
