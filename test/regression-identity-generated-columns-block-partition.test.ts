@@ -62,7 +62,9 @@ describe('regression: identity and generated columns in green', () => {
     await green.query(
       `CREATE TABLE public.${table} (id int PRIMARY KEY, serial int GENERATED ALWAYS AS IDENTITY, v text)`,
     );
-    onTestFinished(() => green.query(`DROP TABLE IF EXISTS public.${table}`));
+    onTestFinished(async () => {
+      await green.query(`DROP TABLE IF EXISTS public.${table}`);
+    });
     const stream = new TestStream(kafka, prefix, 1);
     const consumer = new Consumer(
       resolveConfig({

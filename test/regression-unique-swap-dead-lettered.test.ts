@@ -73,7 +73,9 @@ describe('regression: unique values moving between rows', () => {
     const table = uniqueName('t');
     const green = await pgClient(greenUrl());
     await green.query(`CREATE TABLE public.${table} (id int PRIMARY KEY, email text NOT NULL UNIQUE)`);
-    onTestFinished(() => green.query(`DROP TABLE IF EXISTS public.${table}`));
+    onTestFinished(async () => {
+      await green.query(`DROP TABLE IF EXISTS public.${table}`);
+    });
     const stream = new TestStream(kafka, prefix, 2);
     const consumer = new Consumer(
       resolveConfig({
