@@ -15,6 +15,7 @@ import { controlKey, createPool, readSlot, slotKey } from '@teal/postgres';
 import { abortableDelay, type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import { loadTableSchema, TypeCatalog } from './catalog.ts';
+import { CatalogWatch, DEFAULT_CATALOG_POLL_MS } from './catalog-watch.ts';
 import { ChunkSnapshotter } from './chunk-snapshot.ts';
 import { currentColumnsReader } from './current-row-reader.ts';
 import { EventPublisher, type PublisherLimits } from './event-publisher.ts';
@@ -22,6 +23,8 @@ import type { GreenReachability } from './green-state-writer.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { runInitialSnapshot, type TableProgress } from './initial-snapshot.ts';
 import { checkReplicaIdentity, discoverTables, ensurePublication } from './publication-manager.ts';
+import { RelationResolver } from './relation-resolver.ts';
+import { ReplicatedTables } from './replicated-tables.ts';
 import { SlotLagWatch } from './slot-lag.ts';
 import { ensureSlot } from './slot-manager.ts';
 import { removeDeadSpillDirs } from './spill-cleanup.ts';
@@ -65,6 +68,8 @@ export interface ProducerDeps {
   afterChunkRead?: (table: string, rows: readonly Row[]) => Promise<void>;
   /** Backoff of the retries of green's reads and writes (tests). */
   greenRetryDelayMs?: { initial: number; max: number };
+  /** How often blue's catalog is read for new, renamed and attached tables, ms (default 5000). */
+  catalogPollMs?: number;
 }
 
 export class Producer extends EventEmitter {
@@ -92,6 +97,7 @@ export class Producer extends EventEmitter {
   private background: Promise<void> = Promise.resolve();
   private slotReady = false;
   private slotLag?: SlotLagWatch;
+  private catalogWatch?: CatalogWatch;
 
   constructor(
     readonly config: ResolvedConfig,
@@ -149,13 +155,21 @@ export class Producer extends EventEmitter {
 
     const tables = await discoverTables(this.blue, config.tables, config.keyColumns);
     await checkReplicaIdentity(this.blue, tables);
-    await ensurePublication(this.blue, config.publication, tables);
+    const publication = await ensurePublication(this.blue, config.publication, tables);
+    if (publication.viaRootSet)
+      this.log.info(
+        { publication: config.publication },
+        'publication altered to publish_via_partition_root = true: changes of partitions now arrive as changes of their partitioned table',
+      );
     const types = new TypeCatalog(this.blue);
     await types.loadAll();
-    const schemas = new Map<string, TableSchema>();
+    const replicated = new ReplicatedTables();
     for (const t of tables)
-      schemas.set(t.name, await loadTableSchema(this.blue, types, t.schema, t.table, t.keyColumns));
-    const keys = new Map([...schemas].map(([name, s]) => [name, s.keyColumns] as const));
+      replicated.add({
+        ...t,
+        shape: await loadTableSchema(this.blue, types, t.schema, t.table, t.keyColumns),
+      });
+    const schemas = replicated.shapes();
 
     this.kafka = new KafkaClient({
       brokers: [...config.kafka.brokers],
@@ -220,6 +234,33 @@ export class Producer extends EventEmitter {
       afterChunkRead: this.deps.afterChunkRead,
     });
     this.heartbeat = new Heartbeat(this.blue, config.heartbeatMs);
+    const mode = config.tables === 'all' ? 'all' : 'listed';
+    const watch = new CatalogWatch({
+      blue: this.blue,
+      tables: replicated,
+      mode,
+      keyColumns: config.keyColumns,
+      publication: config.publication,
+      topicPrefix: config.kafka.topicPrefix,
+      types,
+      chunks: this.chunks,
+      store: this.store,
+      progress: this.progress,
+      intervalMs: this.deps.catalogPollMs ?? DEFAULT_CATALOG_POLL_MS,
+      signal: this.abort.signal,
+      log: this.log,
+      onFatal: (err) => this.halt(err),
+    });
+    this.catalogWatch = watch;
+    await watch.init();
+    const relations = new RelationResolver({
+      blue: this.blue,
+      tables: replicated,
+      mode,
+      topicPrefix: config.kafka.topicPrefix,
+      log: this.log,
+      adopt: (oid) => watch.adopt(oid),
+    });
     this.loop = new StreamLoop({
       startLsn: plan.kind === 'created' ? plan.consistentPoint : plan.startLsn,
       signal: this.abort.signal,
@@ -232,7 +273,8 @@ export class Producer extends EventEmitter {
         protoVersion,
         publishing: this.publishing,
         types,
-        tables: keys,
+        tables: replicated.keys,
+        relations,
         chunks: this.chunks,
         settings: this.deps.replicationSettings,
         topicPrefix: config.kafka.topicPrefix,
@@ -245,6 +287,7 @@ export class Producer extends EventEmitter {
       },
     });
     this.startTimers();
+    watch.start();
 
     if (plan.kind === 'created') {
       this.holder = plan.holder;
@@ -329,6 +372,15 @@ export class Producer extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 
+  /** A failure found beside the stream (the catalog watch): the stream stops where it is, nothing more is confirmed. */
+  private halt(err: TealError): void {
+    this.fail(err);
+    this.abort.abort();
+    this.catalogWatch?.stop();
+    this.heartbeat?.stop();
+    void this.loop?.close();
+  }
+
   private startTimers(): void {
     const every = (ms: number, fn: () => Promise<void>) => {
       let running = false;
@@ -385,6 +437,7 @@ export class Producer extends EventEmitter {
     if (this.state === 'stopped') return;
     this.abort.abort();
     for (const t of this.timers) clearInterval(t);
+    this.catalogWatch?.stop();
     this.heartbeat?.stop();
     for (const wake of this.pauseWaiters.splice(0)) wake();
     await this.loop?.close();

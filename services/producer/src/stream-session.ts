@@ -17,6 +17,7 @@ import type pg from 'pg';
 import type { TypeCatalog } from './catalog.ts';
 import type { ChunkSnapshotter } from './chunk-snapshot.ts';
 import { EventPublisher, type EventPublisherOptions } from './event-publisher.ts';
+import type { RelationResolver } from './relation-resolver.ts';
 
 // One stream session: from the slot's confirmed LSN, XLogData -> TransactionAssembler ->
 // EventPublisher, in order, with backpressure all the way to the walsender socket (the
@@ -37,8 +38,10 @@ export interface StreamSessionOptions {
   startLsn: Lsn;
   publishing: PublishingOptions;
   types: TypeCatalog;
-  /** Replicated tables ("schema.table") -> key columns. Events of other tables are ignored. */
+  /** Replicated tables ("schema.table") -> key columns (grows while streaming: tables added later). */
   tables: ReadonlyMap<string, readonly string[]>;
+  /** Which table a relation of the stream is (by oid: renames, partitions, tables created later). */
+  relations: RelationResolver;
   chunks: ChunkSnapshotter;
   settings?: Readonly<Record<string, string>>;
   /** The pipeline's topic prefix (for the start-over advice when the slot is gone). */
@@ -59,6 +62,18 @@ export interface StreamSessionOptions {
   ): Promise<Row | undefined>;
 }
 
+/**
+ * `event` of a relation replicated under another table's name (a leaf partition as its root,
+ * an earlier name as the current one): that name, and its key from that table's key columns.
+ */
+function asTable(table: TableSchema, event: ChangeEvent): ChangeEvent {
+  if (event.op === 't') return { ...event, schema: table.schema, table: table.table };
+  const source = event.op === 'd' ? event.before : (event.after ?? event.before);
+  const key: Row = {};
+  for (const k of table.keyColumns) key[k] = source?.[k] ?? event.key[k] ?? null;
+  return { ...event, schema: table.schema, table: table.table, key };
+}
+
 /** The highest pgoutput proto_version blue speaks (2+ streams in-progress transactions). */
 export async function pgoutputProtoVersion(blue: Pick<pg.ClientBase, 'query'>): Promise<number> {
   // Not SHOW: its column is named after the setting, and a missing `v` meant proto 1 (no streaming).
@@ -68,9 +83,14 @@ export async function pgoutputProtoVersion(blue: Pick<pg.ClientBase, 'query'>): 
 }
 
 interface KnownTable {
+  /** As published: the replicated table's name and key columns, the relation's columns. */
   table: TableSchema;
   /** "schema.table", computed once: the per-change path looks it up. */
   name: string;
+  /** False: a table teal does not copy (its changes are skipped). */
+  replicated: boolean;
+  /** The relation's events carry another name (a leaf partition, an earlier name): renamed to `table`'s. */
+  mapped: boolean;
 }
 
 export class StreamSession {
@@ -178,10 +198,13 @@ export class StreamSession {
         return this.know(out.relationId, out.table).then(() => undefined);
       case 'change': {
         const known = this.tables.get(out.relationId);
-        if (known && !this.opts.tables.has(known.name)) return; // not replicated
-        const codec = known && pub.codecFor(known.table);
-        const event = out.event;
-        if (!codec || (event.op === 'c' && event.unchanged.length > 0)) return this.handleChangeAsync(out);
+        // The assembler emits a relation's Relation output before any of its changes.
+        if (!known) throw new Error(`change of relation ${out.relationId} before the session knew it`);
+        if (!known.replicated) return;
+        const event = known.mapped ? asTable(known.table, out.event) : out.event;
+        const codec = pub.codecFor(known.table);
+        if (!codec || (event.op === 'c' && event.unchanged.length > 0))
+          return this.handleChangeAsync(known, event);
         if (this.opts.chunks.watching(known.name)) this.opts.chunks.onChange(known.name, event);
         pub.addEvent(codec, event);
         return;
@@ -191,21 +214,33 @@ export class StreamSession {
     }
   }
 
-  private async handleChangeAsync(out: Extract<AssemblerOutput, { kind: 'change' }>): Promise<void> {
+  private async handleChangeAsync(known: KnownTable, change: ChangeEvent): Promise<void> {
     const pub = this.publisher;
-    const name = `${out.event.schema}.${out.event.table}`;
-    if (!this.opts.tables.has(name)) return;
-    const { table } = this.tables.get(out.relationId) ?? (await this.know(out.relationId, out.table));
-    const codec = pub.codecFor(table) ?? (await pub.prepare(table));
-    let event: ChangeEvent = out.event;
-    if (event.op === 'c' && event.unchanged.length > 0) event = await this.completeKeyChange(table, event);
-    if (this.opts.chunks.watching(name)) this.opts.chunks.onChange(name, event);
+    const codec = pub.codecFor(known.table) ?? (await pub.prepare(known.table));
+    let event = change;
+    if (event.op === 'c' && event.unchanged.length > 0)
+      event = await this.completeKeyChange(known.table, event);
+    if (this.opts.chunks.watching(known.name)) this.opts.chunks.onChange(known.name, event);
     pub.addEvent(codec, event);
   }
 
   private async know(relationId: number, assembled: TableSchema): Promise<KnownTable> {
-    const table = await this.rebuild(assembled);
-    const known = { table, name: `${table.schema}.${table.table}` };
+    const target = await this.opts.relations.resolve(relationId, assembled.schema, assembled.table);
+    let known: KnownTable;
+    if (target.kind === 'ignored') {
+      known = {
+        table: assembled,
+        name: `${assembled.schema}.${assembled.table}`,
+        replicated: false,
+        mapped: false,
+      };
+    } else {
+      const t = target.table;
+      const mapped = t.schema !== assembled.schema || t.table !== assembled.table;
+      const keyColumns = mapped ? t.shape.keyColumns : assembled.keyColumns;
+      const table = await this.rebuild({ ...assembled, schema: t.schema, table: t.table, keyColumns });
+      known = { table, name: t.name, replicated: true, mapped };
+    }
     this.tables.set(relationId, known);
     return known;
   }
