@@ -1,0 +1,172 @@
+import { tableTopic } from '@teal/change-event';
+import { compileTransforms, parseTableName, type ResolvedConfig, type TransformSet } from '@teal/config';
+import { redactSecrets, redactUrl, TealError } from '@teal/errors';
+import { type BrokerLimits, KafkaClient, readBrokerLimits } from '@teal/kafka';
+import { connectClient } from '@teal/postgres';
+import type pg from 'pg';
+import type { BrokerFacts, CheckFacts, GreenTableFacts } from './check-facts.ts';
+import { deriveFindings } from './check-findings.ts';
+import {
+  readBlueServer,
+  readBlueTables,
+  readGreenTables,
+  readGreenTypes,
+  tablesToCheck,
+} from './check-reads.ts';
+import { blockedMessage, type CheckReport, checkReport } from './check-report.ts';
+
+// `teal check` and teal run's preflight: connect to blue, green and the broker, read the
+// facts (check-reads.ts), derive the findings (check-findings.ts, pure). This file owns the
+// connections and what an unreachable server means: an error for `teal check` (exit 3),
+// a part left unchecked for teal run, whose components wait for that server themselves.
+
+export interface CheckOptions {
+  readonly config: ResolvedConfig;
+  readonly transforms?: TransformSet;
+  /**
+   * teal run's preflight: a server that cannot be reached is listed in `skipped` instead of
+   * failing the check (the producer waits for green and Kafka, and reports blue's error).
+   */
+  readonly preflight?: boolean;
+  /** How long the broker may take to answer, ms (default 15000). */
+  readonly brokerTimeoutMs?: number;
+}
+
+/** Reads blue and green's connect timeout (ms). */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+class Unreachable extends Error {}
+
+async function connect(what: 'blue' | 'green', url: string): Promise<pg.Client> {
+  try {
+    const client = await connectClient(url, {
+      applicationName: 'teal-check',
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
+    // A catalog read or a size sample that hangs must not hold a start for ever.
+    await client.query("SET statement_timeout = '120s'");
+    return client;
+  } catch (err) {
+    throw new Unreachable(
+      `cannot connect to ${what} at ${redactUrl(url)}: ${redactSecrets((err as Error).message ?? String(err))}`,
+      { cause: err },
+    );
+  }
+}
+
+function unavailable(err: Unreachable): TealError {
+  return new TealError('TEAL_UNAVAILABLE', `${err.message}; start it or correct the URL`, {
+    cause: err.cause,
+  });
+}
+
+export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
+  const { config } = opts;
+  const transforms = opts.transforms ?? compileTransforms(config);
+  const skipped: string[] = [];
+  let blue: pg.Client;
+  try {
+    blue = await connect('blue', config.blue.url);
+  } catch (err) {
+    if (!(err instanceof Unreachable)) throw err;
+    if (!opts.preflight) throw unavailable(err);
+    return checkReport([], [], [`everything: ${err.message}`]);
+  }
+  let green: pg.Client | undefined;
+  try {
+    try {
+      green = await connect('green', config.green.url);
+    } catch (err) {
+      if (!(err instanceof Unreachable)) throw err;
+      if (!opts.preflight) throw unavailable(err);
+      skipped.push(`green's tables: ${err.message}`);
+    }
+    const names = await tablesToCheck(blue, config.tables);
+    const blueTables = await readBlueTables(blue, names);
+    const server = await readBlueServer(blue, config.slot, config.tables === 'all');
+    let greenTables: Map<string, GreenTableFacts> | null = null;
+    let greenTypes = new Set<string>();
+    if (green) {
+      const targets = names.map((n) => {
+        const p = parseTableName(n)!;
+        const t = transforms.target(p.schema, p.table);
+        return `${t.schema}.${t.table}`;
+      });
+      greenTables = await readGreenTables(green, targets);
+      const userTypes = new Set<string>();
+      for (const t of blueTables.values())
+        for (const c of t?.columns ?? []) if (c.userType) userTypes.add(c.userType);
+      greenTypes = await readGreenTypes(green, [...userTypes]);
+    }
+    let broker: BrokerFacts | null = null;
+    try {
+      broker = await readBroker(config, names, opts.brokerTimeoutMs ?? 15_000);
+    } catch (err) {
+      const message = `cannot read the broker's limits at ${config.kafka.brokers.join(',')}: ${redactSecrets((err as Error).message)}`;
+      if (!opts.preflight) {
+        throw new TealError(
+          'TEAL_UNAVAILABLE',
+          `teal check ${message}; start it or correct TEAL_KAFKA_BROKERS`,
+          {
+            cause: err,
+          },
+        );
+      }
+      skipped.push(`row sizes against Kafka's limits: ${message}`);
+    }
+    const facts: CheckFacts = {
+      tables: names.map((name) => ({ name, blue: blueTables.get(name) ?? null })),
+      green: greenTables,
+      greenTypes,
+      server,
+      broker,
+    };
+    return checkReport(names, deriveFindings(facts, config, transforms), skipped);
+  } finally {
+    await blue.end().catch(() => {});
+    await green?.end().catch(() => {});
+  }
+}
+
+async function readBroker(
+  config: ResolvedConfig,
+  names: readonly string[],
+  timeoutMs: number,
+): Promise<BrokerFacts> {
+  const kafka = new KafkaClient({
+    brokers: [...config.kafka.brokers],
+    clientId: 'teal-check',
+    client: config.kafka.client,
+  });
+  const topics = names.map((n) => {
+    const p = parseTableName(n)!;
+    return tableTopic(config.kafka.topicPrefix, p.schema, p.table);
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const limits: BrokerLimits = await Promise.race([
+      readBrokerLimits(kafka, topics),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return limits;
+  } finally {
+    clearTimeout(timer);
+    await kafka.close();
+  }
+}
+
+/**
+ * teal run's preflight: the same checks as `teal check`; throws TEAL_CHECK_BLOCKED listing
+ * every blocking finding. Returns the report (its warnings are for the log).
+ */
+export async function assertStartable(opts: Omit<CheckOptions, 'preflight'>): Promise<CheckReport> {
+  const report = await runCheck({ ...opts, preflight: true });
+  if (!report.ok) {
+    throw new TealError('TEAL_CHECK_BLOCKED', blockedMessage(report), {
+      details: { findings: report.findings.filter((f) => f.severity === 'block') },
+    });
+  }
+  return report;
+}
