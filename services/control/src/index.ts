@@ -1,6 +1,7 @@
 export { type BuildOptions, build, DEFAULT_BODY_LIMIT } from './app.ts';
 export { bearerToken, tokenMatches } from './auth.ts';
 export { type ControlBackend, type StatusSource, TealControl, type TealControlDeps } from './backend.ts';
+export * from './check/index.ts';
 export { runCutover } from './cutover.ts';
 export { drain } from './drain.ts';
 export { fence, isFenced, unfence } from './fence.ts';
