@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ApiError, ApiUnreachable } from './api-client.ts';
 import { type CliIo, type Command, EXIT, type Options, print, UsageError } from './command.ts';
+import { runCheckCommand } from './commands/check.ts';
 import {
   runCutover,
   runDrain,
@@ -39,13 +40,14 @@ const COMMANDS: Record<string, Command> = {
         consumer: true,
         api: true,
         producerThread: runThreads(io.env) === 2,
+        preflight: true,
       }),
   },
   producer: {
     summary: 'blue -> Kafka only',
     usage: 'teal producer [--config FILE]',
     options: {},
-    run: (v, io) => runPipeline(v, io, { producer: true, consumer: false, api: false }),
+    run: (v, io) => runPipeline(v, io, { producer: true, consumer: false, api: false, preflight: true }),
   },
   consumer: {
     summary: 'Kafka -> green only',
@@ -118,6 +120,16 @@ const COMMANDS: Record<string, Command> = {
     details:
       'Asks the API; when no API answers, verifies directly against blue and green (and says so on stderr).',
     run: runVerify,
+  },
+  check: {
+    summary: 'preflight: what blue, green and Kafka need before a migration; exit 1 when something blocks',
+    usage: 'teal check [--json]',
+    options: json,
+    details:
+      'Reads blue, green and the broker (no API needed). Every finding has a severity (block, warn, info),\n' +
+      'its table, what teal does about it and the fix. Exit 0: nothing blocks; 1: something blocks;\n' +
+      '3: blue, green or the broker cannot be reached. teal run runs the same checks first.',
+    run: runCheckCommand,
   },
   demo: {
     summary: 'the end-to-end demo (env up, snapshot, workload, cutover)',

@@ -15,7 +15,7 @@ export function topHelp(commands: Record<string, Command>): string {
     '',
     'options everywhere: --config FILE (default ./teal.config.ts), --help',
     'env: TEAL_BLUE_URL TEAL_GREEN_URL TEAL_KAFKA_BROKERS TEAL_API_HOST TEAL_API_PORT TEAL_API_TOKEN',
-    'exit codes: 0 ok, 1 failure / not safe / mismatch, 2 usage, 3 API unreachable, 4 drain timeout',
+    'exit codes: 0 ok, 1 failure / not safe / mismatch / check blocked, 2 usage, 3 API (or, for check, a server) unreachable, 4 drain timeout',
   ].join('\n');
 }
 

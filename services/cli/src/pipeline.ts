@@ -12,6 +12,8 @@ export interface PipelineParts {
   api: boolean;
   /** The producer in a worker thread (TEAL_RUN_THREADS=2, `teal run` only). */
   producerThread?: boolean;
+  /** Run `teal check`'s checks first and refuse to start on a blocking one (TEAL_CHECK_BLOCKED). */
+  preflight?: boolean;
 }
 
 /** What the pipeline needs of a producer, a producer thread or a consumer. */
@@ -43,6 +45,17 @@ export async function runPipeline(v: Values, io: CliIo, parts: PipelineParts): P
   const logger = rootLogger();
   const { assertSafeBind, startApi, TealControl } = await import('@teal/control');
   if (parts.api) assertSafeBind(config.api.host, config.api.token);
+  if (parts.preflight) {
+    // Before any slot, publication or topic exists: a shape teal cannot replicate is refused
+    // here, naming the table and the fix, rather than found later as a blocked partition.
+    const { assertStartable } = await import('@teal/control');
+    const report = await assertStartable({ config });
+    for (const f of report.findings) {
+      if (f.severity === 'warn')
+        logger.warn({ table: f.table, check: f.check, fix: f.fix }, `teal check: ${f.what}`);
+    }
+    for (const s of report.skipped) logger.warn(`teal check: not checked: ${s}`);
+  }
   const metrics = createMetrics();
   const started: Component[] = [];
   let failed: unknown;
