@@ -44,26 +44,39 @@ export interface ChunkDiff {
   different: { key: readonly PgText[]; columns: number[] }[];
 }
 
-/** Matches the rows of one key range by key. Keys are unique per side (a primary key). */
+/**
+ * Matches the rows of one chunk by key. A key is usually unique per side (a primary key); under
+ * REPLICA IDENTITY FULL without one, rows may repeat, and the rows of a key compare as a
+ * multiset: equal rows pair first, then the rest pair as different, and what is left over is
+ * missing (blue) or extra (green).
+ */
 export function diffChunk(blue: readonly CompareRow[], green: readonly CompareRow[]): ChunkDiff {
-  const greenByKey = new Map<string, CompareRow>();
-  for (const row of green) greenByKey.set(canonicalKey(row.key), row);
-  const diff: ChunkDiff = { missingInGreen: [], extraInGreen: [], different: [] };
-  for (const row of blue) {
+  const greenByKey = new Map<string, CompareRow[]>();
+  for (const row of green) {
     const k = canonicalKey(row.key);
-    const other = greenByKey.get(k);
+    greenByKey.set(k, [...(greenByKey.get(k) ?? []), row]);
+  }
+  const diff: ChunkDiff = { missingInGreen: [], extraInGreen: [], different: [] };
+  const unpaired: CompareRow[] = [];
+  for (const row of blue) {
+    const others = greenByKey.get(canonicalKey(row.key));
+    const equal = others?.findIndex((o) => JSON.stringify(o.values) === JSON.stringify(row.values)) ?? -1;
+    if (others && equal >= 0) others.splice(equal, 1);
+    else unpaired.push(row);
+  }
+  for (const row of unpaired) {
+    const other = greenByKey.get(canonicalKey(row.key))?.shift();
     if (!other) {
       diff.missingInGreen.push(row.key);
       continue;
     }
-    greenByKey.delete(k);
     const columns: number[] = [];
     row.values.forEach((value, i) => {
       if (value !== other.values[i]) columns.push(i);
     });
-    if (columns.length > 0) diff.different.push({ key: row.key, columns });
+    diff.different.push({ key: row.key, columns });
   }
-  for (const row of greenByKey.values()) diff.extraInGreen.push(row.key);
+  for (const rows of greenByKey.values()) for (const row of rows) diff.extraInGreen.push(row.key);
   return diff;
 }
 

@@ -27,6 +27,9 @@ export function notValidFor(chain: readonly string[], message: string): string {
   return `\u0000not valid for ${chain.join('::')}: ${message}`;
 }
 
+/** A notValidFor() mark (no Postgres text holds a NUL byte, so none can be sent as a value either). */
+export const isNotValidMark = (value: PgText): boolean => value?.startsWith('\u0000') ?? false;
+
 /** Expected rows and the upper key bound, with the values green's types would store. */
 export async function normalizeChunk(
   cast: CastRunner,

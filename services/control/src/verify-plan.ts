@@ -1,17 +1,26 @@
 import type { PgText, Row } from '@teal/change-event';
 import type { ResolvedConfig, TransformSet } from '@teal/config';
+import { type KeysetColumn, keysetAfter, keysetOrder, nullPattern } from '@teal/postgres/keyset';
 import { quoteIdent, quoteTable } from '@teal/postgres/sql';
 
 // Pure planning of one table's comparison: which keys and columns, the casts blue's text goes
-// through in green, the keyset queries of each side, and blue rows through the transforms.
-// The catalog rows come from the run (verify-table-run.ts).
+// through in green, the queries of each side, and blue rows through the transforms. The
+// catalog rows come from the run (verify-table-run.ts).
+//
+// No query orders one side by the other's order: blue is paged in its own key order (its key
+// index, its own collation), green's rows of a chunk are fetched by key (index lookups), and
+// green is paged in its own order only to find keys blue lacks, looked up by key in blue. A
+// collation that orders keys differently on the two sides (another engine version, another
+// provider) changes nothing then, and no chunk needs a scan of the whole table.
 
 export interface ColumnMeta {
   name: string;
   /** format_type(): quoted and qualified as needed, safe after `::`. */
   type: string;
   category: string;
-  collatable: boolean;
+  /** The column may hold NULL (no NOT NULL constraint). */
+  nullable: boolean;
+  /** Position in the replica identity key (primary key, or the REPLICA IDENTITY USING INDEX one). */
   keyPosition: number | null;
 }
 
@@ -32,6 +41,11 @@ export interface TablePlan {
   skipped: string[];
   /** Per green key column: the casts its blue text goes through in green, if any. */
   keyCasts: string[][];
+  /** Blue's key for paging (blue's types and nullability) and green's for its own pages and lookups. */
+  blueKeyset: KeysetColumn[];
+  greenKeyset: KeysetColumn[];
+  /** Blue has a unique index over NOT NULL key columns: no two blue rows share a key. */
+  blueKeyUnique: boolean;
 }
 
 export interface PlanInput {
@@ -42,6 +56,10 @@ export interface PlanInput {
   blueColumns: ColumnMeta[];
   /** Empty when green has no such table. */
   greenColumns: ColumnMeta[];
+  /** Blue's table has REPLICA IDENTITY FULL: without a primary key, every column is its key (as the producer keys it). */
+  blueReplicaIdentityFull?: boolean;
+  /** Column names of each of blue's unique indexes over NOT NULL columns (no predicate, no expression). */
+  blueUniqueIndexes?: string[][];
 }
 
 export type PlanError = { error: string; greenName: string };
@@ -59,17 +77,13 @@ export function planTable(
     return { error: `green has no table ${greenName}: create it, or set apply.createTables`, greenName };
   }
 
+  // The producer's choice of key: configured keyColumns, else the replica identity key, else
+  // (REPLICA IDENTITY FULL) every column.
+  const configured = config.keyColumns[blueName];
   let blueKeys = blueColumns
     .filter((c) => c.keyPosition !== null)
     .sort((a, b) => (a.keyPosition ?? 0) - (b.keyPosition ?? 0));
-  if (blueKeys.length === 0) {
-    const configured = config.keyColumns[blueName];
-    if (!configured) {
-      return {
-        error: `${blueName} has no primary key: add keyColumns["${blueName}"] to teal.config.ts`,
-        greenName,
-      };
-    }
+  if (configured && configured.length > 0) {
     const missing = configured.filter((k) => !blueColumns.some((c) => c.name === k));
     if (missing.length > 0) {
       return {
@@ -78,6 +92,13 @@ export function planTable(
       };
     }
     blueKeys = configured.map((k) => blueColumns.find((c) => c.name === k) as ColumnMeta);
+  } else if (blueKeys.length === 0 && input.blueReplicaIdentityFull) {
+    blueKeys = [...blueColumns];
+  } else if (blueKeys.length === 0) {
+    return {
+      error: `${blueName} has no primary key: add keyColumns["${blueName}"] to teal.config.ts`,
+      greenName,
+    };
   }
   try {
     transforms.checkTable({ schema, table, columns: blueColumns, keyColumns: blueKeys.map((k) => k.name) });
@@ -93,12 +114,6 @@ export function planTable(
     const meta = greenKey === null ? undefined : greenByName.get(greenKey);
     if (!meta)
       return { error: `green table ${greenName} lacks key column ${greenKey ?? key.name}`, greenName };
-    if (meta.category !== key.category) {
-      return {
-        error: `key column ${key.name} is ${key.type} in blue but ${meta.type} in green; verify needs keys that sort alike`,
-        greenName,
-      };
-    }
     greenKeys.push(meta);
     keyCasts.push(castsFor(meta.type, key.type, transforms.castType(schema, table, meta.name)));
   }
@@ -139,8 +154,15 @@ export function planTable(
     compared,
     skipped,
     keyCasts,
+    blueKeyset: blueKeys.map(keysetColumn),
+    greenKeyset: greenKeys.map(keysetColumn),
+    blueKeyUnique: (input.blueUniqueIndexes ?? []).some((columns) =>
+      columns.every((c) => blueKeys.some((k) => k.name === c)),
+    ),
   };
 }
+
+const keysetColumn = (c: ColumnMeta): KeysetColumn => ({ name: c.name, nullable: c.nullable, type: c.type });
 
 /** What the consumer's write does to blue's text: the configured cast, then green's column type. */
 export function castsFor(greenType: string, blueType: string, cast: string | undefined): string[] {
@@ -148,61 +170,116 @@ export function castsFor(greenType: string, blueType: string, cast: string | und
   return greenType === blueType ? [] : [greenType];
 }
 
-/** `(k1 COLLATE "C", k2)` and `($1::text, $2::int4)` for a keyset predicate and ORDER BY. */
-function keyExprs(keys: readonly ColumnMeta[]): string {
-  return keys.map((k) => `${quoteIdent(k.name)}${k.collatable ? ' COLLATE "C"' : ''}`).join(', ');
-}
-
-function keyParams(keys: readonly ColumnMeta[], first: number): string {
-  return `(${keys.map((k, i) => `$${first + i}::${k.type}`).join(', ')})`;
-}
-
 export interface ChunkQuery {
   text: string;
-  values: PgText[];
+  values: (PgText | PgText[])[];
 }
 
-/** The next `limit` blue rows in key order, after blue's key `after`. */
-export function blueChunkQuery(plan: TablePlan, after: PgText[] | null, limit: number): ChunkQuery {
-  const order = keyExprs(plan.blueKeys);
+/** The next `limit` blue rows in blue's own key order (NULLs last), after blue's key `after`. */
+export function blueChunkQuery(plan: TablePlan, after: readonly PgText[] | null, limit: number): ChunkQuery {
+  const where = after ? keysetAfter(plan.blueKeyset, after, 1) : null;
   return {
     text:
-      `SELECT ${plan.blueColumns.map((c) => quoteIdent(c.name)).join(', ')} FROM ${plan.blueRel}` +
-      (after ? ` WHERE (${order}) > ${keyParams(plan.blueKeys, 1)}` : '') +
-      ` ORDER BY ${order} LIMIT ${limit}`,
-    values: after ?? [],
+      `SELECT ${selectList(plan.blueColumns.map((c) => c.name))} FROM ${plan.blueRel}` +
+      (where ? ` WHERE ${where.sql}` : '') +
+      ` ORDER BY ${keysetOrder(plan.blueKeyset)} LIMIT ${limit}`,
+    values: where?.values ?? [],
   };
 }
 
-/** Green's key columns then compared columns over the key range (after, upTo], in key order. */
-export function greenRangeQuery(
+/** Every blue row whose key is `key` (completes a chunk's last key when blue's key is not unique). */
+export function blueKeyQuery(plan: TablePlan, key: readonly PgText[]): ChunkQuery {
+  const [query] = lookupQueries(
+    plan.blueRel,
+    plan.blueColumns.map((c) => c.name),
+    plan.blueKeyset,
+    [key],
+  );
+  return query;
+}
+
+/** Green's key columns then compared columns of the rows whose keys are `keys` (green text). */
+export function greenLookupQueries(plan: TablePlan, keys: readonly (readonly PgText[])[]): ChunkQuery[] {
+  return lookupQueries(plan.greenRel, greenSelect(plan), plan.greenKeyset, keys);
+}
+
+/** Blue's rows (all columns) whose keys are green's `keys` read as blue's types. */
+export function blueLookupQueries(plan: TablePlan, keys: readonly (readonly PgText[])[]): ChunkQuery[] {
+  return lookupQueries(
+    plan.blueRel,
+    plan.blueColumns.map((c) => c.name),
+    plan.blueKeyset,
+    keys,
+  );
+}
+
+/** Green's next `limit` distinct keys in green's own order, after green's key `after`, with how many rows hold each. */
+export function greenKeyPageQuery(
   plan: TablePlan,
-  after: PgText[] | null,
-  upTo: PgText[] | null,
-  limit: number | null,
+  after: readonly PgText[] | null,
+  limit: number,
 ): ChunkQuery {
-  const order = keyExprs(plan.greenKeys);
-  const select = [...plan.greenKeys.map((k) => k.name), ...plan.compared.map((c) => c.green)]
-    .map(quoteIdent)
-    .join(', ');
-  const where: string[] = [];
-  const values: PgText[] = [];
-  if (after) {
-    where.push(`(${order}) > ${keyParams(plan.greenKeys, values.length + 1)}`);
-    values.push(...after);
-  }
-  if (upTo) {
-    where.push(`(${order}) <= ${keyParams(plan.greenKeys, values.length + 1)}`);
-    values.push(...upTo);
-  }
+  const where = after ? keysetAfter(plan.greenKeyset, after, 1) : null;
+  const order = keysetOrder(plan.greenKeyset);
   return {
     text:
-      `SELECT ${select} FROM ${plan.greenRel}` +
-      (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
-      ` ORDER BY ${order}` +
-      (limit === null ? '' : ` LIMIT ${limit}`),
-    values,
+      `SELECT ${order}, count(*)::text FROM ${plan.greenRel}` +
+      (where ? ` WHERE ${where.sql}` : '') +
+      ` GROUP BY ${order} ORDER BY ${order} LIMIT ${limit}`,
+    values: where?.values ?? [],
   };
+}
+
+function greenSelect(plan: TablePlan): string[] {
+  return [...plan.greenKeys.map((k) => k.name), ...plan.compared.map((c) => c.green)];
+}
+
+function selectList(columns: readonly string[], alias?: string): string {
+  return columns.map((c) => (alias ? `${alias}.${quoteIdent(c)}` : quoteIdent(c))).join(', ');
+}
+
+/**
+ * Rows of `rel` whose key is one of `keys`, by index lookups: one statement per pattern of
+ * NULLs among the keys (`k = v` or `k IS NULL`, never IS NOT DISTINCT FROM, which no index
+ * serves). Each key's values go in as text arrays, cast to the column's type per lookup; the
+ * LATERAL subquery with OFFSET 0 keeps the planner from turning a chunk's lookups into a hash
+ * join over the whole table. Equal keys are looked up once.
+ */
+export function lookupQueries(
+  rel: string,
+  columns: readonly string[],
+  keyset: readonly KeysetColumn[],
+  keys: readonly (readonly PgText[])[],
+): ChunkQuery[] {
+  const byPattern = new Map<string, Map<string, readonly PgText[]>>();
+  for (const key of keys) {
+    const pattern = nullPattern(key);
+    const same = byPattern.get(pattern) ?? new Map<string, readonly PgText[]>();
+    same.set(JSON.stringify(key), key);
+    byPattern.set(pattern, same);
+  }
+  const queries: ChunkQuery[] = [];
+  for (const [pattern, unique] of byPattern) {
+    const present = keyset.flatMap((_, i) => (pattern[i] === 'v' ? [i] : []));
+    const conditions = keyset.map((c, i) => {
+      const column = `t.${quoteIdent(c.name)}`;
+      if (pattern[i] === 'n') return `${column} IS NULL`;
+      return `${column} = k.v${present.indexOf(i)}::${c.type ?? 'text'}`;
+    });
+    const select = selectList(columns, 't');
+    if (present.length === 0) {
+      queries.push({ text: `SELECT ${select} FROM ${rel} t WHERE ${conditions.join(' AND ')}`, values: [] });
+      continue;
+    }
+    const values = present.map((i) => [...unique.values()].map((key) => key[i]));
+    queries.push({
+      text:
+        `SELECT l.* FROM unnest(${present.map((_, j) => `$${j + 1}::text[]`).join(', ')}) AS k(${present.map((_, j) => `v${j}`).join(', ')})` +
+        ` CROSS JOIN LATERAL (SELECT ${select} FROM ${rel} t WHERE ${conditions.join(' AND ')} OFFSET 0) l`,
+      values,
+    });
+  }
+  return queries;
 }
 
 /** A blue chunk as green should hold it (before green's casts): key and compared values per row. */

@@ -55,6 +55,8 @@ export interface VerifyOptions {
   maxKeysPerTable?: number;
   onProgress?: (progress: VerifyProgress) => void;
   signal?: AbortSignal;
+  /** Test hook: each statement a chunk runs, before it runs (its plans are checked for index use). */
+  onChunkQuery?: (side: 'blue' | 'green', query: { text: string; values: unknown[] }) => void;
 }
 
 /** A table's report before anything is compared: not ok until the run says so. */

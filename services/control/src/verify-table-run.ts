@@ -2,27 +2,44 @@ import type { PgText } from '@teal/change-event';
 import { parseTableName } from '@teal/config';
 import { TealError } from '@teal/errors';
 import type pg from 'pg';
-import { type CompareRow, DiffCollector, diffChunk, summarizeChunk } from './verify-diff.ts';
-import { type CastRunner, castBatchSql, castExpr, normalizeChunk, notValidFor } from './verify-normalize.ts';
+import { type CompareRow, canonicalKey, DiffCollector, diffChunk, summarizeChunk } from './verify-diff.ts';
+import {
+  type CastRunner,
+  castBatchSql,
+  castExpr,
+  isNotValidMark,
+  normalizeChunk,
+  notValidFor,
+} from './verify-normalize.ts';
 import {
   blueChunkQuery,
+  blueKeyQuery,
+  blueLookupQueries,
+  type ChunkQuery,
   type ColumnMeta,
   expectedRows,
-  greenRangeQuery,
+  greenKeyPageQuery,
+  greenLookupQueries,
   type PlanError,
   planTable,
   type TablePlan,
 } from './verify-plan.ts';
 import { emptyTableReport, type VerifyOptions, type VerifyTableReport } from './verify-report.ts';
 
-// One table's run: catalog reads, then blue in key order chunk by chunk against green over
-// the same key range, each side inside one snapshot. Planning, casts and diffs are pure
-// (verify-plan.ts, verify-normalize.ts, verify-diff.ts); this file owns the queries.
+// One table's run, each side inside one snapshot: catalog reads; then blue in its own key
+// order chunk by chunk, each chunk against green's rows of the same keys (looked up by key);
+// then, only when green holds more rows than those lookups found, green in its own key order,
+// page by page, its keys looked up in blue to name the rows blue does not have. Planning,
+// casts and diffs are pure (verify-plan.ts, verify-normalize.ts, verify-diff.ts); this file
+// owns the queries.
 
 const COLUMNS_SQL = `
-  SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory, t.typcollation <> 0,
+  SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory, (NOT a.attnotnull)::text,
          (SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i
-           WHERE i.indrelid = c.oid AND i.indisprimary)
+           WHERE i.indrelid = c.oid
+             AND ((c.relreplident = 'i' AND i.indisreplident) OR (c.relreplident <> 'i' AND i.indisprimary))
+           LIMIT 1),
+         c.relreplident::text
     FROM pg_attribute a
     JOIN pg_class c ON c.oid = a.attrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -30,19 +47,45 @@ const COLUMNS_SQL = `
    WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
    ORDER BY a.attnum`;
 
-async function columnsOf(client: pg.Client, schema: string, table: string): Promise<ColumnMeta[]> {
+/** Each unique index (no predicate, no expression) whose key columns are all NOT NULL: its column names as JSON. */
+const UNIQUE_INDEXES_SQL = `
+  SELECT (SELECT json_agg(a.attname)::text FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) AS k(attnum)
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = $1 AND c.relname = $2 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+     AND NOT EXISTS (SELECT 1 FROM unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) AS k(attnum)
+                       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum WHERE NOT a.attnotnull)`;
+
+interface TableCatalog {
+  columns: ColumnMeta[];
+  replicaIdentityFull: boolean;
+}
+
+async function columnsOf(client: pg.Client, schema: string, table: string): Promise<TableCatalog> {
   const result = await client.query<string[]>({
     text: COLUMNS_SQL,
     values: [schema, table],
     rowMode: 'array',
   });
-  return result.rows.map(([name, type, category, collatable, keyPosition]) => ({
-    name,
-    type,
-    category,
-    collatable: collatable === 't',
-    keyPosition: keyPosition === null ? null : Number(keyPosition),
-  }));
+  return {
+    columns: result.rows.map(([name, type, category, nullable, keyPosition]) => ({
+      name,
+      type,
+      category,
+      nullable: nullable === 'true',
+      keyPosition: keyPosition === null ? null : Number(keyPosition),
+    })),
+    replicaIdentityFull: result.rows[0]?.[5] === 'f',
+  };
+}
+
+async function uniqueIndexesOf(client: pg.Client, schema: string, table: string): Promise<string[][]> {
+  const result = await client.query<string[]>({
+    text: UNIQUE_INDEXES_SQL,
+    values: [schema, table],
+    rowMode: 'array',
+  });
+  return result.rows.map(([columns]) => JSON.parse(columns) as string[]);
 }
 
 async function readPlan(
@@ -54,11 +97,23 @@ async function readPlan(
   const name = parseTableName(blueName);
   if (!name) return { error: `not a table name: ${blueName}`, greenName: blueName };
   const target = opts.transforms.target(name.schema, name.table);
-  const blueColumns = await columnsOf(blue, name.schema, name.table);
+  const blueCatalog = await columnsOf(blue, name.schema, name.table);
+  const blueColumns = blueCatalog.columns;
   // Green is asked only about a table blue has, as the error names blue's first.
-  const greenColumns = blueColumns.length === 0 ? [] : await columnsOf(green, target.schema, target.table);
+  const greenColumns =
+    blueColumns.length === 0 ? [] : (await columnsOf(green, target.schema, target.table)).columns;
+  const blueUniqueIndexes =
+    blueColumns.length === 0 ? [] : await uniqueIndexesOf(blue, name.schema, name.table);
   return planTable(
-    { blueName, blue: name, green: target, blueColumns, greenColumns },
+    {
+      blueName,
+      blue: name,
+      green: target,
+      blueColumns,
+      greenColumns,
+      blueReplicaIdentityFull: blueCatalog.replicaIdentityFull,
+      blueUniqueIndexes,
+    },
     opts.config,
     opts.transforms,
   );
@@ -105,6 +160,43 @@ export class GreenCasts {
   }
 }
 
+/**
+ * Blue's rows of green's `keys`. Green's text of a key whose type differs from blue's may not
+ * be valid for blue's type (then no blue row has it): the lookups run under a savepoint, and
+ * after a failure key by key, skipping those blue rejects.
+ */
+async function lookupInBlue(
+  blue: pg.Client,
+  plan: TablePlan,
+  keys: PgText[][],
+  run: (client: pg.Client, side: 'blue', query: ChunkQuery) => Promise<PgText[][]>,
+): Promise<PgText[][]> {
+  const lookup = async (some: PgText[][]) => {
+    const rows: PgText[][] = [];
+    for (const query of blueLookupQueries(plan, some)) rows.push(...(await run(blue, 'blue', query)));
+    return rows;
+  };
+  if (plan.keyCasts.every((chain) => chain.length === 0)) return lookup(keys);
+  const guarded = async (some: PgText[][]) => {
+    await blue.query('SAVEPOINT teal_verify_lookup');
+    try {
+      const rows = await lookup(some);
+      await blue.query('RELEASE SAVEPOINT teal_verify_lookup');
+      return rows;
+    } catch (err) {
+      await blue.query('ROLLBACK TO SAVEPOINT teal_verify_lookup');
+      throw err;
+    }
+  };
+  try {
+    return await guarded(keys);
+  } catch {
+    const rows: PgText[][] = [];
+    for (const key of keys) rows.push(...(await guarded([key]).catch(() => [])));
+    return rows;
+  }
+}
+
 export function checkAbort(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new TealError('TEAL_VERIFY_ABORTED', 'verify was cancelled', { status: 499 });
 }
@@ -141,19 +233,12 @@ export async function verifyTable(
     });
     const rowsTotalEstimate = Number(estimate.rows[0]?.[0] ?? 0);
     const nKeys = plan.greenKeys.length;
-
-    let blueAfter: PgText[] | null = null; // blue's last key, blue text
-    let greenAfter: PgText[] | null = null; // the same key, as green text
-
-    const readGreen = async (after: PgText[] | null, upTo: PgText[] | null, limit: number | null) => {
-      const result = await green.query<PgText[]>({
-        ...greenRangeQuery(plan, after, upTo, limit),
-        rowMode: 'array',
-      });
-      return result.rows.map((r): CompareRow => ({ key: r.slice(0, nKeys), values: r.slice(nKeys) }));
+    const run = async (client: pg.Client, side: 'blue' | 'green', query: ChunkQuery) => {
+      opts.onChunkQuery?.(side, query);
+      return (await client.query<PgText[]>({ ...query, rowMode: 'array' })).rows;
     };
+    const toCompare = (r: PgText[]): CompareRow => ({ key: r.slice(0, nKeys), values: r.slice(nKeys) });
     const compareChunk = (expected: readonly CompareRow[], actual: readonly CompareRow[]) => {
-      report.greenRows += actual.length;
       report.chunks++;
       const a = summarizeChunk(expected);
       const b = summarizeChunk(actual);
@@ -162,42 +247,73 @@ export async function verifyTable(
         collector.add(diffChunk(expected, actual));
       }
     };
+    // Blue rows through the transforms, then through green's input functions where types differ.
+    const expectedOf = async (blueRows: PgText[][]) => {
+      const expected = expectedRows(plan, opts.transforms, blueRows);
+      return { expected, rows: (await normalizeChunk(casts.run, plan, expected.rows, null)).rows };
+    };
+
+    const greenCount = await green.query<string[]>({
+      text: `SELECT count(*) FROM ${plan.greenRel}`,
+      rowMode: 'array',
+    });
+    report.greenRows = Number(greenCount.rows[0][0]);
+    // Green rows found by the blue chunks' lookups: when they are all of green's, nothing is extra.
+    let matched = 0;
+
+    let blueAfter: PgText[] | null = null; // blue's last key, blue text
     for (;;) {
       checkAbort(opts.signal);
-      const blueResult: pg.QueryResult<PgText[]> = await blue.query<PgText[]>({
-        ...blueChunkQuery(plan, blueAfter, chunkRows),
-        rowMode: 'array',
-      });
-      const blueRows = blueResult.rows;
-
-      // Blue rows through the transforms, then through green's input functions where types differ.
-      const expected = expectedRows(plan, opts.transforms, blueRows);
+      let blueRows = await run(blue, 'blue', blueChunkQuery(plan, blueAfter, chunkRows));
+      const full = blueRows.length === chunkRows;
+      if (blueRows.length === 0) break;
+      const lastKey = plan.blueKeyIndex.map((i) => blueRows[blueRows.length - 1][i]);
+      if (full && !plan.blueKeyUnique) {
+        // Rows may share a key: the chunk takes every row of its last key, the next starts after it.
+        const same = await run(blue, 'blue', blueKeyQuery(plan, lastKey));
+        const inRun = new Set(same.map((r) => canonicalKey(plan.blueKeyIndex.map((i) => r[i]))));
+        blueRows = [
+          ...blueRows.filter((r) => !inRun.has(canonicalKey(plan.blueKeyIndex.map((i) => r[i])))),
+          ...same,
+        ];
+      }
+      const { expected, rows } = await expectedOf(blueRows);
       for (const failure of expected.failures) collector.failure(failure.key, failure.error);
       report.filteredRows += expected.filtered;
       report.blueRows += blueRows.length;
-      const upper: PgText[] | null =
-        blueRows.length > 0 ? plan.blueKeyIndex.map((i) => blueRows[blueRows.length - 1][i]) : null;
-      const normalized = await normalizeChunk(casts.run, plan, expected.rows, upper ? [...upper] : null);
-      if (upper) {
-        // Green over the same key range: after the previous chunk's last key, up to this one's.
-        const actual = await readGreen(greenAfter, normalized.upper, null);
-        compareChunk(normalized.rows, actual);
-      }
+      // A key green's type rejects is in no green row: it stays missing, and is not sent to green.
+      const keys = rows.map((r) => r.key).filter((k) => !k.some(isNotValidMark));
+      const actual: CompareRow[] = [];
+      for (const query of greenLookupQueries(plan, keys))
+        for (const r of await run(green, 'green', query)) actual.push(toCompare(r));
+      matched += actual.length;
+      compareChunk(rows, actual);
       opts.onProgress?.({ table: blueName, rowsDone: report.blueRows, rowsTotalEstimate });
-      if (upper && normalized.upper) {
-        blueAfter = upper;
-        greenAfter = normalized.upper;
-      }
-      if (blueRows.length < chunkRows) break;
+      blueAfter = lastKey;
+      if (!full) break;
     }
-    // Green rows after blue's last key are all extra; read them in pages too.
-    for (;;) {
+
+    // Rows only green has: green's keys in green's order, looked up in blue through the transforms.
+    let greenAfter: PgText[] | null = null;
+    while (matched !== report.greenRows) {
       checkAbort(opts.signal);
-      const actual = await readGreen(greenAfter, null, chunkRows);
-      if (actual.length === 0) break;
-      compareChunk([], actual);
-      greenAfter = [...actual[actual.length - 1].key];
-      if (actual.length < chunkRows) break;
+      const page = await run(green, 'green', greenKeyPageQuery(plan, greenAfter, chunkRows));
+      if (page.length === 0) break;
+      report.chunks++;
+      const greenKeys = page.map((r) => r.slice(0, nKeys));
+      const { rows } = await expectedOf(await lookupInBlue(blue, plan, greenKeys, run));
+      const expectedKeys = new Set(rows.map((r) => canonicalKey(r.key)));
+      const extra = page.flatMap((r) =>
+        expectedKeys.has(canonicalKey(r.slice(0, nKeys)))
+          ? []
+          : Array(Number(r[nKeys])).fill(r.slice(0, nKeys)),
+      );
+      if (extra.length > 0) {
+        report.mismatchedChunks++;
+        collector.add({ missingInGreen: [], extraInGreen: extra, different: [] });
+      }
+      greenAfter = greenKeys[greenKeys.length - 1];
+      if (page.length < chunkRows) break;
     }
 
     report.missingInGreen = collector.missingInGreen;

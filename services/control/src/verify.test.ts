@@ -1,5 +1,14 @@
+import { compileTransforms, resolveConfig } from '@teal/config';
 import { describe, expect, it } from 'vitest';
 import { type CompareRow, DiffCollector, diffChunk, summarizeChunk } from './verify-diff.ts';
+import {
+  blueChunkQuery,
+  type ColumnMeta,
+  greenKeyPageQuery,
+  greenLookupQueries,
+  type PlanInput,
+  planTable,
+} from './verify-plan.ts';
 
 const row = (id: string, ...values: (string | null)[]): CompareRow => ({ key: [id], values });
 
@@ -78,5 +87,92 @@ describe('DiffCollector', () => {
     expect(collector.extraInGreen).toEqual([{ tenant: 't', id: '2' }]);
     expect(collector.different).toEqual([{ key: { tenant: 't', id: '3' }, columns: ['email'] }]);
     expect(collector.truncated).toBe(true);
+  });
+});
+
+describe('diffChunk with repeated keys (REPLICA IDENTITY FULL without a primary key)', () => {
+  it('compares the rows of a key as a multiset', () => {
+    const blue = [row('1', 'a'), row('1', 'a'), row('2', 'b'), row('3', 'c')];
+    const green = [row('1', 'a'), row('2', 'b'), row('2', 'b'), row('3', 'x'), row('3', 'c')];
+    expect(diffChunk(blue, green)).toEqual({
+      missingInGreen: [['1']],
+      extraInGreen: [['2'], ['3']],
+      different: [],
+    });
+  });
+});
+
+describe('planTable and its queries', () => {
+  const meta = (
+    name: string,
+    type: string,
+    keyPosition: number | null = null,
+    nullable = true,
+  ): ColumnMeta => ({
+    name,
+    type,
+    category: type === 'text' ? 'S' : 'N',
+    nullable,
+    keyPosition,
+  });
+  const config = resolveConfig(undefined);
+  const transforms = compileTransforms(config);
+  const input = (blueColumns: ColumnMeta[], extra: Partial<PlanInput> = {}): PlanInput => ({
+    blueName: 'public.t',
+    blue: { schema: 'public', table: 't' },
+    green: { schema: 'public', table: 't' },
+    blueColumns,
+    greenColumns: blueColumns,
+    ...extra,
+  });
+  const plan = (i: PlanInput, keyColumns: Record<string, string[]> = {}) => {
+    const p = planTable(i, { keyColumns }, transforms);
+    if ('error' in p) throw new Error(p.error);
+    return p;
+  };
+
+  it('pages blue in its own collation by its key index, with no COLLATE "C"', () => {
+    const p = plan(
+      input([meta('code', 'text', 0, false), meta('v', 'integer')], { blueUniqueIndexes: [['code']] }),
+    );
+    expect(p.blueKeyUnique).toBe(true);
+    const q = blueChunkQuery(p, ['k1'], 100);
+    expect(q.text).toBe(
+      'SELECT "code", "v" FROM "public"."t" WHERE ("code") > ($1::text) ORDER BY "code" LIMIT 100',
+    );
+    expect(q.text).not.toContain('COLLATE');
+  });
+
+  it('looks green rows up by key, one statement per pattern of NULLs', () => {
+    const p = plan(input([meta('a', 'integer'), meta('b', 'text')], { blueReplicaIdentityFull: true }));
+    expect(p.blueKeys.map((k) => k.name)).toEqual(['a', 'b']);
+    expect(p.blueKeyUnique).toBe(false);
+    const queries = greenLookupQueries(p, [
+      ['1', 'x'],
+      ['1', 'x'],
+      ['2', null],
+      [null, null],
+    ]);
+    expect(queries).toEqual([
+      {
+        text: 'SELECT l.* FROM unnest($1::text[], $2::text[]) AS k(v0, v1) CROSS JOIN LATERAL (SELECT t."a", t."b" FROM "public"."t" t WHERE t."a" = k.v0::integer AND t."b" = k.v1::text OFFSET 0) l',
+        values: [['1'], ['x']],
+      },
+      {
+        text: 'SELECT l.* FROM unnest($1::text[]) AS k(v0) CROSS JOIN LATERAL (SELECT t."a", t."b" FROM "public"."t" t WHERE t."a" = k.v0::integer AND t."b" IS NULL OFFSET 0) l',
+        values: [['2']],
+      },
+      { text: 'SELECT t."a", t."b" FROM "public"."t" t WHERE t."a" IS NULL AND t."b" IS NULL', values: [] },
+    ]);
+  });
+
+  it('keys by configured keyColumns first, as the producer does', () => {
+    const p = plan(input([meta('id', 'integer', 0, false), meta('x', 'text'), meta('y', 'integer')]), {
+      'public.t': ['x', 'y'],
+    });
+    expect(p.blueKeys.map((k) => k.name)).toEqual(['x', 'y']);
+    expect(greenKeyPageQuery(p, ['a', null], 10).text).toBe(
+      'SELECT "x", "y", count(*)::text FROM "public"."t" WHERE (("x" > $1::text OR "x" IS NULL)) GROUP BY "x", "y" ORDER BY "x", "y" LIMIT 10',
+    );
   });
 });

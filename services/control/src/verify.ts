@@ -7,13 +7,16 @@ import { checkAbort, GreenCasts, verifyTable } from './verify-table-run.ts';
 
 // Verify compares blue, seen through the transforms, with green, table by table.
 //
-// Blue drives: it is read in key order with keyset pagination, `chunkRows` rows at a time;
-// green is read over the same key range (after the previous chunk's last key, up to this
-// chunk's last key). Text keys are ordered with COLLATE "C" on both sides, so the two
-// orders agree whatever the clusters' collations. Each chunk gets a count and an
+// Blue drives: it is read in its own key order (its key index, its collation) with NULL-safe
+// keyset pagination, `chunkRows` rows at a time; green's rows of each chunk are fetched by
+// key (index lookups), so the two sides never have to order keys alike (collations differ
+// between engine versions, the normal case in an upgrade). Each chunk gets a count and an
 // order-independent checksum per side; only when they differ are the two row sets (already
-// in memory) matched by key to name missing, extra and different rows. Memory: one blue
-// chunk plus the green rows of its key range; green rows after blue's last key are paged.
+// in memory) matched by key to name missing, extra and different rows. When the lookups found
+// fewer green rows than green holds, green is paged in its own key order and its keys are
+// looked up in blue, through the transforms, to name the rows only green has. Memory: one
+// chunk per side. Keys are the producer's: keyColumns, the replica identity key, or every
+// column under REPLICA IDENTITY FULL (rows may then repeat and compare as multisets).
 //
 // Values are compared as Postgres text. Where green's column type is not blue's (a `cast`
 // transform, a retyped column, a derived column that is not text), blue's text is passed
