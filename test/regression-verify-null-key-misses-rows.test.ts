@@ -54,7 +54,7 @@ describe('regression: verify over NULL key columns', () => {
     await green.query(`UPDATE ${table} SET v = 'changed' WHERE x IS NULL AND y = 2`);
 
     // Before: the chunk after ('d', 2) matched no NULL row on either side, and this was OK.
-    const report = await verifyOne(table, ['x', 'y'])
+    const report = await verifyOne(table, ['x', 'y']);
     expect(report).toMatchObject({ ok: false, blueRows: 10, greenRows: 9 });
     expect(report.missingInGreen).toEqual([{ x: null, y: '1' }]);
     expect(report.different).toEqual([{ key: { x: null, y: '2' }, columns: ['v'] }]);
@@ -85,7 +85,7 @@ describe('regression: verify over NULL key columns', () => {
     await green.query(`UPDATE ${table} SET v = 'changed' WHERE x IS NULL AND y IS NULL`);
     await green.query(`INSERT INTO ${table} VALUES ('d', NULL, 'extra'), (NULL, 3, 'extra')`);
 
-    const report = await verifyOne(table, ['x', 'y'])
+    const report = await verifyOne(table, ['x', 'y']);
     expect(report.ok).toBe(false);
     expect(report).toMatchObject({ blueRows: 15, greenRows: 15 });
     expect(byKey(report.missingInGreen)).toEqual(
