@@ -37,7 +37,7 @@ export class KafkaClient {
     const admin =
       this.clientKind === 'platformatic'
         ? new PlatformaticAdmin(this.options)
-        : new KafkajsAdmin(this.kafka.admin());
+        : new KafkajsAdmin(this.kafka.admin(), this.options);
     this.track(() => admin.close());
     return admin;
   }
@@ -52,7 +52,7 @@ export class KafkaClient {
   }
 
   groupConsumer(options: GroupConsumerOptions): GroupConsumer {
-    const consumer = new KafkajsGroupConsumer(this.kafka, options);
+    const consumer = new KafkajsGroupConsumer(this.kafka, options, this.options.maxMessageBytes);
     this.track(() => consumer.close());
     return consumer;
   }

@@ -20,7 +20,8 @@ export class SchemaTopic {
   async ensure(): Promise<void> {
     const admin = this.client.admin();
     try {
-      await admin.ensureTopic(this.topic, { partitions: 1, compacted: true });
+      // Schemas are small: the broker's own size limit is enough.
+      await admin.ensureTopic(this.topic, { partitions: 1, compacted: true, maxMessageBytes: null });
     } finally {
       await admin.close();
     }

@@ -13,22 +13,51 @@ export interface KafkaOptions {
    * way). Default: DEFAULT_KAFKA_CLIENT; teal's services pass @teal/config's `kafka.client`.
    */
   client?: KafkaClientKind;
+  /**
+   * The largest record batch teal writes (kafka.maxMessageBytes): topics this client creates
+   * get it as `max.message.bytes` (an existing topic with less is raised), and the consumer
+   * group and topic readers fetch records that large. Left out: the broker's defaults.
+   */
+  maxMessageBytes?: number;
 }
 
 export interface TopicSpec {
   partitions: number;
   /** cleanup.policy=compact (for teal._schemas). */
   compacted?: boolean;
+  /**
+   * `max.message.bytes` of the topic; default KafkaOptions.maxMessageBytes. null: the broker's
+   * own limit (teal._schemas, whose records are small).
+   */
+  maxMessageBytes?: number | null;
+}
+
+/** A topic as ensureTopic left it. */
+export interface TopicState {
+  partitions: number;
+  /**
+   * The largest record batch the topic accepts now (its `max.message.bytes`), null when
+   * teal asked for no limit of its own. Less than asked when the topic existed with less and
+   * could not be raised (ensureTopic logged why).
+   */
+  maxMessageBytes: number | null;
 }
 
 export interface TopicAdmin {
-  /** Creates the topic when missing; an existing topic is left as it is. */
-  ensureTopic(topic: string, spec: TopicSpec): Promise<void>;
+  /**
+   * Creates the topic when missing; an existing topic keeps its partitions, and its
+   * `max.message.bytes` is raised to the one asked for when lower.
+   */
+  ensureTopic(topic: string, spec: TopicSpec): Promise<TopicState>;
   partitionCount(topic: string): Promise<number>;
+  /** Partition counts of several topics in one metadata request (0 for a topic that is gone). */
+  partitionCounts(topics: readonly string[]): Promise<Map<string, number>>;
   /** Topic names starting with `prefix` (all when omitted). */
   listTopics(prefix?: string): Promise<string[]>;
   /** Per partition, the log end offset (the offset the next record will get). */
   logEndOffsets(topic: string): Promise<Array<{ partition: number; end: bigint }>>;
+  /** Per partition, the log start offset (the earliest offset retention left). */
+  logStartOffsets(topic: string): Promise<Array<{ partition: number; start: bigint }>>;
   deleteTopics(topics: string[]): Promise<void>;
   close(): Promise<void>;
 }
@@ -99,6 +128,11 @@ export interface GroupConsumerOptions {
   /** Topics matching this are consumed; new matching topics are picked up (metadata refresh). */
   topics: RegExp;
   concurrency?: number;
+  /**
+   * Bytes of one partition handed to eachBatch at most (one record at least). Fetches read
+   * up to KafkaOptions.maxMessageBytes per partition when that is more, so a record of that
+   * size is consumed; a larger fetch is handed out in slices of this size.
+   */
   maxBytesPerPartition?: number;
 }
 

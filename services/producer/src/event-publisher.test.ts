@@ -2,6 +2,7 @@ import { type ChangeEvent, decodeEvent, type Lsn, SchemaCache, type TableSchema 
 import type { OutgoingRecord, Publisher, TopicAdmin } from '@teal/kafka';
 import { describe, expect, it } from 'vitest';
 import { EventPublisher } from './event-publisher.ts';
+import { TopicLayouts } from './topic-layout.ts';
 
 const table: TableSchema = {
   schema: 'public',
@@ -44,11 +45,14 @@ function fakes() {
   const admin = {
     ensureTopic: async (topic: string) => {
       log.push(`topic ${topic}`);
+      return { partitions: 3, maxMessageBytes: null };
     },
     partitionCount: async () => 3,
+    partitionCounts: async (topics: string[]) => new Map(topics.map((t) => [t, topicPartitions.count])),
   } as unknown as TopicAdmin;
+  const topicPartitions = { count: 3 };
   const schemas = { publish: async (fp: string) => void log.push(`schema ${fp}`) };
-  return { log, sends, publisher, admin, schemas };
+  return { log, sends, publisher, admin, schemas, topicPartitions };
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -90,6 +94,7 @@ describe('EventPublisher', () => {
     pub.addEvent(codec, event('t', 0, 100n, 2));
     pub.commit(120n);
     await tick();
+    await tick(); // the truncate's batch goes once the partition count is read again
     expect(f.log[0]).toBe('topic tp.public.items');
     expect(f.log.filter((l) => l.startsWith('schema'))).toHaveLength(2);
     expect(f.log.at(-1)).toBe('send 4');
@@ -129,5 +134,89 @@ describe('EventPublisher', () => {
     expect(confirmed).toEqual([]);
     expect(errors).toHaveLength(1);
     expect(() => pub.addEvent(codec, event('c', 3, 300n, 1))).toThrow('broker gone');
+  });
+
+  it('stops with TEAL_ROW_TOO_LARGE on a record over the limit, naming table, key, size and setting', async () => {
+    const f = fakes();
+    const errors: unknown[] = [];
+    const layouts = new TopicLayouts({ admin: f.admin, partitions: 3, maxMessageBytes: 1024 * 1024 });
+    const pub = new EventPublisher({
+      ...f,
+      layouts,
+      prefix: 'tp',
+      partitions: 3,
+      startLsn: 10n,
+      onError: (e) => errors.push(e),
+    });
+    const codec = await pub.prepare(table);
+    pub.begin();
+    pub.addEvent(codec, event('c', 1, 100n, 1));
+    const big = { ...event('c', 42, 100n, 2), after: { id: '42', v: 'x'.repeat(2 * 1024 * 1024) } };
+    expect(() => pub.addEvent(codec, big)).toThrow(
+      /a change of public\.items \(key \{"id":"42"\}\) is a Kafka record of \d+ bytes, more than the 1048576 bytes tp\.public\.items takes \(kafka\.maxMessageBytes: raise it above \d+ in teal\.config\.ts \(or TEAL_KAFKA_MAX_MESSAGE_BYTES\)/,
+    );
+    expect(errors).toHaveLength(1);
+    expect((errors[0] as { code: string }).code).toBe('TEAL_ROW_TOO_LARGE');
+    await tick();
+    expect(f.sends).toHaveLength(0); // nothing after the failure goes, not even the row before it
+  });
+
+  it('closes a batch before a record that would take it over the topic limit', async () => {
+    const f = fakes();
+    const layouts = new TopicLayouts({ admin: f.admin, partitions: 3, maxMessageBytes: 1024 * 1024 });
+    const pub = new EventPublisher({ ...f, layouts, prefix: 'tp', partitions: 3, startLsn: 10n });
+    const codec = await pub.prepare(table);
+    pub.begin();
+    const row = (id: number, bytes: number) => ({
+      ...event('c', id, 100n, id),
+      after: { id: String(id), v: 'y'.repeat(bytes) },
+    });
+    pub.addEvent(codec, row(1, 600 * 1024));
+    pub.addEvent(codec, row(2, 600 * 1024));
+    pub.commit(120n);
+    await tick();
+    expect(f.sends.map((s) => s.records.length)).toEqual([1, 1]);
+  });
+
+  it('sends every record and truncate of an ordered table to partition 0; others by key', async () => {
+    const f = fakes();
+    f.publisher.partitionFor = (key, count) => key.length % count;
+    const layouts = new TopicLayouts({ admin: f.admin, partitions: 3, ordered: { 'public.items': true } });
+    const pub = new EventPublisher({ ...f, layouts, prefix: 'tp', partitions: 3, startLsn: 10n });
+    const codec = await pub.prepare(table);
+    pub.begin();
+    for (let id = 1; id <= 5; id++) pub.addEvent(codec, event('c', id * 1000, 100n, id));
+    pub.addEvent(codec, event('t', 0, 100n, 6));
+    pub.commit(120n);
+    await tick();
+    await tick();
+    expect(f.sends.flatMap((s) => s.records.map((r) => r.partition))).toEqual([0, 0, 0, 0, 0, 0]);
+  });
+
+  it('a changed partition count stops the truncate before it is sent, and the sends behind it', async () => {
+    const f = fakes();
+    const errors: unknown[] = [];
+    const layouts = new TopicLayouts({ admin: f.admin, partitions: 3 });
+    const pub = new EventPublisher({
+      ...f,
+      layouts,
+      prefix: 'tp',
+      partitions: 3,
+      startLsn: 10n,
+      limits: { maxBatchRecords: 3 },
+      onError: (e) => errors.push(e),
+    });
+    const codec = await pub.prepare(table);
+    f.topicPartitions.count = 5; // kafka-topics --alter --partitions 5
+    pub.begin();
+    pub.addEvent(codec, event('t', 0, 100n, 1));
+    pub.addEvent(codec, event('c', 1, 100n, 2));
+    pub.commit(120n);
+    await tick();
+    await tick();
+    expect(f.sends).toHaveLength(0);
+    expect(errors).toHaveLength(1);
+    expect((errors[0] as Error).message).toMatch(/topic tp\.public\.items went from 3 to 5 partitions/);
+    expect((errors[0] as { code: string }).code).toBe('TEAL_TOPIC_PARTITIONS_CHANGED');
   });
 });

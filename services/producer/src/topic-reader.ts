@@ -38,9 +38,13 @@ export class TopicReader {
     } finally {
       await admin.close();
     }
+    // Records as large as the client's maxMessageBytes come whole (kafkajs's defaults stop at 1 MiB per partition).
+    const largest = this.client.options.maxMessageBytes ?? 0;
     const consumer = this.client.kafka.consumer({
       groupId: `teal-reader-${randomUUID()}`,
       maxWaitTimeInMs: 100,
+      maxBytesPerPartition: Math.max(1024 * 1024, largest),
+      maxBytes: Math.max(10 * 1024 * 1024, largest),
     });
     this.consumer = consumer;
     await consumer.connect();

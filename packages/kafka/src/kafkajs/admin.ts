@@ -1,12 +1,17 @@
-import type { Admin } from 'kafkajs';
-import type { TopicAdmin, TopicSpec } from '../types.ts';
+import { type Admin, ConfigResourceTypes, ConfigSource } from 'kafkajs';
+import { log } from '../log.ts';
+import { MAX_MESSAGE_BYTES, reportLowLimit, topicConfigs, wantedMessageBytes } from '../topic-config.ts';
+import type { KafkaOptions, TopicAdmin, TopicSpec, TopicState } from '../types.ts';
 import { wrapKafkajsError } from './errors.ts';
 
 /** TopicAdmin on kafkajs; connects on first use. */
 export class KafkajsAdmin implements TopicAdmin {
   private connected: Promise<void> | undefined;
 
-  constructor(private readonly admin: Admin) {}
+  constructor(
+    private readonly admin: Admin,
+    private readonly options: KafkaOptions = { brokers: [] },
+  ) {}
 
   private connect(): Promise<void> {
     this.connected ??= this.admin.connect().catch((err) => {
@@ -16,8 +21,10 @@ export class KafkajsAdmin implements TopicAdmin {
     return this.connected;
   }
 
-  async ensureTopic(topic: string, spec: TopicSpec): Promise<void> {
+  async ensureTopic(topic: string, spec: TopicSpec): Promise<TopicState> {
     await this.connect();
+    const wanted = wantedMessageBytes(spec, this.options);
+    let created = true;
     try {
       await this.admin.createTopics({
         waitForLeaders: true,
@@ -26,23 +33,77 @@ export class KafkajsAdmin implements TopicAdmin {
             topic,
             numPartitions: spec.partitions,
             replicationFactor: -1,
-            configEntries: spec.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+            configEntries: topicConfigs(spec, wanted),
           },
         ],
       });
     } catch (err) {
       // Two processes may race to create the same topic; the loser's error is harmless.
-      if ((err as { type?: string }).type === 'TOPIC_ALREADY_EXISTS') return;
       const nested = (err as { errors?: Array<{ type?: string }> }).errors;
-      if (nested?.every((e) => e.type === 'TOPIC_ALREADY_EXISTS')) return;
-      throw wrapKafkajsError(err, `cannot create topic ${topic}`);
+      const exists =
+        (err as { type?: string }).type === 'TOPIC_ALREADY_EXISTS' ||
+        nested?.every((e) => e.type === 'TOPIC_ALREADY_EXISTS');
+      if (!exists) throw wrapKafkajsError(err, `cannot create topic ${topic}`);
+      created = false;
+    }
+    const partitions = await this.partitionCount(topic);
+    if (created || wanted === null) return { partitions, maxMessageBytes: wanted };
+    return { partitions, maxMessageBytes: await this.raiseMessageBytes(topic, wanted) };
+  }
+
+  /**
+   * Raises an existing topic's max.message.bytes to `wanted` when lower; returns what it
+   * accepts now. kafkajs has only the non-incremental AlterConfigs, which replaces every
+   * topic-level config, so the topic's own configs are sent along unchanged.
+   */
+  private async raiseMessageBytes(topic: string, wanted: number): Promise<number> {
+    const described = await this.admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+    });
+    const entries = described.resources[0]?.configEntries ?? [];
+    const have = Number(entries.find((e) => e.configName === MAX_MESSAGE_BYTES)?.configValue);
+    if (Number.isFinite(have) && have >= wanted) return have;
+    const own = entries.filter(
+      (e) =>
+        e.configSource === ConfigSource.TOPIC_CONFIG && e.configName !== MAX_MESSAGE_BYTES && !e.isSensitive,
+    );
+    try {
+      await this.admin.alterConfigs({
+        validateOnly: false,
+        resources: [
+          {
+            type: ConfigResourceTypes.TOPIC,
+            name: topic,
+            configEntries: [
+              ...own.map((e) => ({ name: e.configName, value: e.configValue })),
+              { name: MAX_MESSAGE_BYTES, value: String(wanted) },
+            ],
+          },
+        ],
+      });
+      log().info({ topic, from: have, to: wanted }, `raised ${MAX_MESSAGE_BYTES} of ${topic}`);
+      return wanted;
+    } catch (err) {
+      reportLowLimit(topic, have, wanted, err);
+      return have;
     }
   }
 
   async partitionCount(topic: string): Promise<number> {
+    return (await this.partitionCounts([topic])).get(topic) ?? 0;
+  }
+
+  async partitionCounts(topics: readonly string[]): Promise<Map<string, number>> {
     await this.connect();
-    const metadata = await this.admin.fetchTopicMetadata({ topics: [topic] });
-    return metadata.topics[0]?.partitions.length ?? 0;
+    try {
+      const metadata = await this.admin.fetchTopicMetadata({ topics: [...topics] });
+      const counts = new Map<string, number>(topics.map((t) => [t, 0]));
+      for (const t of metadata.topics) counts.set(t.name, t.partitions.length);
+      return counts;
+    } catch (err) {
+      throw wrapKafkajsError(err, `cannot read the metadata of ${topics.join(', ')}`);
+    }
   }
 
   async listTopics(prefix = ''): Promise<string[]> {
@@ -59,11 +120,12 @@ export class KafkajsAdmin implements TopicAdmin {
       .sort((a, b) => a.partition - b.partition);
   }
 
-  /** Per partition, the log start offset (the earliest offset retention left). */
   async logStartOffsets(topic: string): Promise<Array<{ partition: number; start: bigint }>> {
     await this.connect();
     const offsets = await this.admin.fetchTopicOffsets(topic);
-    return offsets.map((o) => ({ partition: o.partition, start: BigInt(o.low) }));
+    return offsets
+      .map((o) => ({ partition: o.partition, start: BigInt(o.low) }))
+      .sort((a, b) => a.partition - b.partition);
   }
 
   async deleteTopics(topics: string[]): Promise<void> {

@@ -5,6 +5,7 @@ import type {
   GroupConsumer,
   GroupConsumerOptions,
   GroupHandlers,
+  IncomingBatch,
   IncomingRecord,
   TopicPartition,
 } from '../types.ts';
@@ -53,6 +54,29 @@ async function rejoinAsked(heartbeat: () => Promise<void>): Promise<boolean> {
 
 const tpKey = (topic: string, partition: number) => `${topic}:${partition}`;
 
+const DEFAULT_BATCH_BYTES = 4 * 1024 * 1024;
+const FETCH_BYTES = 8 * 1024 * 1024;
+
+/** Consecutive runs of `records`, each at most `maxBytes` of keys and values (one record at least). */
+export function sliceByBytes(records: IncomingRecord[], maxBytes: number): IncomingRecord[][] {
+  const slices: IncomingRecord[][] = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    const size = (r.key?.length ?? 0) + (r.value?.length ?? 0);
+    if (i > start && bytes + size > maxBytes) {
+      slices.push(records.slice(start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (start === 0) slices.push(records);
+  else if (start < records.length) slices.push(records.slice(start));
+  return slices;
+}
+
 /**
  * A consumer group over every topic matching a pattern. kafkajs resolves a regex once, at
  * subscribe time, so new topics are found by polling the topic list and re-subscribing.
@@ -74,12 +98,17 @@ export class KafkajsGroupConsumer implements GroupConsumer {
   private topicPoll: NodeJS.Timeout | undefined;
   private restarting: Promise<void> | undefined;
   private readonly admin: KafkajsAdmin;
+  /** Bytes of one partition per eachBatch call (GroupConsumerOptions.maxBytesPerPartition). */
+  private readonly batchBytes: number;
 
+  /** `maxMessageBytes`: the largest record teal writes (KafkaOptions.maxMessageBytes), fetched whole. */
   constructor(
     private readonly kafka: Kafka,
     private readonly options: GroupConsumerOptions,
+    private readonly maxMessageBytes?: number,
   ) {
     this.admin = new KafkajsAdmin(kafka.admin());
+    this.batchBytes = options.maxBytesPerPartition ?? DEFAULT_BATCH_BYTES;
   }
 
   async run(handlers: GroupHandlers): Promise<void> {
@@ -123,10 +152,15 @@ export class KafkajsGroupConsumer implements GroupConsumer {
     const consumer = this.kafka.consumer({
       groupId: this.options.groupId,
       allowAutoTopicCreation: false,
-      maxBytesPerPartition: this.options.maxBytesPerPartition ?? 4 * 1024 * 1024,
+      // The broker hands out a record larger than the partition's fetch limit only when it is
+      // the first of the first non-empty partition of a fetch (KIP-74), and kafkajs always asks
+      // for the partitions in one order: a big record behind a busy partition would wait for
+      // as long as that one has data. So each partition (and the fetch) may carry the largest
+      // record teal writes; handleBatch hands it out in slices of `batchBytes`.
+      maxBytesPerPartition: Math.max(this.batchBytes, this.maxMessageBytes ?? 0),
       // A whole fetch (every partition of the broker) stays under this, however many topics
       // match: the consumer holds up to two fetches at once (one applying, one decoded).
-      maxBytes: 8 * 1024 * 1024,
+      maxBytes: Math.max(FETCH_BYTES, this.maxMessageBytes ?? 0),
       maxWaitTimeInMs: 200,
       // A killed consumer holds its partitions until this expires (the soak measured ~31 s
       // recoveries at 30 s). Handlers return within seconds (apply lanes), so 10 s is safe.
@@ -186,15 +220,35 @@ export class KafkajsGroupConsumer implements GroupConsumer {
       .map((m) => toIncoming(batch.topic, batch.partition, m))
       .filter((r) => r.offset >= start);
     if (records.length === 0) return;
-    const incoming = {
-      topic: batch.topic,
-      partition: batch.partition,
-      records,
-      highWatermark: BigInt(batch.highWatermark),
-    };
+    for (const slice of sliceByBytes(records, this.batchBytes)) {
+      const handled = await this.handleSlice(
+        {
+          topic: batch.topic,
+          partition: batch.partition,
+          records: slice,
+          highWatermark: BigInt(batch.highWatermark),
+        },
+        { resolveOffset, heartbeat, isRunning, isStale },
+      );
+      if (!handled) return;
+    }
+  }
+
+  /** Hands one slice to the handler, retrying in place; false when the batch must stop (redelivered later). */
+  private async handleSlice(
+    incoming: IncomingBatch,
+    {
+      resolveOffset,
+      heartbeat,
+      isRunning,
+      isStale,
+    }: Pick<EachBatchPayload, 'resolveOffset' | 'heartbeat' | 'isRunning' | 'isStale'>,
+  ): Promise<boolean> {
+    const batch = incoming;
+    const records = incoming.records;
     let delay = 200;
     for (;;) {
-      if (!isRunning() || isStale() || this.closed) return; // not resolved: redelivered later
+      if (!isRunning() || isStale() || this.closed) return false; // not resolved: redelivered later
       try {
         await this.handlers!.eachBatch(incoming);
         break;
@@ -205,7 +259,7 @@ export class KafkajsGroupConsumer implements GroupConsumer {
         );
         // A heartbeat that says the group rebalances ends the retry: the member must rejoin
         // (kafkajs does once the handler returns), or the whole group waits for it.
-        if (await rejoinAsked(heartbeat)) return;
+        if (await rejoinAsked(heartbeat)) return false;
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, 5_000);
       }
@@ -214,6 +268,7 @@ export class KafkajsGroupConsumer implements GroupConsumer {
     // as a start, since a batch dropped on revoke would leave it ahead of green.
     resolveOffset(String(records[records.length - 1]!.offset));
     await heartbeat().catch(() => undefined);
+    return true;
   }
 
   seek(topic: string, partition: number, offset: bigint): void {

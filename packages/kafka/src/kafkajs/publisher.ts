@@ -1,6 +1,7 @@
 import { type Kafka, Partitioners, type Producer } from 'kafkajs';
 import { OrderedSends } from '../ordered-sends.ts';
 import { partitionForKey } from '../partitioner.ts';
+import { brokerSaidTooLarge, tooLargeError } from '../record-size.ts';
 import type { OutgoingRecord, Publisher } from '../types.ts';
 import { wrapKafkajsError } from './errors.ts';
 
@@ -62,6 +63,7 @@ export class KafkajsPublisher implements Publisher {
         })),
       });
     } catch (err) {
+      if (brokerSaidTooLarge(err)) throw tooLargeError(err, records);
       throw wrapKafkajsError(err, `Kafka did not acknowledge ${records.length} records`);
     }
   }

@@ -1,6 +1,8 @@
-import { Admin } from '@platformatic/kafka';
+import { Admin, ConfigResourceTypes, IncrementalAlterConfigOperationTypes } from '@platformatic/kafka';
 import { TealError } from '@teal/errors';
-import type { KafkaOptions, TopicAdmin, TopicSpec } from '../types.ts';
+import { log } from '../log.ts';
+import { MAX_MESSAGE_BYTES, reportLowLimit, topicConfigs, wantedMessageBytes } from '../topic-config.ts';
+import type { KafkaOptions, TopicAdmin, TopicSpec, TopicState } from '../types.ts';
 import { platformaticOptions } from './connection.ts';
 import { hasApiError, wrapPlatformaticError } from './errors.ts';
 
@@ -8,23 +10,75 @@ import { hasApiError, wrapPlatformaticError } from './errors.ts';
 export class PlatformaticAdmin implements TopicAdmin {
   private readonly admin: Admin;
 
-  constructor(options: KafkaOptions) {
+  constructor(private readonly options: KafkaOptions) {
     this.admin = new Admin(platformaticOptions(options, 'admin'));
   }
 
-  async ensureTopic(topic: string, spec: TopicSpec): Promise<void> {
+  async ensureTopic(topic: string, spec: TopicSpec): Promise<TopicState> {
+    const wanted = wantedMessageBytes(spec, this.options);
+    let created = true;
     try {
       await this.admin.createTopics({
         topics: [topic],
         partitions: spec.partitions,
         replicas: -1,
-        configs: spec.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+        configs: topicConfigs(spec, wanted),
       });
     } catch (err) {
       // Two processes may race to create the same topic; the loser's error is harmless.
       if (!hasApiError(err, 'TOPIC_ALREADY_EXISTS'))
         throw wrapPlatformaticError(err, `cannot create topic ${topic}`);
+      created = false;
     }
+    const partitions = await this.waitForLeaders(topic);
+    if (created || wanted === null) return { partitions, maxMessageBytes: wanted };
+    return { partitions, maxMessageBytes: await this.raiseMessageBytes(topic, wanted) };
+  }
+
+  /** Raises an existing topic's max.message.bytes to `wanted` when lower; returns what it accepts now. */
+  private async raiseMessageBytes(topic: string, wanted: number): Promise<number> {
+    let have: number;
+    try {
+      const described = await this.admin.describeConfigs({
+        resources: [
+          {
+            resourceType: ConfigResourceTypes.TOPIC,
+            resourceName: topic,
+            configurationKeys: [MAX_MESSAGE_BYTES],
+          },
+        ],
+      });
+      have = Number(described[0]?.configs.find((c) => c.name === MAX_MESSAGE_BYTES)?.value);
+    } catch (err) {
+      throw wrapPlatformaticError(err, `cannot read the configs of ${topic}`);
+    }
+    if (Number.isFinite(have) && have >= wanted) return have;
+    try {
+      await this.admin.incrementalAlterConfigs({
+        resources: [
+          {
+            resourceType: ConfigResourceTypes.TOPIC,
+            resourceName: topic,
+            configs: [
+              {
+                name: MAX_MESSAGE_BYTES,
+                configOperation: IncrementalAlterConfigOperationTypes.SET,
+                value: String(wanted),
+              },
+            ],
+          },
+        ],
+      });
+      log().info({ topic, from: have, to: wanted }, `raised ${MAX_MESSAGE_BYTES} of ${topic}`);
+      return wanted;
+    } catch (err) {
+      reportLowLimit(topic, have, wanted, err);
+      return have;
+    }
+  }
+
+  /** Returns the partition count once every partition has a leader. */
+  private async waitForLeaders(topic: string): Promise<number> {
     // As kafkajs's waitForLeaders: return once every partition has a leader, so the first
     // send does not meet an unknown topic.
     const deadline = Date.now() + 30_000;
@@ -32,7 +86,8 @@ export class PlatformaticAdmin implements TopicAdmin {
       try {
         const md = await this.admin.metadata({ topics: [topic], forceUpdate: true });
         const t = md.topics.get(topic);
-        if (t && t.partitionsCount > 0 && t.partitions.every((p) => p !== undefined && p.leader >= 0)) return;
+        if (t && t.partitionsCount > 0 && t.partitions.every((p) => p !== undefined && p.leader >= 0))
+          return t.partitionsCount;
       } catch (err) {
         if (Date.now() > deadline) throw wrapPlatformaticError(err, `topic ${topic} has no leaders`);
       }
@@ -53,6 +108,15 @@ export class PlatformaticAdmin implements TopicAdmin {
     }
   }
 
+  async partitionCounts(topics: readonly string[]): Promise<Map<string, number>> {
+    try {
+      const md = await this.admin.metadata({ topics: [...topics], forceUpdate: true });
+      return new Map(topics.map((t) => [t, md.topics.get(t)?.partitionsCount ?? 0] as const));
+    } catch (err) {
+      throw wrapPlatformaticError(err, `cannot read the metadata of ${topics.join(', ')}`);
+    }
+  }
+
   async listTopics(prefix = ''): Promise<string[]> {
     try {
       const topics = await this.admin.listTopics();
@@ -63,24 +127,40 @@ export class PlatformaticAdmin implements TopicAdmin {
   }
 
   async logEndOffsets(topic: string): Promise<Array<{ partition: number; end: bigint }>> {
+    return (await this.listOffsets(topic, -1n, 'end')).map((o) => ({
+      partition: o.partition,
+      end: o.offset,
+    }));
+  }
+
+  async logStartOffsets(topic: string): Promise<Array<{ partition: number; start: bigint }>> {
+    return (await this.listOffsets(topic, -2n, 'start')).map((o) => ({
+      partition: o.partition,
+      start: o.offset,
+    }));
+  }
+
+  /** ListOffsets of every partition at `timestamp` (-1: log end, -2: log start). */
+  private async listOffsets(
+    topic: string,
+    timestamp: bigint,
+    what: string,
+  ): Promise<Array<{ partition: number; offset: bigint }>> {
     try {
       const count = await this.partitionCount(topic);
       const listed = await this.admin.listOffsets({
         topics: [
           {
             name: topic,
-            partitions: Array.from({ length: count }, (_, partitionIndex) => ({
-              partitionIndex,
-              timestamp: -1n,
-            })),
+            partitions: Array.from({ length: count }, (_, partitionIndex) => ({ partitionIndex, timestamp })),
           },
         ],
       });
       return (listed.find((t) => t.name === topic)?.partitions ?? [])
-        .map((p) => ({ partition: p.partitionIndex, end: p.offset }))
+        .map((p) => ({ partition: p.partitionIndex, offset: p.offset }))
         .sort((a, b) => a.partition - b.partition);
     } catch (err) {
-      throw wrapPlatformaticError(err, `cannot read the end offsets of ${topic}`);
+      throw wrapPlatformaticError(err, `cannot read the ${what} offsets of ${topic}`);
     }
   }
 

@@ -3,6 +3,7 @@ import { TealError } from '@teal/errors';
 import { log } from '../log.ts';
 import { OrderedSends } from '../ordered-sends.ts';
 import { partitionForKey, positiveHash } from '../partitioner.ts';
+import { brokerSaidTooLarge, tooLargeError } from '../record-size.ts';
 import type { KafkaOptions, OutgoingRecord, Publisher } from '../types.ts';
 import { platformaticOptions } from './connection.ts';
 import { wrapPlatformaticError } from './errors.ts';
@@ -111,6 +112,7 @@ export class PlatformaticPublisher implements Publisher {
     try {
       await this.producer.send({ messages });
     } catch (err) {
+      if (brokerSaidTooLarge(err)) throw tooLargeError(err, records);
       throw wrapPlatformaticError(err, `Kafka did not acknowledge ${records.length} records`);
     }
   }
