@@ -31,6 +31,7 @@ import { removeDeadSpillDirs } from './spill-cleanup.ts';
 import { StateStore } from './state-store.ts';
 import { StreamLoop } from './stream-loop.ts';
 import { type PublishingOptions, pgoutputProtoVersion } from './stream-session.ts';
+import { stopsProducer, TopicLayouts } from './topic-layout.ts';
 
 // blue -> Kafka. start(): tables, publication, slot; then either the initial snapshot in
 // the slot's exported snapshot followed by streaming from its consistent point, or (slot
@@ -90,6 +91,7 @@ export class Producer extends EventEmitter {
   private store?: StateStore;
   private kafka?: KafkaClient;
   private publishing?: PublishingOptions;
+  private layouts?: TopicLayouts;
   private heartbeat?: Heartbeat;
   private loop?: StreamLoop;
   private chunks?: ChunkSnapshotter;
@@ -175,14 +177,29 @@ export class Producer extends EventEmitter {
       brokers: [...config.kafka.brokers],
       clientId: 'teal-producer',
       client: config.kafka.client,
+      maxMessageBytes: config.kafka.maxMessageBytes,
     });
     const admin = this.kafka.admin();
     const publisher = await this.kafka.publisher();
     const schemaTopic = new SchemaTopic(this.kafka, schemasTopic(config.kafka.topicPrefix));
     await schemaTopic.ensure();
+    // Partition counts, ordered tables and size limits per topic (topic-layout.ts).
+    this.layouts = new TopicLayouts({
+      admin,
+      partitions: config.kafka.partitions,
+      maxMessageBytes: config.kafka.maxMessageBytes,
+      ordered: config.ordered,
+      blue: this.blue,
+      green: this.green,
+      store: this.store,
+      controlKey: controlKey('topic_layout', config),
+      log: this.log,
+    });
+    await this.layouts.start([...schemas.values()]);
     this.publishing = {
       publisher,
       admin,
+      layouts: this.layouts,
       schemas: schemaTopic,
       prefix: config.kafka.topicPrefix,
       partitions: config.kafka.partitions,
@@ -331,6 +348,8 @@ export class Producer extends EventEmitter {
       this.snapshotShipped = publisher.lastShipped?.position;
     } catch (err) {
       if (this.abort.signal.aborted) return;
+      // A row too large or a changed partition count: streaming would meet it again.
+      if (stopsProducer(err)) return this.fail(err);
       // The exported snapshot is gone with this failure: the unfinished tables are read by chunk while streaming.
       this.log.warn({ err }, 'initial snapshot failed; finishing it by chunks while streaming');
     } finally {
@@ -439,6 +458,7 @@ export class Producer extends EventEmitter {
     for (const t of this.timers) clearInterval(t);
     this.catalogWatch?.stop();
     this.heartbeat?.stop();
+    this.layouts?.close();
     for (const wake of this.pauseWaiters.splice(0)) wake();
     await this.loop?.close();
     await Promise.race([this.background, abortableDelay(5000)]);
