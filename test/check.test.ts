@@ -54,7 +54,7 @@ describe('teal check', () => {
       expect(Object.keys(f)).toEqual(['severity', 'check', 'table', 'what', 'teal', 'fix']);
   });
 
-  test('keys: none blocks (exit 1); REPLICA IDENTITY FULL and nullable keyColumns warn', async () => {
+  test('keys: none blocks (exit 1); nullable keys warn; keyColumns block without a replica identity, unless a unique index can be one', async () => {
     const ddl = `
       CREATE TABLE nokey (x int);
       CREATE TABLE full_t (a int, b text); ALTER TABLE full_t REPLICA IDENTITY FULL;
@@ -77,9 +77,21 @@ describe('teal check', () => {
     ]);
     expect(find(report, 'nullable-key', 'public.full_t')[0].what).toContain('REPLICA IDENTITY FULL');
     expect(find(report, 'key-columns-without-identity', 'public.conf')[0]).toMatchObject({
-      severity: 'warn',
+      severity: 'block',
       fix: 'ALTER TABLE public.conf REPLICA IDENTITY FULL on blue',
     });
+    // A unique index over the NOT NULL key columns: teal makes it the replica identity.
+    await s.blue.query(
+      'ALTER TABLE conf ALTER COLUMN b SET NOT NULL; ALTER TABLE conf ADD CONSTRAINT conf_b_key UNIQUE (b)',
+    );
+    const indexed = parse(
+      (await s.teal(['check', '--json'], `{ keyColumns: { 'public.conf': ['b'] } }`)).out,
+    );
+    expect(find(indexed, 'key-columns-without-identity', 'public.conf')[0]).toMatchObject({
+      severity: 'info',
+      teal: expect.stringContaining('REPLICA IDENTITY USING INDEX conf_b_key'),
+    });
+    expect(find(indexed, 'nullable-key', 'public.conf')).toEqual([]);
     const human = await s.teal(['check'], `{ keyColumns: { 'public.conf': ['b'] } }`);
     expect(human.code).toBe(1);
     expect(human.out).toMatch(
@@ -94,13 +106,19 @@ describe('teal check', () => {
       `CREATE TABLE events (id int, k int, v text, total int GENERATED ALWAYS AS (id * 2) STORED, PRIMARY KEY (id, k))
          PARTITION BY RANGE (k);
        CREATE TABLE events_a PARTITION OF events FOR VALUES FROM (0) TO (100);
-       INSERT INTO events (id, k, v) VALUES (1, 1, 'x')`,
+       INSERT INTO events (id, k, v) VALUES (1, 1, 'x');
+       CREATE TABLE logs (at int, msg text) PARTITION BY RANGE (at);
+       CREATE TABLE logs_a PARTITION OF logs FOR VALUES FROM (0) TO (100)`,
       `CREATE TABLE events (id int GENERATED ALWAYS AS IDENTITY, k int, v text GENERATED ALWAYS AS ('v' || k) STORED,
          total int GENERATED ALWAYS AS (id * 2) STORED, PRIMARY KEY (id, k))`,
     );
     // With every table (the default) the partition is not a table of its own.
     const all = parse((await s.teal(['check', '--json'])).out);
-    expect(all.tables).toEqual(['public.events']);
+    expect(all.tables).toEqual(['public.events', 'public.logs']);
+    expect(find(all, 'partition-without-identity', 'public.logs')[0]).toMatchObject({
+      severity: 'block',
+      what: 'partitions public.logs_a of public.logs have neither a primary key nor a replica identity',
+    });
     expect(find(all, 'partitioned-table', 'public.events')[0]).toMatchObject({
       severity: 'info',
       teal: expect.stringContaining('publish_via_partition_root'),

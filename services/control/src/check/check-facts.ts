@@ -25,6 +25,8 @@ export interface UniqueIndexFacts {
   readonly replicaIdentity: boolean;
   /** Has a WHERE clause or expression columns. */
   readonly partialOrExpression: boolean;
+  /** Not DEFERRABLE (only such an index can be a replica identity). */
+  readonly immediate: boolean;
 }
 
 export type TableKind = 'table' | 'partitioned' | 'partition' | 'other';
@@ -35,6 +37,8 @@ export interface BlueTableFacts {
   readonly kind: TableKind;
   /** The topmost partitioned table a leaf partition replicates through; null otherwise. */
   readonly partitionRoot: string | null;
+  /** A partitioned table's leaves with no primary key and no replica identity of their own. */
+  readonly leavesWithoutIdentity: readonly string[];
   readonly unlogged: boolean;
   /** teal's blue role may SELECT it (the snapshot reads it). */
   readonly selectable: boolean;

@@ -30,6 +30,7 @@ const pk = (columns: string[]) => ({
   primary: true,
   replicaIdentity: false,
   partialOrExpression: false,
+  immediate: true,
 });
 
 function blueTable(name: string, extra: Partial<BlueTableFacts> = {}): BlueTableFacts {
@@ -37,6 +38,7 @@ function blueTable(name: string, extra: Partial<BlueTableFacts> = {}): BlueTable
     name,
     kind: 'table',
     partitionRoot: null,
+    leavesWithoutIdentity: [],
     unlogged: false,
     selectable: true,
     replicaIdentity: 'default',
@@ -123,10 +125,33 @@ describe('teal check findings', () => {
     expect(pick(list, 'key-columns-without-identity')).toEqual([
       expect.objectContaining({
         table: 'public.conf',
-        severity: 'warn',
+        severity: 'block',
         fix: expect.stringMatching(/REPLICA IDENTITY FULL/),
       }),
     ]);
+  });
+
+  test('keyColumns over a unique index of NOT NULL columns: teal sets it as replica identity (info)', () => {
+    const t = blueTable('public.conf', {
+      columns: [col('a'), col('b', 'text')],
+      uniqueIndexes: [{ ...pk(['b']), name: 'conf_b_key', primary: false }],
+    });
+    const list = findings(facts([t]), { keyColumns: { 'public.conf': ['b'] } });
+    expect(pick(list, 'key-columns-without-identity')[0]).toMatchObject({
+      severity: 'info',
+      teal: expect.stringContaining('REPLICA IDENTITY USING INDEX conf_b_key'),
+    });
+  });
+
+  test('a partitioned root whose leaves have no replica identity blocks', () => {
+    const root = blueTable('public.events', {
+      kind: 'partitioned',
+      leavesWithoutIdentity: ['public.events_a'],
+    });
+    expect(pick(findings(facts([root])), 'partition-without-identity')[0]).toMatchObject({
+      severity: 'block',
+      what: expect.stringContaining('public.events_a'),
+    });
   });
 
   test('a partitioned root is info, a leaf partition in tables blocks naming its root', () => {
@@ -178,6 +203,7 @@ describe('teal check findings', () => {
       primary: false,
       replicaIdentity: false,
       partialOrExpression: false,
+      immediate: true,
     });
     const blue = blueTable('public.u', {
       columns: [col('id'), col('email', 'text'), col('code', 'text')],

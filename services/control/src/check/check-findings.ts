@@ -235,6 +235,15 @@ function tableFindings(
       fix: `GRANT SELECT ON ${name} TO ${facts.server.role.name} on blue`,
     });
   }
+  if (blue.leavesWithoutIdentity.length > 0) {
+    add({
+      severity: 'block',
+      check: 'partition-without-identity',
+      what: `partitions ${blue.leavesWithoutIdentity.join(', ')} of ${name} have neither a primary key nor a replica identity`,
+      teal: "refuses to start (TEAL_NO_REPLICA_IDENTITY): each leaf's own replica identity is what its updates and deletes log",
+      fix: `ALTER TABLE <partition> REPLICA IDENTITY FULL on each, or add a primary key to ${name}`,
+    });
+  }
   const key = keyOf(blue, config);
   if (key.kind === 'none') {
     add({
@@ -246,17 +255,35 @@ function tableFindings(
     });
   } else {
     const nullable = key.columns.filter((c) => !blue.columns.find((col) => col.name === c)?.notNull);
-    if (
-      key.kind === 'configured' &&
-      (blue.replicaIdentity === 'nothing' || (blue.replicaIdentity === 'default' && !hasPrimaryKey(blue)))
-    ) {
-      add({
-        severity: 'warn',
-        check: 'key-columns-without-identity',
-        what: `${name} is keyed by keyColumns (${key.columns.join(', ')}) but has no replica identity on blue`,
-        teal: 'replicates inserts; blue refuses UPDATE and DELETE on a published table without a replica identity',
-        fix: `ALTER TABLE ${name} REPLICA IDENTITY FULL on blue`,
-      });
+    const noIdentity =
+      blue.replicaIdentity === 'nothing' || (blue.replicaIdentity === 'default' && !hasPrimaryKey(blue));
+    if (key.kind === 'configured' && noIdentity) {
+      // As the producer does (publication-manager.ts): a unique index over exactly the key
+      // columns, all NOT NULL, becomes the replica identity; without one blue must log FULL rows.
+      const index = blue.uniqueIndexes.find(
+        (i) =>
+          i.immediate &&
+          !i.partialOrExpression &&
+          sameColumns(i.columns, key.columns) &&
+          i.columns.every((c) => blue.columns.find((col) => col.name === c)?.notNull),
+      );
+      add(
+        index
+          ? {
+              severity: 'info',
+              check: 'key-columns-without-identity',
+              what: `${name} is keyed by keyColumns (${key.columns.join(', ')}) and has no replica identity on blue`,
+              teal: `sets REPLICA IDENTITY USING INDEX ${index.name} on blue at start, so that updates and deletes carry the key`,
+              fix: null,
+            }
+          : {
+              severity: 'block',
+              check: 'key-columns-without-identity',
+              what: `${name} is keyed by keyColumns (${key.columns.join(', ')}) but has no replica identity on blue, nor a unique index over those NOT NULL columns`,
+              teal: 'refuses to start (TEAL_NO_REPLICA_IDENTITY): blue refuses UPDATE and DELETE on a published table without a replica identity',
+              fix: `ALTER TABLE ${name} REPLICA IDENTITY FULL on blue`,
+            },
+      );
     }
     if (nullable.length > 0) {
       add({

@@ -41,6 +41,7 @@ interface RelationRow {
   relreplident: string;
   selectable: string;
   root: string | null;
+  bad_leaves: string | null;
   total_bytes: string;
 }
 
@@ -53,6 +54,14 @@ async function relations(db: Queryable, names: readonly string[]): Promise<Map<s
             CASE WHEN c.relispartition THEN
               (SELECT rn.nspname || '.' || rc.relname FROM pg_class rc JOIN pg_namespace rn ON rn.oid = rc.relnamespace
                 WHERE rc.oid = pg_partition_root(c.oid)) END AS root,
+            -- Each leaf's own replica identity is what its UPDATEs and DELETEs log (as the producer checks).
+            CASE WHEN c.relkind = 'p' THEN
+              (SELECT json_agg(ln.nspname || '.' || l.relname ORDER BY l.relname)
+                 FROM pg_partition_tree(c.oid) pt JOIN pg_class l ON l.oid = pt.relid
+                 JOIN pg_namespace ln ON ln.oid = l.relnamespace
+                WHERE pt.isleaf AND NOT (l.relreplident IN ('f', 'i') OR (l.relreplident = 'd' AND
+                      EXISTS (SELECT 1 FROM pg_index li WHERE li.indrelid = l.oid AND li.indisprimary))))
+            END::text AS bad_leaves,
             CASE WHEN c.relkind = 'p'
               THEN (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t)
               ELSE pg_total_relation_size(c.oid) END::text AS total_bytes
@@ -112,11 +121,12 @@ async function uniqueIndexes(
     is_primary: string;
     replident: string;
     partial: string;
+    immediate: string;
     columns: string;
   }>(
     `SELECT i.indrelid::int8::text AS rel, ic.relname AS name, i.indisprimary::text AS is_primary,
             i.indisreplident::text AS replident,
-            (i.indpred IS NOT NULL OR i.indexprs IS NOT NULL)::text AS partial,
+            (i.indpred IS NOT NULL OR i.indexprs IS NOT NULL)::text AS partial, i.indimmediate::text AS immediate,
             coalesce((SELECT json_agg(a.attname ORDER BY k.ord)
                         FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum), '[]')::text AS columns
@@ -134,6 +144,7 @@ async function uniqueIndexes(
       primary: r.is_primary === 'true',
       replicaIdentity: r.replident === 'true',
       partialOrExpression: r.partial === 'true',
+      immediate: r.immediate === 'true',
     });
     out.set(r.rel, list);
   }
@@ -170,6 +181,7 @@ export async function readBlueTables(
       name,
       kind,
       partitionRoot: r.root,
+      leavesWithoutIdentity: r.bad_leaves ? (JSON.parse(r.bad_leaves) as string[]) : [],
       unlogged,
       selectable,
       replicaIdentity: IDENTITIES[r.relreplident] ?? 'default',
