@@ -286,7 +286,7 @@ function snapshotTimeout(
   return new TealError(
     'TEAL_DRAIN_TIMEOUT',
     `drain did not finish within ${timeoutMs} ms: the snapshot of ${pending.length} table(s) is not done, so green lacks rows of ${list}${pending.length > 5 ? ', ...' : ''}` +
-      ': the producer is still copying them (teal status shows its progress; a table created after the producer started is copied once it notices it, within seconds, unless it has no primary key or replica identity: the producer's log says so, give it one); drain again with a longer timeout once they are done',
+      ': the producer is still copying them (teal status shows its progress; a table created after the producer started is copied once it notices it, within seconds, unless it has no primary key or replica identity: the producer log says so: give it one); drain again with a longer timeout once they are done',
     {
       status: 504,
       retriable: true,
