@@ -327,7 +327,7 @@ describe('teal check', () => {
     });
   });
 
-  test("blue's role without REPLICATION, or without SELECT on a table, blocks", async () => {
+  test("blue's role without REPLICATION, or without SELECT on or ownership of a table, blocks", async () => {
     const ddl = 'CREATE TABLE items (id int PRIMARY KEY)';
     const s = await checkDatabases('chk_role', ddl, ddl);
     const role = uniqueName('chk_role');
@@ -347,6 +347,10 @@ describe('teal check', () => {
     expect(find(report, 'replication-privilege', null)[0]).toMatchObject({
       severity: 'block',
       fix: `ALTER ROLE ${role} REPLICATION on blue (as a superuser)`,
+    });
+    expect(find(report, 'table-ownership', 'public.items')[0]).toMatchObject({
+      severity: 'block',
+      fix: expect.stringContaining(`ALTER TABLE public.items OWNER TO ${role}`),
     });
     expect(find(report, 'select-privilege', 'public.items')[0]).toMatchObject({
       severity: 'block',

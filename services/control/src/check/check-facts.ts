@@ -42,6 +42,8 @@ export interface BlueTableFacts {
   readonly unlogged: boolean;
   /** teal's blue role may SELECT it (the snapshot reads it). */
   readonly selectable: boolean;
+  /** teal's blue role owns it (or is a member of its owner): it may add it to a publication. */
+  readonly owned: boolean;
   readonly replicaIdentity: ReplicaIdentity;
   readonly columns: readonly ColumnFacts[];
   /** Valid unique indexes (the primary key included). */
@@ -87,6 +89,11 @@ export interface BlueServerFacts {
   readonly role: { readonly name: string; readonly superuser: boolean; readonly replication: boolean };
   /** teal's slot (config.slot) exists already: a restart needs no new slot. */
   readonly ownSlotExists: boolean;
+  readonly database: string;
+  /** teal's role may CREATE in blue's database (CREATE PUBLICATION needs it). */
+  readonly canCreateInDatabase: boolean;
+  /** teal's publication (config.publication) as it is now; null when it does not exist. */
+  readonly publication: { readonly allTables: boolean; readonly tables: readonly string[] } | null;
   readonly largeObjects: number;
   /** Sequences in the replicated schemas. */
   readonly sequences: number;

@@ -41,6 +41,7 @@ function blueTable(name: string, extra: Partial<BlueTableFacts> = {}): BlueTable
     leavesWithoutIdentity: [],
     unlogged: false,
     selectable: true,
+    owned: true,
     replicaIdentity: 'default',
     columns: [col('id'), col('v', 'text', { notNull: false })],
     uniqueIndexes: [pk(['id'])],
@@ -72,6 +73,9 @@ const server: BlueServerFacts = {
   maxSlotWalKeepSizeMb: 10240,
   role: { name: 'teal', superuser: false, replication: true },
   ownSlotExists: false,
+  database: 'app',
+  canCreateInDatabase: true,
+  publication: null,
   largeObjects: 0,
   sequences: 0,
   unloggedTables: [],
@@ -365,6 +369,39 @@ describe('teal check findings', () => {
     // A restart reuses teal's own slot: no free one is needed.
     const restart = findings(facts([], [], { server: { ...bad, ownSlotExists: true } }));
     expect(pick(restart, 'replication-slots')).toEqual([]);
+  });
+
+  test('a role that may not create the publication or publish a table it does not own blocks', () => {
+    const role: BlueServerFacts = {
+      ...server,
+      role: { name: 'app', superuser: false, replication: true },
+      canCreateInDatabase: false,
+    };
+    const t = blueTable('public.t', { owned: false });
+    const list = findings(facts([t], undefined, { server: role }));
+    expect(pick(list, 'publication-privilege')[0]).toMatchObject({
+      severity: 'block',
+      fix: expect.stringContaining('GRANT CREATE ON DATABASE app TO app'),
+    });
+    expect(pick(list, 'table-ownership')[0]).toMatchObject({
+      table: 'public.t',
+      severity: 'block',
+      fix: expect.stringContaining('ALTER PUBLICATION teal_pub ADD TABLE public.t'),
+    });
+    // A publication that has the table already (created by its owner) needs neither.
+    const published = findings(
+      facts([t], undefined, { server: { ...role, publication: { allTables: false, tables: ['public.t'] } } }),
+    );
+    expect(pick(published, 'publication-privilege')).toEqual([]);
+    expect(pick(published, 'table-ownership')).toEqual([]);
+  });
+
+  test('a green table without a unique index over the key is applied keyless (info)', () => {
+    const list = findings(facts([blueTable('public.t')], [greenTable('public.t', { uniqueIndexes: [] })]));
+    expect(pick(list, 'green-keyless')[0]).toMatchObject({
+      severity: 'info',
+      what: expect.stringContaining('(id)'),
+    });
   });
 
   test('unlogged tables: warn when found by "all", block when listed (the publication refuses them)', () => {

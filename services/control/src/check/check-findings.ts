@@ -24,7 +24,7 @@ export interface Finding {
 
 export type CheckConfig = Pick<
   ResolvedConfig,
-  'tables' | 'keyColumns' | 'ordered' | 'apply' | 'kafka' | 'slot' | 'transforms'
+  'tables' | 'keyColumns' | 'ordered' | 'apply' | 'kafka' | 'slot' | 'publication' | 'transforms'
 >;
 
 const SEVERITY_ORDER: Record<Severity, number> = { block: 0, warn: 1, info: 2 };
@@ -107,6 +107,15 @@ function serverFindings(facts: CheckFacts, config: CheckConfig): Finding[] {
       what: `blue's role ${s.role.name} has neither REPLICATION nor SUPERUSER`,
       teal: 'cannot create a slot or stream from it',
       fix: `ALTER ROLE ${s.role.name} REPLICATION on blue (as a superuser)`,
+    });
+  }
+  if (!s.role.superuser && s.publication === null && !s.canCreateInDatabase) {
+    setting({
+      severity: 'block',
+      check: 'publication-privilege',
+      what: `blue's role ${s.role.name} may not create publication ${config.publication} (no CREATE on database ${s.database})`,
+      teal: 'cannot create the publication it reads',
+      fix: `GRANT CREATE ON DATABASE ${s.database} TO ${s.role.name}, or create it yourself as the tables' owner: CREATE PUBLICATION ${config.publication} FOR TABLE ... WITH (publish_via_partition_root = true)`,
     });
   }
   if (s.largeObjects > 0) {
@@ -242,6 +251,17 @@ function tableFindings(
       what: `partitions ${blue.leavesWithoutIdentity.join(', ')} of ${name} have neither a primary key nor a replica identity`,
       teal: "refuses to start (TEAL_NO_REPLICA_IDENTITY): each leaf's own replica identity is what its updates and deletes log",
       fix: `ALTER TABLE <partition> REPLICA IDENTITY FULL on each, or add a primary key to ${name}`,
+    });
+  }
+  const publication = facts.server.publication;
+  const published = publication !== null && (publication.allTables || publication.tables.includes(name));
+  if (!blue.owned && !facts.server.role.superuser && !published) {
+    add({
+      severity: 'block',
+      check: 'table-ownership',
+      what: `blue's role ${facts.server.role.name} does not own ${name}, which teal must add to publication ${config.publication}`,
+      teal: 'cannot add it to the publication (Postgres lets only the owner publish a table)',
+      fix: `as its owner: ALTER PUBLICATION ${config.publication} ADD TABLE ${name} (or CREATE PUBLICATION ${config.publication} FOR TABLE ${name}, ... WITH (publish_via_partition_root = true)), or ALTER TABLE ${name} OWNER TO ${facts.server.role.name}`,
     });
   }
   const key = keyOf(blue, config);
@@ -584,6 +604,15 @@ function uniqueFindings(
   const toGreen = (columns: readonly string[]) =>
     columns.map((c) => transforms.columnName(schema, table, c) ?? `(dropped ${c})`);
   const greenKey = toGreen(blueKey);
+  if (!green.uniqueIndexes.some((i) => !i.partialOrExpression && sameColumns(i.columns, greenKey))) {
+    add(out, name, {
+      severity: 'info',
+      check: 'green-keyless',
+      what: `green's ${green.name} has no unique index over the key (${greenKey.join(', ')})`,
+      teal: 'applies its changes in stream order, inserts as plain INSERTs and updates and deletes matching the key (no ON CONFLICT)',
+      fix: null,
+    });
+  }
   const blueUniques = blue.uniqueIndexes
     .filter((i) => !i.primary && !i.replicaIdentity && !i.partialOrExpression)
     .map((i) => toGreen(i.columns));

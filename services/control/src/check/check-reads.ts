@@ -40,6 +40,7 @@ interface RelationRow {
   relpersistence: string;
   relreplident: string;
   selectable: string;
+  owned: string;
   root: string | null;
   bad_leaves: string | null;
   total_bytes: string;
@@ -51,6 +52,7 @@ async function relations(db: Queryable, names: readonly string[]): Promise<Map<s
     `SELECT c.oid::int8::text AS oid, n.nspname || '.' || c.relname AS name, c.relkind::text AS relkind,
             c.relispartition::text AS relispartition, c.relpersistence::text AS relpersistence,
             c.relreplident::text AS relreplident, has_table_privilege(c.oid, 'SELECT')::text AS selectable,
+            pg_has_role(c.relowner, 'USAGE')::text AS owned,
             CASE WHEN c.relispartition THEN
               (SELECT rn.nspname || '.' || rc.relname FROM pg_class rc JOIN pg_namespace rn ON rn.oid = rc.relnamespace
                 WHERE rc.oid = pg_partition_root(c.oid)) END AS root,
@@ -184,6 +186,7 @@ export async function readBlueTables(
       leavesWithoutIdentity: r.bad_leaves ? (JSON.parse(r.bad_leaves) as string[]) : [],
       unlogged,
       selectable,
+      owned: r.owned === 'true',
       replicaIdentity: IDENTITIES[r.relreplident] ?? 'default',
       columns: cols.get(r.oid) ?? [],
       uniqueIndexes: uniques.get(r.oid) ?? [],
@@ -281,6 +284,7 @@ export async function readGreenTypes(green: Queryable, types: readonly string[])
 export async function readBlueServer(
   blue: Queryable,
   slot: string,
+  publication: string,
   listUnlogged: boolean,
 ): Promise<BlueServerFacts> {
   const s = await blue.query<Record<string, string>>(
@@ -293,11 +297,18 @@ export async function readBlueServer(
             coalesce((SELECT setting FROM pg_settings WHERE name = 'max_slot_wal_keep_size'), '-1') AS keep_mb,
             current_user AS role, r.rolsuper::text AS superuser, r.rolreplication::text AS replication,
             EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)::text AS own_slot,
+            current_database() AS database,
+            has_database_privilege(current_database(), 'CREATE')::text AS can_create,
+            (SELECT p.puballtables::text FROM pg_publication p WHERE p.pubname = $2) AS pub_all_tables,
+            (SELECT json_agg(n.nspname || '.' || c.relname)
+               FROM pg_publication p JOIN pg_publication_rel pr ON pr.prpubid = p.oid
+               JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE p.pubname = $2)::text AS pub_tables,
             (SELECT count(*) FROM pg_largeobject_metadata)::text AS large_objects,
             (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind = 'S' AND ${REPLICATED_SCHEMA})::text AS sequences
        FROM pg_roles r WHERE r.rolname = current_user`,
-    [slot],
+    [slot, publication],
   );
   const row = s.rows[0];
   const unlogged = listUnlogged
@@ -318,6 +329,15 @@ export async function readBlueServer(
     maxSlotWalKeepSizeMb: Number(row.keep_mb),
     role: { name: row.role, superuser: row.superuser === 'true', replication: row.replication === 'true' },
     ownSlotExists: row.own_slot === 'true',
+    database: row.database,
+    canCreateInDatabase: row.can_create === 'true',
+    publication:
+      row.pub_all_tables === null
+        ? null
+        : {
+            allTables: row.pub_all_tables === 'true',
+            tables: row.pub_tables ? (JSON.parse(row.pub_tables) as string[]) : [],
+          },
     largeObjects: Number(row.large_objects),
     sequences: Number(row.sequences),
     unloggedTables: unlogged,

@@ -83,7 +83,7 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
     }
     const names = await tablesToCheck(blue, config.tables);
     const blueTables = await readBlueTables(blue, names);
-    const server = await readBlueServer(blue, config.slot, config.tables === 'all');
+    const server = await readBlueServer(blue, config.slot, config.publication, config.tables === 'all');
     let greenTables: Map<string, GreenTableFacts> | null = null;
     let greenTypes = new Set<string>();
     if (green) {
