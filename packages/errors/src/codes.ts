@@ -77,6 +77,11 @@ export const errorCodes = {
   TEAL_PGOUTPUT_UNSUPPORTED: code(false, 500, 'a pgoutput message or version teal does not support'),
   TEAL_SPILL_CORRUPT: code(false, 500, 'a spilled streamed transaction could not be read back'),
   TEAL_TABLE_RENAMED: code(false, 409, 'a replicated table was renamed on blue while teal streamed it'),
+  TEAL_TABLE_KEY_CHANGED: code(
+    false,
+    409,
+    "a replicated table's key columns or their types changed on blue while teal streamed it",
+  ),
   TEAL_PRODUCER_FAILED: code(false, 500, 'the producer stopped for good'),
   TEAL_PRODUCER_THREAD_EXITED: code(false, 500, "teal run's producer thread ended"),
 
