@@ -1,8 +1,12 @@
-import { type Admin, ConfigResourceTypes, ConfigSource } from 'kafkajs';
+import kafkajs, { type Admin } from 'kafkajs';
 import { log } from '../log.ts';
 import { MAX_MESSAGE_BYTES, reportLowLimit, topicConfigs, wantedMessageBytes } from '../topic-config.ts';
 import type { KafkaOptions, TopicAdmin, TopicSpec, TopicState } from '../types.ts';
 import { wrapKafkajsError } from './errors.ts';
+
+// Node's ESM loader does not see these two among kafkajs's CommonJS named exports (vitest's
+// interop does): named imports of them crash every `node --import tsx` process (npx teal).
+const { ConfigResourceTypes, ConfigSource } = kafkajs;
 
 /** TopicAdmin on kafkajs; connects on first use. */
 export class KafkajsAdmin implements TopicAdmin {
