@@ -1,3 +1,4 @@
+import { tableTopic } from '@teal/change-event';
 import { TealError } from '@teal/errors';
 import type { TopicAdmin } from '@teal/kafka';
 import { readAppliedPositions } from '@teal/postgres';
@@ -39,6 +40,8 @@ interface StoredLayout {
 
 export interface TopicLayoutsOptions {
   admin: TopicAdmin;
+  /** kafka.topicPrefix: start() resolves the topics of the tables it is given. */
+  prefix?: string;
   /** Partitions of a topic teal creates (kafka.partitions). */
   partitions: number;
   /** kafka.maxMessageBytes; absent: no limit of teal's own (tests). */
@@ -88,7 +91,10 @@ export class TopicLayouts {
     this.log = opts.log ?? rootLogger().child({ component: 'producer' });
   }
 
-  /** Reads the recorded layouts and decides (and logs) which of `tables` are ordered. */
+  /**
+   * Reads the recorded layouts, decides (and logs) which of `tables` are ordered, and resolves
+   * their topics: a layout that changed and may not be taken yet refuses the start.
+   */
   async start(tables: readonly OrderedTableRef[]): Promise<void> {
     const { store, controlKey, blue } = this.opts;
     if (store && controlKey) {
@@ -108,6 +114,14 @@ export class TopicLayouts {
           ? 'no ordered tables: every table spreads its keys over its partitions'
           : `ordered tables (every record on partition 0, applied in commit order): ${ordered.map(([n]) => n).join(', ')}`,
       );
+    }
+    const prefix = this.opts.prefix;
+    if (prefix !== undefined) {
+      // A few at a time: each is a CreateTopics and a metadata request or two.
+      for (let i = 0; i < tables.length; i += 16)
+        await Promise.all(
+          tables.slice(i, i + 16).map((t) => this.layoutOf(tableTopic(prefix, t.schema, t.table), t)),
+        );
     }
     const interval = this.opts.checkIntervalMs ?? 10_000;
     if (interval > 0) {
