@@ -186,6 +186,7 @@ export class Producer extends EventEmitter {
     // Partition counts, ordered tables and size limits per topic (topic-layout.ts).
     this.layouts = new TopicLayouts({
       admin,
+      prefix: config.kafka.topicPrefix,
       partitions: config.kafka.partitions,
       maxMessageBytes: config.kafka.maxMessageBytes,
       ordered: config.ordered,
