@@ -17,6 +17,38 @@ import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support
 const kafka = new KafkaClient({ brokers: kafkaBrokers(), clientId: 'teal-unique-test' });
 afterAll(() => kafka.close());
 
+async function consumerOnly(partitions: number) {
+  const prefix = uniqueName('rg_uswap_p');
+  const table = uniqueName('t');
+  const green = await pgClient(greenUrl());
+  await green.query(`CREATE TABLE public.${table} (id int PRIMARY KEY, email text NOT NULL UNIQUE)`);
+  onTestFinished(async () => {
+    await green.query(`DROP TABLE IF EXISTS public.${table}`);
+  });
+  const stream = new TestStream(kafka, prefix, partitions);
+  const consumer = new Consumer(
+    resolveConfig({
+      green: { url: greenUrl() },
+      kafka: { brokers: kafkaBrokers(), topicPrefix: prefix, partitions },
+    }),
+    { groupId: `${prefix}-g` },
+  );
+  onTestFinished(async () => {
+    await consumer.stop();
+    await stream.close();
+    const admin = kafka.admin();
+    await admin.deleteTopics(await admin.listTopics(`${prefix}.`)).catch(() => undefined);
+    await admin.close();
+  });
+  const schema = tableSchema('public', table, [column('id', 'int4', true), column('email', 'text')]);
+  const emails = async () =>
+    (await green.query(`SELECT id, email FROM public.${table} ORDER BY id`)).rows as {
+      id: string;
+      email: string;
+    }[];
+  return { table, green, stream, consumer, schema, emails };
+}
+
 describe('regression: unique values moving between rows', () => {
   test('a rotation through a temporary value and delete-then-reinsert of a value: 0 dead letters, green equals blue', async () => {
     const name = uniqueName('rg_uswap');
@@ -27,16 +59,21 @@ describe('regression: unique values moving between rows', () => {
     onTestFinished(async () => {
       for (const db of [blue, green]) await db.query(`DROP TABLE IF EXISTS ${name}`);
     });
-    // One partition until the producer routes an ordered table's records to partition 0: a
-    // rotation spread over partitions is a cycle no retry resolves (each partition's batch
-    // waits for another's).
+    // Several partitions: the producer sends an ordered table's records to partition 0 alone
+    // (spread over partitions, a rotation is a cycle no retry resolves: each partition's batch
+    // waits for another's). Blue's unique index makes the table ordered; the config says so too.
     const config = controlConfig(name, blueUrl(), [`public.${name}`], {
-      kafka: { topicPrefix: `${name}_t`, partitions: 1 },
+      kafka: { topicPrefix: `${name}_t`, partitions: 3 },
       ordered: { [name]: true },
     });
     const { control, consumer } = await controlPipeline(config);
 
     await blue.query(`INSERT INTO ${name} SELECT g, 'e' || g, 0 FROM generate_series(1, 30) g`);
+    // The rows are in green before they move (in one batch with their inserts, any order fits).
+    await waitFor(async () => (await green.query(`SELECT 1 FROM ${name}`)).rows.length === 30, {
+      what: 'the rows in green',
+      timeoutMs: 30_000,
+    });
     // One blue transaction moves every email to the next row, through a temporary value: valid
     // in commit order, a collision if any two of its updates are reordered or collapsed.
     await blue.query(`DO $$
@@ -69,36 +106,9 @@ describe('regression: unique values moving between rows', () => {
   });
 
   test('an insert taking a value whose delete sits in a later-applied partition is retried, not dead-lettered', async () => {
-    const prefix = uniqueName('rg_uswap_p');
-    const table = uniqueName('t');
-    const green = await pgClient(greenUrl());
-    await green.query(`CREATE TABLE public.${table} (id int PRIMARY KEY, email text NOT NULL UNIQUE)`);
-    onTestFinished(async () => {
-      await green.query(`DROP TABLE IF EXISTS public.${table}`);
-    });
-    const stream = new TestStream(kafka, prefix, 2);
-    const consumer = new Consumer(
-      resolveConfig({
-        green: { url: greenUrl() },
-        kafka: { brokers: kafkaBrokers(), topicPrefix: prefix, partitions: 2 },
-      }),
-      { groupId: `${prefix}-g` },
-    );
-    onTestFinished(async () => {
-      await consumer.stop();
-      await stream.close();
-      const admin = kafka.admin();
-      await admin.deleteTopics(await admin.listTopics(`${prefix}.`)).catch(() => undefined);
-      await admin.close();
-    });
-    const schema = tableSchema('public', table, [column('id', 'int4', true), column('email', 'text')]);
+    const { stream, consumer, schema, emails } = await consumerOnly(2);
     await stream.send(schema, [{ op: 'c', lsn: 100n, seq: 1, after: { id: '1', email: 'x' }, partition: 0 }]);
     await consumer.start();
-    const emails = async () =>
-      (await green.query(`SELECT id, email FROM public.${table} ORDER BY id`)).rows as {
-        id: string;
-        email: string;
-      }[];
     await waitFor(async () => (await emails()).length === 1, { what: 'id 1 applied' });
     // Blue deleted id 1 (lsn 200) before inserting id 2 with its email (lsn 300); partition 1
     // carries the insert and is read first.
