@@ -431,7 +431,7 @@ describe('teal check findings', () => {
       }),
     );
     expect(pick(topicSmall, 'row-too-large-for-topic')[0]).toMatchObject({
-      severity: 'block',
+      severity: 'warn',
       fix: expect.stringContaining('--entity-name teal.public.big --add-config max.message.bytes='),
     });
     expect(pick(findings(facts([big])), 'row-too-large')).toEqual([]);

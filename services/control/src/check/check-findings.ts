@@ -698,7 +698,11 @@ function constraintFindings(name: string, green: GreenTableFacts, config: CheckC
   return out;
 }
 
-/** The record-size limit a table's rows meet: its topic's max.message.bytes (teal creates missing topics with kafka.maxMessageBytes) and teal's own. */
+/**
+ * The record-size limits a table's rows meet: kafka.maxMessageBytes (teal's own, and the
+ * max.message.bytes teal creates its topics with) and an existing topic's lower limit, which
+ * the admin raises at start (packages/kafka/src/topic-config.ts) unless the broker refuses.
+ */
 function rowSizeFindings(blue: BlueTableFacts, facts: CheckFacts, config: CheckConfig): Finding[] {
   const largest = blue.largestRowBytes;
   if (largest === null) return [];
@@ -719,17 +723,17 @@ function rowSizeFindings(blue: BlueTableFacts, facts: CheckFacts, config: CheckC
     });
   } else if (topicLimit !== undefined && record > topicLimit) {
     add(out, blue.name, {
-      severity: 'block',
+      severity: 'warn',
       check: 'row-too-large-for-topic',
       what: `${measured} ~${mib(record)} as a change record, above topic ${topic}'s max.message.bytes (${mib(topicLimit)})`,
-      teal: 'would have the broker reject that record and stop the producer with TEAL_ROW_TOO_LARGE',
-      fix: `kafka-configs.sh --alter --entity-type topics --entity-name ${topic} --add-config max.message.bytes=${Math.max(max, roundUpBytes(record))}`,
+      teal: `raises the topic's max.message.bytes to kafka.maxMessageBytes (${max}) at start; if the broker refuses (ACLs), the producer stops with TEAL_ROW_TOO_LARGE at that row`,
+      fix: `if teal's Kafka user may not alter topic configs: kafka-configs.sh --alter --entity-type topics --entity-name ${topic} --add-config max.message.bytes=${max}`,
     });
-  } else if (blue.rowSizeSampled && record > Math.min(max, topicLimit ?? max) / 2) {
+  } else if (blue.rowSizeSampled && record > max / 2) {
     add(out, blue.name, {
       severity: 'warn',
       check: 'row-size-near-limit',
-      what: `${measured} ~${mib(record)} as a change record, more than half of the ${mib(Math.min(max, topicLimit ?? max))} limit; unsampled rows may be larger`,
+      what: `${measured} ~${mib(record)} as a change record, more than half of kafka.maxMessageBytes (${mib(max)}); unsampled rows may be larger`,
       teal: 'stops the producer with TEAL_ROW_TOO_LARGE at a row that does not fit',
       fix: `raise kafka.maxMessageBytes (TEAL_KAFKA_MAX_MESSAGE_BYTES) with room to spare`,
     });
