@@ -1,6 +1,7 @@
+import { KafkaClient } from '@teal/kafka';
 import { waitFor } from '@teal/runtime';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { blueUrl, greenUrl, pgClient, uniqueName } from './support/env.ts';
+import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
 import { startPipeline } from './support/pipeline.ts';
 
 // Regression: a row larger than the broker's message limit (a 3 MB jsonb; Kafka's default
@@ -98,4 +99,46 @@ describe('regression: a row over the broker limit restarted the stream forever',
     expect(producer.status().state).toBe('failed');
     expect(producer.status().confirmedLsn).toBe(failedAt);
   });
+
+  for (const client of ['platformatic', 'kafkajs'] as const) {
+    test(`an existing topic with a lower max.message.bytes is raised at start, its other configs kept (${client})`, async () => {
+      const topic = uniqueName(`lowlimit_${client}`);
+      const old = new KafkaClient({ brokers: kafkaBrokers(), client });
+      const raising = new KafkaClient({ brokers: kafkaBrokers(), client, maxMessageBytes: 8 * 1024 * 1024 });
+      onTestFinished(async () => {
+        const admin = old.admin();
+        await admin.deleteTopics([topic]);
+        await old.close();
+        await raising.close();
+      });
+      // As a teal before issue 12 made it: the broker's own 1 MiB limit, compacted.
+      expect(await old.admin().ensureTopic(topic, { partitions: 2, compacted: true })).toEqual({
+        partitions: 2,
+        maxMessageBytes: null,
+      });
+      expect(await raising.admin().ensureTopic(topic, { partitions: 4 })).toEqual({
+        partitions: 2,
+        maxMessageBytes: 8 * 1024 * 1024,
+      });
+      const admin = old.kafka.admin();
+      await admin.connect();
+      try {
+        const described = await admin.describeConfigs({
+          includeSynonyms: false,
+          resources: [
+            { type: 2 /* TOPIC */, name: topic, configNames: ['max.message.bytes', 'cleanup.policy'] },
+          ],
+        });
+        const configs = Object.fromEntries(
+          described.resources[0]!.configEntries.map((e) => [e.configName, e.configValue]),
+        );
+        expect(configs).toEqual({
+          'max.message.bytes': String(8 * 1024 * 1024),
+          'cleanup.policy': 'compact',
+        });
+      } finally {
+        await admin.disconnect();
+      }
+    });
+  }
 });

@@ -28,9 +28,10 @@ export class KafkajsAdmin implements TopicAdmin {
   async ensureTopic(topic: string, spec: TopicSpec): Promise<TopicState> {
     await this.connect();
     const wanted = wantedMessageBytes(spec, this.options);
-    let created = true;
+    let created: boolean;
     try {
-      await this.admin.createTopics({
+      // false (not an error) when the topic exists.
+      created = await this.admin.createTopics({
         waitForLeaders: true,
         topics: [
           {
