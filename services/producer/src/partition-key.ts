@@ -1,0 +1,12 @@
+import { SINGLE_OBJECT_HEADER_LENGTH } from '@teal/change-event';
+
+// The bytes a change record's partition is hashed from: the key's Avro body, without its
+// single-object header. The header's fingerprint names the table version (every column and
+// its type), so hashing the whole key moved a row's changes to another partition at every
+// ALTER TABLE on blue, and two partitions apply in parallel: an older image could win over a
+// newer one. The body depends on the key's values and Avro types only (int4 and int8 write the
+// same zig-zag varint, so even a key widened to bigint keeps its partition).
+
+export function partitionKey(key: Buffer): Buffer {
+  return key.subarray(SINGLE_OBJECT_HEADER_LENGTH);
+}
