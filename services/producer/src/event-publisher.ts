@@ -19,6 +19,7 @@ import {
 } from '@teal/kafka';
 import type { TealMetrics } from '@teal/runtime';
 import { FlushTracker } from './flush-tracker.ts';
+import { partitionKey } from './partition-key.ts';
 import { type TopicLayout, TopicLayouts } from './topic-layout.ts';
 
 // Turns change events into Kafka records and ships them in batches, a bounded number of
@@ -226,7 +227,10 @@ export class EventPublisher {
       return;
     }
     const key = codec.encodeKey(event.key);
-    const partition = layout.ordered ? 0 : this.opts.publisher.partitionFor(key, layout.partitions);
+    // The key's body, not its fingerprint: a row keeps its partition across table versions.
+    const partition = layout.ordered
+      ? 0
+      : this.opts.publisher.partitionFor(partitionKey(key), layout.partitions);
     const record = { topic, partition, key, value, headers };
     const what = () => `a change of ${codec.table.schema}.${codec.table.table} (key ${keyText(event.key)})`;
     this.push(record, label, event.position, event.commitTimeUs, layout, what);
