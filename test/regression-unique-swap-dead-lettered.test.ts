@@ -125,4 +125,42 @@ describe('regression: unique values moving between rows', () => {
     });
     expect(consumer.status().deadLetters).toBe(0);
   });
+
+  // Coverage rather than a regression (the code before issue 12 applied this too): a swap that
+  // is valid only at blue's COMMIT, applied in stream order with green's checks deferred.
+  test('a direct swap under a DEFERRABLE unique constraint (blue deferred it) is applied with it deferred in green too', async () => {
+    const name = uniqueName('rg_uswap_d');
+    const blue = await pgClient(blueUrl());
+    const green = await pgClient(greenUrl());
+    for (const db of [blue, green])
+      await db.query(
+        `CREATE TABLE ${name} (id int PRIMARY KEY, email text NOT NULL UNIQUE DEFERRABLE, v int)`,
+      );
+    onTestFinished(async () => {
+      for (const db of [blue, green]) await db.query(`DROP TABLE IF EXISTS ${name}`);
+    });
+    const config = controlConfig(name, blueUrl(), [`public.${name}`], {
+      kafka: { topicPrefix: `${name}_t`, partitions: 3 },
+    });
+    const { control, consumer } = await controlPipeline(config);
+    await blue.query(`INSERT INTO ${name} VALUES (1, 'a', 0), (2, 'b', 0)`);
+    await waitFor(async () => (await green.query(`SELECT 1 FROM ${name}`)).rows.length === 2, {
+      what: 'the rows in green',
+      timeoutMs: 30_000,
+    });
+    // No temporary value: valid only because the check waits for COMMIT. Row 1 changes twice,
+    // so green's first statement ends with 'b' twice.
+    await blue.query(
+      `BEGIN; SET CONSTRAINTS ALL DEFERRED; UPDATE ${name} SET email = 'b' WHERE id = 1; ` +
+        `UPDATE ${name} SET v = 1 WHERE id = 1; UPDATE ${name} SET email = 'a' WHERE id = 2; COMMIT`,
+    );
+    const drained = await control.drain({ timeoutMs: 60_000, fence: false });
+    expect(drained.clean).toBe(true);
+    const dump = async (db: typeof blue) => (await db.query(`SELECT * FROM ${name} ORDER BY id`)).rows;
+    expect(await dump(green)).toEqual([
+      { id: '1', email: 'b', v: '1' },
+      { id: '2', email: 'a', v: '0' },
+    ]);
+    expect(consumer.status().deadLetters).toBe(0);
+  });
 });
