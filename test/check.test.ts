@@ -149,9 +149,11 @@ describe('teal check', () => {
     const s = await checkDatabases(
       'chk_green',
       `CREATE TABLE parent (id int PRIMARY KEY);
-       CREATE TABLE child (id int PRIMARY KEY, parent_id int, email text UNIQUE, code text)`,
+       CREATE TABLE child (id int PRIMARY KEY, parent_id int, email text UNIQUE, code text);
+       CREATE TABLE tags (id int PRIMARY KEY, name text)`,
       `CREATE TABLE parent (id int PRIMARY KEY);
        CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent, email text UNIQUE, code text UNIQUE);
+       CREATE TABLE tags (id int PRIMARY KEY, name text UNIQUE);
        CREATE FUNCTION noop() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
        CREATE TRIGGER audit_always BEFORE INSERT ON child FOR EACH ROW EXECUTE FUNCTION noop();
        ALTER TABLE child ENABLE ALWAYS TRIGGER audit_always;
@@ -160,17 +162,21 @@ describe('teal check', () => {
     const run = await s.teal(['check', '--json']);
     expect(run.code, run.err).toBe(0);
     const report = parse(run.out);
-    expect(find(report, 'unique-ordered', 'public.child')).toEqual([
-      expect.objectContaining({
-        severity: 'info',
-        what: expect.stringContaining('child_email_key (email), as blue does'),
-      }),
+    // Blue's unique email orders child (one partition, commit order): green's constraints hold.
+    expect(find(report, 'ordered-by-blue', 'public.child')[0]).toMatchObject({
+      severity: 'info',
+      what: "blue's public.child has UNIQUE child_email_key (email) besides its key",
+    });
+    expect(find(report, 'unique-ordered', 'public.child').map((f) => [f.severity, f.what])).toEqual([
+      ['info', "green's public.child has UNIQUE child_code_key (code)"],
+      ['info', "green's public.child has UNIQUE child_email_key (email), as blue does"],
     ]);
-    expect(find(report, 'unique-only-in-green', 'public.child')).toEqual([
+    // tags is not ordered (blue has no such index): only green's constraint is at risk.
+    expect(find(report, 'unique-only-in-green', 'public.tags')).toEqual([
       expect.objectContaining({
         severity: 'warn',
-        what: expect.stringContaining('child_code_key (code)'),
-        fix: 'add the same unique index on blue, or set ordered: { "public.child": true } in teal.config.ts',
+        what: expect.stringContaining('tags_name_key (name)'),
+        fix: 'add the same unique index on blue, or set ordered: { "public.tags": true } in teal.config.ts',
       }),
     ]);
     expect(find(report, 'green-foreign-keys', 'public.child')[0]).toMatchObject({
@@ -188,9 +194,9 @@ describe('teal check', () => {
     expect(find(report, 'green-trigger', 'public.child')[0].fix).toContain('ENABLE TRIGGER audit_always');
 
     // ordered: true makes the green-only constraint safe by keeping commit order.
-    const ordered = parse((await s.teal(['check', '--json'], `{ ordered: { 'public.child': true } }`)).out);
+    const ordered = parse((await s.teal(['check', '--json'], `{ ordered: { 'public.tags': true } }`)).out);
     expect(find(ordered, 'unique-only-in-green')).toEqual([]);
-    expect(find(ordered, 'unique-ordered', 'public.child')).toHaveLength(2);
+    expect(find(ordered, 'unique-ordered', 'public.tags')[0].severity).toBe('info');
   });
 
   test("green's shape after transforms: missing tables, columns and types, changed and incompatible types", async () => {

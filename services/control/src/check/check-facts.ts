@@ -27,6 +27,8 @@ export interface UniqueIndexFacts {
   readonly partialOrExpression: boolean;
   /** Not DEFERRABLE (only such an index can be a replica identity). */
   readonly immediate: boolean;
+  /** An exclusion constraint's index: rows collide by overlap, as with a unique value. */
+  readonly exclusion: boolean;
 }
 
 export type TableKind = 'table' | 'partitioned' | 'partition' | 'other';
@@ -46,7 +48,7 @@ export interface BlueTableFacts {
   readonly owned: boolean;
   readonly replicaIdentity: ReplicaIdentity;
   readonly columns: readonly ColumnFacts[];
-  /** Valid unique indexes (the primary key included). */
+  /** Valid unique and exclusion indexes (the primary key included). */
   readonly uniqueIndexes: readonly UniqueIndexFacts[];
   /** Largest row's size in bytes (max of pg_column_size and its text length), null when empty. */
   readonly largestRowBytes: number | null;

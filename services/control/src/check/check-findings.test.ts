@@ -31,6 +31,7 @@ const pk = (columns: string[]) => ({
   replicaIdentity: false,
   partialOrExpression: false,
   immediate: true,
+  exclusion: false,
 });
 
 function blueTable(name: string, extra: Partial<BlueTableFacts> = {}): BlueTableFacts {
@@ -208,6 +209,7 @@ describe('teal check findings', () => {
       replicaIdentity: false,
       partialOrExpression: false,
       immediate: true,
+      exclusion: false,
     });
     const blue = blueTable('public.u', {
       columns: [col('id'), col('email', 'text'), col('code', 'text')],
@@ -217,20 +219,37 @@ describe('teal check findings', () => {
       columns: blue.columns,
       uniqueIndexes: [pk(['id']), unique('g_email', ['email']), unique('g_code', ['code'])],
     });
+    // Blue's own unique index orders the table (the producer's rule): green's are safe then.
     const list = findings(facts([blue], [green]));
-    expect(pick(list, 'unique-ordered')[0]).toMatchObject({
+    expect(pick(list, 'ordered-by-blue')[0]).toMatchObject({
       severity: 'info',
-      what: expect.stringContaining('g_email'),
+      what: "blue's public.u has UNIQUE u_email (email) besides its key",
     });
-    expect(pick(list, 'unique-only-in-green')[0]).toMatchObject({
-      severity: 'warn',
-      fix: expect.stringContaining('ordered: { "public.u": true }'),
-    });
-    const forced = findings(facts([blue], [green]), { ordered: { 'public.u': true } });
+    expect(pick(list, 'unique-ordered').map((f) => [f.severity, f.what])).toEqual([
+      ['info', "green's public.u has UNIQUE g_email (email), as blue does"],
+      ['info', "green's public.u has UNIQUE g_code (code)"],
+    ]);
+    expect(pick(list, 'unique-only-in-green')).toEqual([]);
+
+    // Without it, a unique index only green has is at risk: warn, fix ordered: true.
+    const plainBlue = { ...blue, uniqueIndexes: [pk(['id'])] };
+    const greenOnly = findings(facts([plainBlue], [green]));
+    expect(pick(greenOnly, 'ordered-by-blue')).toEqual([]);
+    expect(pick(greenOnly, 'unique-only-in-green').map((f) => f.severity)).toEqual(['warn', 'warn']);
+    expect(pick(greenOnly, 'unique-only-in-green')[0].fix).toContain('ordered: { "public.u": true }');
+    const forced = findings(facts([plainBlue], [green]), { ordered: { 'public.u': true } });
     expect(pick(forced, 'unique-only-in-green')).toEqual([]);
     expect(pick(forced, 'unique-ordered')).toHaveLength(2);
     const off = findings(facts([blue], [green]), { ordered: { 'public.u': false } });
+    expect(pick(off, 'ordered-by-blue')).toEqual([]);
     expect(pick(off, 'unique-not-ordered').map((f) => f.severity)).toEqual(['warn', 'warn']);
+    // Partial and exclusion indexes order a table too; a plain one over the key does not.
+    const exclusion = { ...unique('no_overlap', ['code']), exclusion: true };
+    const partial = { ...unique('u_partial', ['email']), partialOrExpression: true };
+    const special = findings(facts([{ ...plainBlue, uniqueIndexes: [pk(['id']), exclusion, partial] }]));
+    expect(pick(special, 'ordered-by-blue')[0].what).toBe(
+      "blue's public.u has EXCLUDE no_overlap (code), UNIQUE u_partial (partial or on expressions) besides its key",
+    );
   });
 
   test('foreign keys and triggers in green', () => {

@@ -1,6 +1,12 @@
 import { tableTopic } from '@teal/change-event';
 import type { ResolvedConfig, TransformSet } from '@teal/config';
-import type { BlueTableFacts, CheckFacts, ColumnFacts, GreenTableFacts } from './check-facts.ts';
+import type {
+  BlueTableFacts,
+  CheckFacts,
+  ColumnFacts,
+  GreenTableFacts,
+  UniqueIndexFacts,
+} from './check-facts.ts';
 
 // Pure: the findings of `teal check` from what check-reads.ts read. Each finding says what it
 // is, what teal does about it and how to fix it; `block` means teal must not start (teal run
@@ -283,6 +289,7 @@ function tableFindings(
       const index = blue.uniqueIndexes.find(
         (i) =>
           i.immediate &&
+          !i.exclusion &&
           !i.partialOrExpression &&
           sameColumns(i.columns, key.columns) &&
           i.columns.every((c) => blue.columns.find((col) => col.name === c)?.notNull),
@@ -345,6 +352,8 @@ function tableFindings(
   }
 
   if (!facts.green) {
+    if (key.kind !== 'none')
+      out.push(...uniqueFindings(name, blue, undefined, key.columns, config, transforms));
     out.push(...rowSizeFindings(blue, facts, config));
     return out;
   }
@@ -376,6 +385,8 @@ function tableFindings(
         fix: `create ${targetName} in green, or set apply.createTables: true in teal.config.ts`,
       });
     }
+    if (key.kind !== 'none')
+      out.push(...uniqueFindings(name, blue, undefined, key.columns, config, transforms));
     out.push(...rowSizeFindings(blue, facts, config));
     return out;
   }
@@ -590,10 +601,31 @@ function sameColumns(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && [...a].sort().join('\u0000') === [...b].sort().join('\u0000');
 }
 
+/**
+ * Blue's indexes that make a table ordered: every unique or exclusion index except a plain one
+ * over exactly the key. The producer's rule (services/producer/src/ordered-tables.ts,
+ * `orderingIndexes`), repeated here because a service cannot import another.
+ */
+function blueOrderingIndexes(blue: BlueTableFacts, key: readonly string[]): UniqueIndexFacts[] {
+  return blue.uniqueIndexes.filter(
+    (i) => i.exclusion || i.partialOrExpression || !sameColumns(i.columns, key),
+  );
+}
+
+/** Whether the producer sends all of a table's changes to partition 0 (config first, then blue's indexes). */
+function isOrdered(blue: BlueTableFacts, key: readonly string[], config: CheckConfig): boolean {
+  return config.ordered[blue.name] ?? blueOrderingIndexes(blue, key).length > 0;
+}
+
+function indexLabel(i: UniqueIndexFacts): string {
+  const kind = i.exclusion ? 'EXCLUDE' : 'UNIQUE';
+  return `${kind} ${i.name} ${i.columns.length > 0 && !i.partialOrExpression ? `(${i.columns.join(', ')})` : '(partial or on expressions)'}`;
+}
+
 function uniqueFindings(
   name: string,
   blue: BlueTableFacts,
-  green: GreenTableFacts,
+  green: GreenTableFacts | undefined,
   blueKey: readonly string[],
   config: CheckConfig,
   transforms: TransformSet,
@@ -603,8 +635,24 @@ function uniqueFindings(
   const table = tableOf(name);
   const toGreen = (columns: readonly string[]) =>
     columns.map((c) => transforms.columnName(schema, table, c) ?? `(dropped ${c})`);
+  const ordered = isOrdered(blue, blueKey, config);
+  const blueOrdering = blueOrderingIndexes(blue, blueKey);
+  if (config.ordered[name] === undefined && blueOrdering.length > 0) {
+    add(out, name, {
+      severity: 'info',
+      check: 'ordered-by-blue',
+      what: `blue's ${name} has ${blueOrdering.map(indexLabel).join(', ')} besides its key`,
+      teal: `ordered (one partition): sends all its changes to partition 0 of its topic and applies them in blue's commit order, so a value moving between rows never collides; its changes are applied one partition wide`,
+      fix: null,
+    });
+  }
+  if (!green) return out;
   const greenKey = toGreen(blueKey);
-  if (!green.uniqueIndexes.some((i) => !i.partialOrExpression && sameColumns(i.columns, greenKey))) {
+  if (
+    !green.uniqueIndexes.some(
+      (i) => !i.partialOrExpression && !i.exclusion && sameColumns(i.columns, greenKey),
+    )
+  ) {
     add(out, name, {
       severity: 'info',
       check: 'green-keyless',
@@ -613,28 +661,30 @@ function uniqueFindings(
       fix: null,
     });
   }
-  const blueUniques = blue.uniqueIndexes
-    .filter((i) => !i.primary && !i.replicaIdentity && !i.partialOrExpression)
+  const blueSame = blueOrdering
+    .filter((i) => !i.partialOrExpression && i.columns.length > 0)
     .map((i) => toGreen(i.columns));
-  const optedOut = config.ordered[name] === false;
-  const forced = config.ordered[name] === true;
   for (const index of green.uniqueIndexes) {
-    if (sameColumns(index.columns, greenKey)) continue;
-    const label = index.columns.length > 0 ? `(${index.columns.join(', ')})` : '(expressions)';
-    const onBlue = index.columns.length > 0 && blueUniques.some((b) => sameColumns(b, index.columns));
-    if (optedOut) {
+    // The consumer's rule (green-shape.ts, hasSecondaryUnique): all but a plain index over the key.
+    if (!index.partialOrExpression && !index.exclusion && sameColumns(index.columns, greenKey)) continue;
+    const label = indexLabel(index);
+    const onBlue =
+      !index.partialOrExpression &&
+      index.columns.length > 0 &&
+      blueSame.some((b) => sameColumns(b, index.columns));
+    if (config.ordered[name] === false) {
       add(out, name, {
         severity: 'warn',
         check: 'unique-not-ordered',
-        what: `green's ${green.name} has UNIQUE ${index.name} ${label} and ordered["${name}"] is false`,
+        what: `green's ${green.name} has ${label} and ordered["${name}"] is false`,
         teal: 'applies its partitions in parallel; a value moving between rows can collide (23505), which is retried with backoff, and dead-lettered if it persists',
         fix: `remove ordered["${name}"]: false from teal.config.ts to keep blue's commit order`,
       });
-    } else if (onBlue || forced) {
+    } else if (ordered) {
       add(out, name, {
         severity: 'info',
         check: 'unique-ordered',
-        what: `green's ${green.name} has UNIQUE ${index.name} ${label}${onBlue ? ', as blue does' : ''}`,
+        what: `green's ${green.name} has ${label}${onBlue ? ', as blue does' : ''}`,
         teal: "ordered (one partition): keeps blue's commit order for this table, statement by statement, so the constraint holds at every step",
         fix: null,
       });
@@ -642,7 +692,7 @@ function uniqueFindings(
       add(out, name, {
         severity: 'warn',
         check: 'unique-only-in-green',
-        what: `green's ${green.name} has UNIQUE ${index.name} ${label}, which blue does not have`,
+        what: `green's ${green.name} has ${label}, which blue does not have`,
         teal: 'applies the table in parallel partitions; values blue lets collide, or that move between rows, fail with 23505 (retried, then dead-lettered)',
         fix: `add the same unique index on blue, or set ordered: { "${name}": true } in teal.config.ts`,
       });

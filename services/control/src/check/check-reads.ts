@@ -124,16 +124,18 @@ async function uniqueIndexes(
     replident: string;
     partial: string;
     immediate: string;
+    exclusion: string;
     columns: string;
   }>(
     `SELECT i.indrelid::int8::text AS rel, ic.relname AS name, i.indisprimary::text AS is_primary,
             i.indisreplident::text AS replident,
             (i.indpred IS NOT NULL OR i.indexprs IS NOT NULL)::text AS partial, i.indimmediate::text AS immediate,
+            i.indisexclusion::text AS exclusion,
             coalesce((SELECT json_agg(a.attname ORDER BY k.ord)
                         FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum), '[]')::text AS columns
        FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-      WHERE i.indrelid = ANY($1::oid[]) AND i.indisunique AND i.indisvalid
+      WHERE i.indrelid = ANY($1::oid[]) AND (i.indisunique OR i.indisexclusion) AND i.indisvalid
       ORDER BY ic.relname`,
     [oids],
   );
@@ -147,6 +149,7 @@ async function uniqueIndexes(
       replicaIdentity: r.replident === 'true',
       partialOrExpression: r.partial === 'true',
       immediate: r.immediate === 'true',
+      exclusion: r.exclusion === 'true',
     });
     out.set(r.rel, list);
   }
