@@ -109,4 +109,51 @@ describe('a column type changed on blue while streaming', () => {
     expect(greenRows).toContain('(7,7,7)');
     expect(greenRows).toContain('(9,9,9)');
   });
+
+  test('the key retyped: widened to bigint it flows; to text (other partitions) the producer stops, a restart after the fix loses nothing', async () => {
+    const name = uniqueName('rg_retype_key');
+    const blue = await pgClient(blueUrl());
+    const green = await pgClient(greenUrl());
+    await tableOnBoth(blue, green, name);
+    const config = controlConfig(name, blueUrl(), [`public.${name}`], {
+      kafka: { topicPrefix: `${name}_t`, partitions: 4 },
+    });
+    const first = await controlPipeline(config);
+    await first.control.drain({ timeoutMs: 60_000, fence: false });
+    await green.query(`ALTER TABLE ${name} ALTER COLUMN id TYPE bigint`);
+    // The consumer reads green's column types once per table.
+    await first.consumer.stop();
+    const restarted = new Consumer(config, { groupId: `${config.slot}-group` });
+    onTestFinished(() => restarted.stop());
+    await restarted.start();
+    await blue.query(`ALTER TABLE ${name} ALTER COLUMN id TYPE bigint`);
+    await blue.query(`UPDATE ${name} SET n = -n WHERE id <= 10`);
+    await blue.query(`INSERT INTO ${name} VALUES (9000000000, 1, 1)`);
+    const widened = await first.control.drain({ timeoutMs: 60_000, fence: false });
+    expect(widened.clean).toBe(true);
+    expect(first.producer.status().state).toBe('streaming');
+
+    await blue.query(`ALTER TABLE ${name} ALTER COLUMN id TYPE text`);
+    await blue.query(`UPDATE ${name} SET n = 0 WHERE id = '1'`);
+    await blue.query(`INSERT INTO ${name} VALUES ('k-1', 2, 2)`);
+    await waitFor(() => first.producer.status().state === 'failed', { what: 'the producer stopped' });
+    expect(first.producer.status().error?.code).toBe('TEAL_TABLE_KEY_CHANGED');
+    expect(first.producer.status().error?.message).toContain(`the key of public.${name} changed`);
+    expect(first.producer.status().error?.message).toContain('(id int8) -> (id text)');
+
+    // The fix the message names: green's key matches, what Kafka holds is applied, teal restarts.
+    await green.query(`ALTER TABLE ${name} ALTER COLUMN id TYPE text`);
+    await waitFor(async () => (await rows(green, name)).includes('(9000000000,1,1)'), {
+      what: 'the changes before the key change applied',
+    });
+    await first.control.close();
+    await restarted.stop();
+    await first.producer.stop();
+    const second = await controlPipeline(config);
+    await blue.query(`UPDATE ${name} SET c = '3' WHERE id = 'k-1'`);
+    const drained = await second.control.drain({ timeoutMs: 60_000, fence: false });
+    expect(drained.drained).toBe(true);
+    expect(drained.clean).toBe(true);
+    expect(await rows(green, name)).toEqual(await rows(blue, name));
+  });
 });

@@ -1,6 +1,6 @@
 import { TableCodec, type TableSchema } from '@teal/change-event';
 import { describe, expect, it } from 'vitest';
-import { partitionKey } from './partition-key.ts';
+import { keyShape, partitionKey } from './partition-key.ts';
 
 const table = (columns: Array<[string, string, number]>): TableSchema => ({
   schema: 'public',
@@ -47,5 +47,40 @@ describe('partitionKey', () => {
     expect(partitionKey(codec.encodeKey({ id: '1' }))).not.toEqual(
       partitionKey(codec.encodeKey({ id: '2' })),
     );
+  });
+
+  it('keyShape: a key widened to bigint or a new non-key column keeps it; a key retyped to text or other key columns do not', () => {
+    const base = keyShape(
+      table([
+        ['id', 'int4', 23],
+        ['n', 'int4', 23],
+      ]),
+    );
+    expect(
+      keyShape(
+        table([
+          ['id', 'int8', 20],
+          ['n', 'int4', 23],
+          ['c', 'text', 25],
+        ]),
+      ),
+    ).toBe(base);
+    expect(
+      keyShape(
+        table([
+          ['id', 'text', 25],
+          ['n', 'int4', 23],
+        ]),
+      ),
+    ).not.toBe(base);
+    expect(
+      keyShape({
+        ...table([
+          ['id', 'int4', 23],
+          ['n', 'int4', 23],
+        ]),
+        keyColumns: ['id', 'n'],
+      }),
+    ).not.toBe(base);
   });
 });

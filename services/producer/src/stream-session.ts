@@ -10,6 +10,7 @@ import type {
   Row,
   TableSchema,
 } from '@teal/change-event';
+import { TealError } from '@teal/errors';
 import { type AssemblerOutput, FileSpillStore, TransactionAssembler } from '@teal/pgoutput';
 import { isTealMessage, ReplicationClient, WATERMARK_PREFIX } from '@teal/postgres';
 import type { Logger } from '@teal/runtime';
@@ -17,6 +18,7 @@ import type pg from 'pg';
 import type { TypeCatalog } from './catalog.ts';
 import type { ChunkSnapshotter } from './chunk-snapshot.ts';
 import { EventPublisher, type EventPublisherOptions } from './event-publisher.ts';
+import { keyShape } from './partition-key.ts';
 import type { RelationResolver } from './relation-resolver.ts';
 
 // One stream session: from the slot's confirmed LSN, XLogData -> TransactionAssembler ->
@@ -60,6 +62,26 @@ export interface StreamSessionOptions {
     columns: readonly string[],
     xid: number,
   ): Promise<Row | undefined>;
+}
+
+/**
+ * A replicated table's key (its columns, or their types) changed within the stream: its rows'
+ * later changes would go to other Kafka partitions than their earlier ones, which apply in
+ * parallel. Stopped before the first change under the new key; nothing after it is confirmed.
+ */
+function keyChangedError(name: string, before: TableSchema, after: TableSchema): TealError {
+  const describe = (t: TableSchema) =>
+    t.keyColumns.map((k) => `${k} ${t.columns.find((c) => c.name === k)?.type.name ?? '?'}`).join(', ');
+  return new TealError(
+    'TEAL_TABLE_KEY_CHANGED',
+    `the key of ${name} changed on blue while teal streamed it: (${describe(before)}) -> (${describe(after)}). ` +
+      "Its rows' later changes would land on other Kafka partitions than their earlier ones, and partitions apply " +
+      'in parallel, so teal stopped before the first change under the new key (the slot is confirmed up to the ' +
+      "changes already in Kafka). To go on: make green's table match (same key columns and types), let the " +
+      'consumer apply what is in Kafka (teal status shows no lag), then restart teal: the stream goes on from ' +
+      'where it stopped, under the new key.',
+    { details: { table: name } },
+  );
 }
 
 /**
@@ -239,6 +261,9 @@ export class StreamSession {
       const mapped = t.schema !== assembled.schema || t.table !== assembled.table;
       const keyColumns = mapped ? t.shape.keyColumns : assembled.keyColumns;
       const table = await this.rebuild({ ...assembled, schema: t.schema, table: t.table, keyColumns });
+      const previous = this.tables.get(relationId);
+      if (previous?.replicated && keyShape(previous.table) !== keyShape(table))
+        throw keyChangedError(t.name, previous.table, table);
       known = { table, name: t.name, replicated: true, mapped };
     }
     this.tables.set(relationId, known);
