@@ -52,7 +52,7 @@ export interface TopicLayoutsOptions {
   blue?: Queryable;
   /** Green's pool (applied positions) and the producer's store (teal.control); absent: nothing is recorded. */
   green?: Queryable;
-  store?: Pick<StateStore, 'readControlUntilAnswered' | 'writeControl'>;
+  store?: Pick<StateStore, 'readControlUntilAnswered' | 'writeControl' | 'flushed'>;
   /** teal.control key of this pipeline's layouts (`controlKey('topic_layout', config)`). */
   controlKey?: string;
   /** How often partition counts are read again while streaming (default 10 s). */
@@ -122,6 +122,11 @@ export class TopicLayouts {
         await Promise.all(
           tables.slice(i, i + 16).map((t) => this.layoutOf(tableTopic(prefix, t.schema, t.table), t)),
         );
+      // Recorded before the first record goes: a producer killed right after its first start
+      // must not leave topics that hold records and no layout.
+      await this.opts.store?.flushed(5_000).catch((err) => {
+        this.log.warn({ err }, 'green did not take the topic layouts yet; they are written when it answers');
+      });
     }
     const interval = this.opts.checkIntervalMs ?? 10_000;
     if (interval > 0) {
