@@ -6,12 +6,33 @@ import { pgBinDir } from '../infra/local/lib/prerequisites.mjs';
 import { localPortsTo, type TealChild } from './processes.ts';
 
 // The faults a soak injects. Each one targets only what this soak started (its children's
-// pids, their own sessions found by client port, its own slot's walsender), except the
-// opt-in `broker` and `green` restarts, which every user of the local environment feels.
+// pids, their own sessions found by client port, its own slot's walsender, its own tables),
+// except the opt-in `broker` and `green` restarts, which every user of the local environment
+// feels. `green-snapshot` and `syncrep` stop or reconfigure a Postgres server, so they run
+// only on the soak's own clusters (`--scratch`), as does `green` there.
 
-export const FAULT_KINDS = ['producer', 'consumer', 'terminate', 'rebalance', 'broker', 'green'] as const;
+export const FAULT_KINDS = [
+  'producer',
+  'consumer',
+  'terminate',
+  'rebalance',
+  'chunk-kill',
+  'green-snapshot',
+  'syncrep',
+  'broker',
+  'green',
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
-export const DEFAULT_FAULTS: FaultKind[] = ['producer', 'consumer', 'terminate', 'rebalance'];
+/** Safe on the shared environment: they touch only the soak's own processes, sessions and tables. */
+export const DEFAULT_FAULTS: FaultKind[] = ['producer', 'consumer', 'terminate', 'rebalance', 'chunk-kill'];
+/** With `--scratch` (the soak's own blue and green) these are safe too. */
+export const SCRATCH_FAULTS: FaultKind[] = [...DEFAULT_FAULTS, 'green-snapshot', 'syncrep', 'green'];
+/** Faults that stop or reconfigure a Postgres server: refused unless the soak runs its own (`--scratch`). */
+export const SCRATCH_ONLY_FAULTS: FaultKind[] = ['green-snapshot', 'syncrep'];
+/** Injected at most `--env-fault-limit` times (they hit everyone, or take long). */
+export const LIMITED_FAULTS: FaultKind[] = ['broker', 'green'];
+/** Not part of the fault loop: injected once, during the initial snapshot. */
+export const START_FAULTS: FaultKind[] = ['green-snapshot'];
 
 export function parseFaults(list: string): FaultKind[] {
   const kinds = list

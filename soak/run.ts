@@ -1,16 +1,28 @@
-import { parseFaults } from './faults.ts';
+import { parseFaults, SCRATCH_FAULTS } from './faults.ts';
+import { parseShapes, SHAPE_KINDS } from './shapes.ts';
 import { defaultOptions, runSoak, type SoakReport } from './soak.ts';
 
-// `npm run soak -- [--duration S] [--seed N] [--faults producer,consumer,terminate,rebalance[,broker,green]]
+// `npm run soak -- [--duration S] [--seed N] [--faults LIST] [--shapes LIST] [--scratch]
 //   [--rate TX/S] [--writers N] [--big-rows N] [--keep] [--json FILE]`
 // Exit 0 when blue == green after the drain and nothing was applied twice; 1 otherwise.
 
 const HELP = `usage: tsx soak/run.ts [options]
   --duration S     seconds of load and faults (default 300)
   --seed N         seeds workload and fault schedule (default 1)
-  --faults LIST    comma list of producer, consumer, terminate, rebalance, broker, green
-                   (default producer,consumer,terminate; broker and green restart the shared
-                   local Kafka / green Postgres, at most --env-fault-limit times each)
+  --faults LIST    comma list of producer, consumer, terminate, rebalance, chunk-kill,
+                   green-snapshot, syncrep, broker, green
+                   (default producer,consumer,terminate,rebalance,chunk-kill; with --scratch
+                   also green-snapshot,syncrep,green. green-snapshot and syncrep need --scratch;
+                   broker restarts the shared Kafka and green without --scratch the shared
+                   green Postgres, at most --env-fault-limit times each)
+  --scratch        run on a blue and a green Postgres of the soak's own (free ports, removed
+                   at the end); Kafka stays the shared broker
+  --shapes LIST    issue-12 shapes written alongside: ${SHAPE_KINDS.join(', ')}, all or none
+                   (default all: every shape's fix is on main)
+  --shape-rate N   transactions per second over the shapes (default 8)
+  --chunk-rows N   rows per snapshot chunk (default 200)
+  --bulk-rows N    rows of the table green-snapshot stops green in the initial snapshot of (default 150000)
+  --chunk-table-rows N  rows of each table chunk-kill adds (default 600)
   --env-fault-limit N   (default 1)
   --rate N         transactions per second per writer (default 25)
   --writers N      writer connections (default 2)
@@ -22,6 +34,7 @@ const HELP = `usage: tsx soak/run.ts [options]
 
 const opts = defaultOptions();
 let jsonFile: string | undefined;
+let faultsGiven = false;
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const arg = argv[i];
@@ -44,6 +57,25 @@ for (let i = 0; i < argv.length; i++) {
       break;
     case '--faults':
       opts.faults = parseFaults(value());
+      faultsGiven = true;
+      break;
+    case '--scratch':
+      opts.scratch = true;
+      break;
+    case '--shapes':
+      opts.shapes = parseShapes(value());
+      break;
+    case '--shape-rate':
+      opts.shapeRate = num();
+      break;
+    case '--bulk-rows':
+      opts.bulkRows = Math.max(1, Math.floor(num()));
+      break;
+    case '--chunk-table-rows':
+      opts.chunkTableRows = Math.max(1, Math.floor(num()));
+      break;
+    case '--chunk-rows':
+      opts.chunkRows = Math.max(1, Math.floor(num()));
       break;
     case '--env-fault-limit':
       opts.envFaultLimit = num();
@@ -82,6 +114,8 @@ for (let i = 0; i < argv.length; i++) {
   }
 }
 
+if (opts.scratch && !faultsGiven) opts.faults = [...SCRATCH_FAULTS];
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const)
   process.once(signal, () => {
     console.error(
@@ -110,6 +144,15 @@ function printSummary(r: SoakReport): void {
   console.log(
     `  workload: ${w.transactions} transactions (${w.rolledBack} rolled back), ${w.inserts} inserts, ${w.updates} updates (${w.toastUnchangedUpdates} TOAST unchanged), ${w.keyChanges} key changes, ${w.deletes} deletes, ${w.truncates} truncates`,
   );
+  const sh = r.shapes.stats;
+  if (r.shapes.kinds.length > 0)
+    console.log(
+      `  shapes: ${Object.entries(sh.transactions)
+        .map(([k, n]) => `${k} ${n} tx`)
+        .join(
+          ', ',
+        )}; unique moves ${sh.uniqueMoves}, partition moves ${sh.partitionMoves}, FK-pair truncates ${sh.fkTruncates}, several-MB row writes ${sh.bigRowWrites}`,
+    );
   for (const b of w.bigTransactions)
     console.log(
       `  large transaction: ${b.rows} rows, ${b.committed ? 'committed' : 'rolled back'}, ${b.ms} ms`,

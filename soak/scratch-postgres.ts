@@ -15,9 +15,9 @@ export interface ScratchPostgres {
   url: string;
   port: number;
   dataDir: string;
-  /** Stops the server (fast shutdown) and keeps its files, for a test that brings it back. */
-  stop(): void;
-  /** Starts a stopped server again. */
+  /** Stops the server (fast shutdown, or immediate: a crash) and keeps its files, for a test that brings it back. */
+  stop(mode?: 'fast' | 'immediate'): void;
+  /** Starts a stopped server again (nothing when it runs). */
   start(): void;
   /** Stops the server (immediate) if it runs, and removes its files. */
   destroy(): void;
@@ -81,11 +81,12 @@ export async function startScratchPostgres(settings: Record<string, string> = {}
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     dataDir,
-    stop() {
-      pgCtl('-m', 'fast', '-w', 'stop');
+    stop(mode: 'fast' | 'immediate' = 'fast') {
+      pgCtl('-m', mode, '-w', 'stop');
       running = false;
     },
     start() {
+      if (running) return;
       start();
       running = true;
     },

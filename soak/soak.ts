@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,21 +11,34 @@ import pg from 'pg';
 import {
   DEFAULT_FAULTS,
   type FaultKind,
+  LIMITED_FAULTS,
   portOf,
   restartBroker,
   restartGreen,
+  SCRATCH_ONLY_FAULTS,
+  START_FAULTS,
   terminateSessions,
 } from './faults.ts';
 import { type ChildExit, localPortsTo, TealChild } from './processes.ts';
-import { createRng } from './rng.ts';
+import { createRng, type Rng } from './rng.ts';
+import { type ScratchPostgres, startScratchPostgres } from './scratch-postgres.ts';
+import {
+  DEFAULT_SHAPES,
+  emptyShapeStats,
+  type ShapeKind,
+  type ShapeStats,
+  truncateFkPair,
+} from './shapes.ts';
 import {
   appliedTwice,
+  chunkTableDdl,
   compareTable,
   createBlue,
   createGreen,
   dropBlue,
   dropGreen,
   keyColumns,
+  replicatedTables,
   type SoakTables,
   soakTables,
   type TableComparison,
@@ -34,8 +47,12 @@ import {
   bigTransaction,
   emptyStats,
   KeySpace,
+  runChunkWriter,
+  runShapeWriter,
   runWriter,
   seed,
+  seedChunkTable,
+  seedShapes,
   textClient,
   truncateLedger,
   type WorkloadStats,
@@ -73,6 +90,22 @@ export interface SoakOptions {
   keep: boolean;
   /** Checkout whose infra/local/env.mjs runs the local environment (broker and green faults). */
   envRoot: string;
+  /** The issue-12 schema shapes written alongside items and ledger (`--shapes`). */
+  shapes: ShapeKind[];
+  /** Transactions per second of the shape writer. */
+  shapeRate: number;
+  /**
+   * Run on blue and green clusters of the soak's own (soak/scratch-postgres.ts) instead of
+   * blueUrl/greenUrl: the faults that stop or reconfigure a server (green, green-snapshot,
+   * syncrep) then hurt nobody. Kafka stays the shared broker (own topic prefix).
+   */
+  scratch: boolean;
+  /** Rows per snapshot chunk (small, so that a chunked snapshot lasts long enough to be hit). */
+  chunkRows: number;
+  /** Rows of each table the chunk-kill fault adds while streaming. */
+  chunkTableRows: number;
+  /** Rows of the table whose initial snapshot the green-snapshot fault interrupts. */
+  bulkRows: number;
   log: (line: string) => void;
 }
 
@@ -94,6 +127,12 @@ export function defaultOptions(): SoakOptions {
     drainTimeoutMs: 600_000,
     keep: false,
     envRoot: process.env.TEAL_ENV_ROOT || ROOT,
+    shapes: [...DEFAULT_SHAPES],
+    shapeRate: 8,
+    scratch: false,
+    chunkRows: 200,
+    chunkTableRows: 600,
+    bulkRows: 150_000,
     log: (line) => console.log(line),
   };
 }
@@ -115,6 +154,8 @@ export interface SoakReport {
   faults: { injected: Record<string, number>; total: number; list: FaultRecord[] };
   recovery: { longestMs: number; longestKind: string | null; medianMs: number; failed: number };
   workload: WorkloadStats;
+  shapes: { kinds: ShapeKind[]; stats: ShapeStats };
+  scratch: boolean;
   stream: { streamTxns: number; streamBytes: number; spillTxns: number } | null;
   drain: { lsn: string; waitedMs: number } | { error: string };
   tables: TableComparison[];
@@ -128,31 +169,58 @@ export interface SoakReport {
   problems: string[];
 }
 
-export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
-  const log = opts.log;
+export async function runSoak(input: SoakOptions): Promise<SoakReport> {
+  const log = input.log;
+  const needScratch = input.faults.filter((f) => SCRATCH_ONLY_FAULTS.includes(f));
+  if (needScratch.length > 0 && !input.scratch)
+    throw new Error(
+      `faults ${needScratch.join(', ')} stop or reconfigure a Postgres server: run them with --scratch (the soak's own blue and green), never on the shared ones`,
+    );
   const id = `${Date.now().toString(36).slice(-5)}${randomBytes(2).toString('hex')}`;
-  const base = `soak_${opts.seed}_${id}`;
-  const t = soakTables(base);
+  const base = `soak_${input.seed}_${id}`;
+  // --scratch: the soak's own clusters, stopped and removed at the end (kept with --keep).
+  let scratchBlue: ScratchPostgres | undefined;
+  let scratchGreen: ScratchPostgres | undefined;
+  if (input.scratch) {
+    [scratchBlue, scratchGreen] = await Promise.all([
+      startScratchPostgres({ max_wal_senders: '10', max_replication_slots: '10', max_connections: '200' }),
+      startScratchPostgres({ max_connections: '200' }),
+    ]);
+  }
+  const opts: SoakOptions =
+    scratchBlue && scratchGreen ? { ...input, blueUrl: scratchBlue.url, greenUrl: scratchGreen.url } : input;
+  const t = soakTables(base, opts.shapes);
+  if (opts.faults.includes('green-snapshot')) t.bulk = `${base}_bulk`;
   const slot = `${base}_slot`;
   const publication = `${base}_pub`;
   const topicPrefix = base;
   const workDir = mkdtempSync(path.join(tmpdir(), `teal-${base}-`));
   const configPath = path.join(workDir, 'teal.config.ts');
-  writeFileSync(
-    configPath,
-    `export default ${JSON.stringify(
-      {
-        tables: [`public.${t.items}`, `public.${t.ledger}`, `public.${t.probe}`],
-        slot,
-        publication,
-        kafka: { topicPrefix, partitions: 4 },
-        heartbeatMs: 1000,
-      },
-      null,
-      2,
-    )};\n`,
+  // Rewritten when the chunk-kill fault adds a table (the restarted producer reads it); a
+  // rename, so a process starting meanwhile never reads half a file.
+  const writeConfig = () => {
+    writeFileSync(
+      `${configPath}.tmp`,
+      `export default ${JSON.stringify(
+        {
+          tables: replicatedTables(t),
+          slot,
+          publication,
+          kafka: { topicPrefix, partitions: 4 },
+          heartbeatMs: 1000,
+          snapshot: { chunkRows: opts.chunkRows },
+        },
+        null,
+        2,
+      )};\n`,
+    );
+    renameSync(`${configPath}.tmp`, configPath);
+  };
+  writeConfig();
+  log(
+    `soak ${base}: seed ${opts.seed}, ${opts.durationS} s, faults ${opts.faults.join(',') || 'none'}, shapes ${opts.shapes.join(',') || 'none'}${opts.scratch ? ', scratch blue and green' : ''}`,
   );
-  log(`soak ${base}: seed ${opts.seed}, ${opts.durationS} s, faults ${opts.faults.join(',') || 'none'}`);
+  if (scratchBlue && scratchGreen) log(`  blue ${scratchBlue.url}, green ${scratchGreen.url}`);
   log(`  work dir ${workDir} (config, producer.log, consumer.log)`);
 
   const env = {
@@ -193,6 +261,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const kafka = new KafkaClient({ brokers: opts.brokers, clientId: `teal-${base}` });
 
   const stats = emptyStats();
+  const shapeStats = emptyShapeStats();
   const faults: FaultRecord[] = [];
   const problems: string[] = [];
   let report: SoakReport | undefined;
@@ -208,21 +277,48 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     }
     const keys = new KeySpace();
     await seed(opts.blueUrl, createRng(opts.seed, 'seed'), t, keys, opts.seedRows);
+    await seedShapes(opts.blueUrl, createRng(opts.seed, 'shapes-seed'), t.shapes);
+    if (t.bulk)
+      await blue.query(
+        `INSERT INTO ${t.bulk} SELECT g, nextval('${t.ver}'), md5(g::text) FROM generate_series(1, $1::int) g`,
+        [opts.bulkRows],
+      );
 
+    const snapshotDone = async (tables: string[]) => {
+      const { rows } = await greenPool
+        .query<{ n: string }>(
+          `SELECT count(*)::text AS n FROM teal.snapshot_progress WHERE schema = 'public' AND "table" = ANY($1) AND state = 'done'`,
+          [tables],
+        )
+        .catch(() => ({ rows: [{ n: '-1' }] }));
+      return Number(rows[0].n) === tables.length;
+    };
+    const initialTables = keyColumns(t).map(([name]) => name);
     producer.start();
     consumer.start();
-    await waitFor(
-      async () => {
-        const { rows } = await greenPool
-          .query<{ n: string }>(
-            `SELECT count(*)::text AS n FROM teal.snapshot_progress WHERE schema = 'public' AND "table" = ANY($1) AND state = 'done'`,
-            [[t.items, t.ledger, t.probe]],
-          )
-          .catch(() => ({ rows: [{ n: '0' }] }));
-        return Number(rows[0].n) === 3;
-      },
-      { what: 'initial snapshot done', timeoutMs: 180_000, intervalMs: 250 },
-    );
+    const snapshotStarted = Date.now();
+    let greenSnapshotFault: Promise<FaultRecord> | undefined;
+    if (t.bulk && scratchGreen)
+      greenSnapshotFault = greenDuringSnapshot(
+        scratchGreen,
+        kafka,
+        `${topicPrefix}.public.${t.bulk}`,
+        opts,
+        log,
+      );
+    await waitFor(() => snapshotDone(initialTables), {
+      what: 'initial snapshot done',
+      timeoutMs: 300_000,
+      intervalMs: 250,
+    });
+    if (greenSnapshotFault) {
+      const f = await greenSnapshotFault;
+      f.recoveryMs = Date.now() - snapshotStarted - f.recoveryMs!;
+      faults.push(f);
+      log(
+        `  fault 1 during the initial snapshot: green-snapshot (${f.detail}); recovered in ${f.recoveryMs} ms`,
+      );
+    }
     log('  initial snapshot done; load and faults start');
 
     // ---- load + faults ----
@@ -245,7 +341,15 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
         rate: opts.rate,
       }).catch(loadProblem),
     );
-    const schedule = runSchedule(opts, t, stats, stopLoad.signal, log).catch(loadProblem);
+    const schedule = runSchedule(opts, t, stats, shapeStats, stopLoad.signal, log).catch(loadProblem);
+    const shapeWriter = runShapeWriter({
+      url: opts.blueUrl,
+      rng: createRng(opts.seed, 'shapes'),
+      shapes: t.shapes,
+      stats: shapeStats,
+      signal: stopLoad.signal,
+      rate: opts.shapeRate,
+    }).catch(loadProblem);
     let probeId = 0;
     const probe = async (): Promise<void> => {
       const n = ++probeId;
@@ -265,6 +369,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       consumer,
       joiner,
       blue,
+      greenPool,
+      scratchGreen,
+      tables: t,
+      writeConfig,
+      stats,
       slot,
       faults,
       probe,
@@ -277,7 +386,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     stopFaults.abort();
     await faultLoop;
     stopLoad.abort();
-    await Promise.all([...writers, schedule]);
+    await Promise.all([...writers, schedule, shapeWriter]);
     log(
       `  load stopped after ${((Date.now() - loadStarted) / 1000).toFixed(0)} s: ${stats.transactions} transactions, ${faults.length} faults`,
     );
@@ -305,7 +414,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
           slot,
           topicPrefix,
           pollMs: 250,
-          tables: [t.items, t.ledger, t.probe].map((n) => `public.${n}`),
+          tables: replicatedTables(t),
         },
         { timeoutMs: opts.drainTimeoutMs, fence: false },
       );
@@ -367,6 +476,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
         failed: failedRecoveries,
       },
       workload: stats,
+      shapes: { kinds: opts.shapes, stats: shapeStats },
+      scratch: opts.scratch,
       stream: sr ? { streamTxns: Number(sr.st), streamBytes: Number(sr.sb), spillTxns: Number(sr.sp) } : null,
       drain: drainResult,
       tables,
@@ -383,11 +494,70 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   } finally {
     await Promise.all([...children, joiner].map((c) => c.stop()));
     const keep = opts.keep || !report || report.rowsDiffering > 0;
+    // A scratch green a fault left stopped must run for the cleanup.
+    try {
+      scratchGreen?.start();
+    } catch (err) {
+      log(`  the scratch green did not start for the cleanup: ${(err as Error).message}`);
+    }
     await removeSoak(opts, base, keep).catch((err) => log(`  cleanup failed: ${(err as Error).message}`));
     await blue.end().catch(() => {});
     await greenPool.end().catch(() => {});
     await kafka.close().catch(() => {});
+    if (keep && scratchBlue && scratchGreen)
+      log(
+        `  kept the scratch clusters: blue ${scratchBlue.dataDir}, green ${scratchGreen.dataDir} (still running)`,
+      );
+    else {
+      scratchBlue?.destroy();
+      scratchGreen?.destroy();
+    }
   }
+}
+
+/**
+ * green-snapshot: once the bulk table's snapshot rows start reaching Kafka, green is stopped
+ * (immediate: a crash) for a seeded 5-15 s and started again. The producer must go on
+ * snapshotting into Kafka meanwhile (issue 13 item 1). `recoveryMs` holds the stop's offset
+ * from the snapshot start until the caller turns it into "stop until snapshot done".
+ */
+async function greenDuringSnapshot(
+  green: ScratchPostgres,
+  kafka: KafkaClient,
+  topic: string,
+  opts: SoakOptions,
+  log: (line: string) => void,
+): Promise<FaultRecord> {
+  const rng = createRng(opts.seed, 'green-snapshot');
+  const started = Date.now();
+  const admin = kafka.admin();
+  let seen = 0;
+  try {
+    seen = await waitFor(
+      async () => {
+        const ends = await admin.logEndOffsets(topic).catch(() => []);
+        const n = ends.reduce((s, e) => s + Number(e.end), 0);
+        return n > 0 ? n : undefined;
+      },
+      { what: 'the bulk table snapshot reaching Kafka', timeoutMs: 120_000, intervalMs: 25 },
+    );
+  } finally {
+    await admin.close();
+  }
+  const stoppedAt = Date.now();
+  green.stop('immediate');
+  const downMs = rng.int(5000, 15000);
+  log(
+    `  green stopped during the initial snapshot (${seen} of ${opts.bulkRows} bulk rows in Kafka), for ${downMs} ms`,
+  );
+  await abortableDelay(downMs);
+  green.start();
+  return {
+    kind: 'green-snapshot',
+    atS: 0,
+    detail: `pg_ctl stop -m immediate of green ${stoppedAt - started} ms into the snapshot (${seen} of ${opts.bulkRows} bulk rows in Kafka), down ${downMs} ms`,
+    recoveryMs: stoppedAt - started,
+  };
 }
 
 function median(values: number[]): number {
@@ -401,6 +571,7 @@ async function runSchedule(
   opts: SoakOptions,
   t: SoakTables,
   stats: WorkloadStats,
+  shapeStats: ShapeStats,
   signal: AbortSignal,
   log: (line: string) => void,
 ): Promise<void> {
@@ -426,6 +597,24 @@ async function runSchedule(
       run: () => truncateLedger(opts.blueUrl, t, stats),
     });
   }
+  if (t.shapes.some((s) => s.kind === 'fk-truncate')) {
+    // TRUNCATE parent, child (or CASCADE) once a minute, at least twice: each topic empties its
+    // own table at its own position, and green's FK must not refuse it.
+    const fkTruncates = Math.max(2, Math.round(opts.durationS / 60));
+    for (let i = 0; i < fkTruncates; i++)
+      events.push({
+        atMs: opts.durationS * 1000 * ((i + 0.3 + 0.4 * rng.next()) / fkTruncates),
+        run: async () => {
+          const db = textClient(opts.blueUrl);
+          await db.connect();
+          try {
+            await truncateFkPair(db, t.base, rng, shapeStats);
+          } finally {
+            await db.end().catch(() => {});
+          }
+        },
+      });
+  }
   events.sort((a, b) => a.atMs - b.atMs);
   const started = Date.now();
   for (const e of events) {
@@ -441,6 +630,13 @@ interface FaultContext {
   /** A second member of the consumer's group, started and stopped by the rebalance fault. */
   joiner: TealChild;
   blue: pg.Client;
+  greenPool: pg.Pool;
+  /** The soak's own green (--scratch): the green fault stops it instead of the shared one. */
+  scratchGreen: ScratchPostgres | undefined;
+  tables: SoakTables;
+  /** Rewrites the config from `tables` (a chunk-kill table added). */
+  writeConfig: () => void;
+  stats: WorkloadStats;
   slot: string;
   faults: FaultRecord[];
   probe: () => Promise<void>;
@@ -507,17 +703,33 @@ async function runFaults(opts: SoakOptions, c: FaultContext): Promise<void> {
       }
       case 'green': {
         envFaults.set(kind, (envFaults.get(kind) ?? 0) + 1);
+        if (c.scratchGreen) {
+          const downMs = rng.int(1000, 5000);
+          c.scratchGreen.stop('immediate');
+          await abortableDelay(downMs);
+          c.scratchGreen.start();
+          return `pg_ctl stop -m immediate of the scratch green, started ${downMs} ms later`;
+        }
         await restartGreen(opts.envRoot);
         return 'pg_ctl stop -m immediate, env up';
       }
+      case 'syncrep':
+        return syncRepStall(c.blue, rng.int(1000, 5000));
+      case 'chunk-kill':
+        return chunkKill(opts, c, rng, ++chunkTables);
+      case 'green-snapshot':
+        throw new Error('green-snapshot is injected during the initial snapshot, not in the fault loop');
     }
   };
+  let chunkTables = 0;
+  const loopFaults = opts.faults.filter((k) => !START_FAULTS.includes(k));
+  if (loopFaults.length === 0) return;
   for (;;) {
     await abortableDelay(rng.int(opts.gapMs[0], opts.gapMs[1]), c.signal);
     if (c.signal.aborted) return;
-    let kind = rng.pick(opts.faults);
-    if ((kind === 'broker' || kind === 'green') && (envFaults.get(kind) ?? 0) >= opts.envFaultLimit) {
-      const local = opts.faults.filter((k) => k !== 'broker' && k !== 'green');
+    let kind = rng.pick(loopFaults);
+    if (LIMITED_FAULTS.includes(kind) && (envFaults.get(kind) ?? 0) >= opts.envFaultLimit) {
+      const local = loopFaults.filter((k) => !LIMITED_FAULTS.includes(k));
       if (local.length === 0) continue;
       kind = rng.pick(local);
     }
@@ -542,6 +754,83 @@ async function runFaults(opts: SoakOptions, c: FaultContext): Promise<void> {
     c.log(
       `  fault ${c.faults.length} at ${record.atS}s: ${kind} (${detail}); ${recoveryMs === null ? 'NO RECOVERY' : `recovered in ${recoveryMs} ms`}`,
     );
+  }
+}
+
+/**
+ * syncrep: synchronous replication with a standby that does not answer for `holdMs` (blue's
+ * synchronous_standby_names names one that never connects), then released. Every commit on
+ * blue meanwhile is flushed and decoded but stays invisible until the release: the window in
+ * which a chunk read or a key-change completion could miss it (issue 13). Scratch blue only.
+ */
+async function syncRepStall(blue: pg.Client, holdMs: number): Promise<string> {
+  await blue.query(`ALTER SYSTEM SET synchronous_standby_names = 'soak_absent_standby'`);
+  await blue.query('SELECT pg_reload_conf()');
+  try {
+    await abortableDelay(holdMs);
+  } finally {
+    await blue.query('ALTER SYSTEM RESET synchronous_standby_names');
+    await blue.query('SELECT pg_reload_conf()');
+  }
+  return `synchronous_standby_names named an absent standby for ${holdMs} ms, then reset`;
+}
+
+/**
+ * chunk-kill: a table is added while streaming (config rewritten, producer SIGKILLed and
+ * restarted: it snapshots the table by chunks), TOAST-unchanged updates hit it all along, and
+ * once its chunked snapshot is under way the producer is SIGKILLed again. The writer stops
+ * once the table's snapshot is done; recovered when a probe went through after that.
+ */
+async function chunkKill(opts: SoakOptions, c: FaultContext, rng: Rng, n: number): Promise<string> {
+  const table = `${c.tables.base}_chunk${n}`;
+  const ddl = chunkTableDdl(table);
+  await c.blue.query(ddl);
+  await c.greenPool.query(ddl);
+  await seedChunkTable(c.blue, table, c.tables.ver, opts.chunkTableRows);
+  const stopWriter = new AbortController();
+  const writer = runChunkWriter(
+    opts.blueUrl,
+    createRng(opts.seed, `chunk${n}`),
+    table,
+    c.tables.ver,
+    opts.chunkTableRows,
+    c.stats,
+    stopWriter.signal,
+  ).catch((err) => c.problems.push(`chunk writer of ${table} failed: ${(err as Error).message}`));
+  try {
+    c.tables.chunks.push(table);
+    c.writeConfig();
+    await c.producer.kill('SIGKILL');
+    c.producer.start();
+    const progress = async () => {
+      const { rows } = await c.greenPool
+        .query<{ state: string; done: string }>(
+          `SELECT state, rows_done::text AS done FROM teal.snapshot_progress WHERE schema = 'public' AND "table" = $1`,
+          [table],
+        )
+        .catch(() => ({ rows: [] as Array<{ state: string; done: string }> }));
+      return rows[0];
+    };
+    const midway = await waitFor(
+      async () => {
+        const p = await progress();
+        return p && (p.state === 'done' || Number(p.done) > 0) ? p : undefined;
+      },
+      { what: `the chunked snapshot of ${table} under way`, timeoutMs: 120_000, intervalMs: 25 },
+    );
+    const restartDelay = rng.int(0, 2000);
+    await c.producer.kill('SIGKILL');
+    await abortableDelay(restartDelay);
+    c.producer.start();
+    await waitFor(async () => (await progress())?.state === 'done', {
+      what: `the chunked snapshot of ${table} done`,
+      timeoutMs: opts.recoveryTimeoutMs,
+      intervalMs: 100,
+    });
+    return `added ${table} (${opts.chunkTableRows} rows, TOAST-unchanged updates running), SIGKILL at ${midway.state === 'done' ? 'the end of' : `${midway.done} rows into`} its chunked snapshot, restart after ${restartDelay} ms`;
+  } finally {
+    stopWriter.abort();
+    await writer;
   }
 }
 

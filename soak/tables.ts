@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { auditTriggers, makeShape, type Shape, type ShapeKind } from './shapes.ts';
 
 // The soak's tables. Blue and green get the same shape (same column order, so a row's text
 // is comparable). Green additionally records every row version it is written with, through
@@ -7,20 +8,30 @@ import type pg from 'pg';
 // change applied twice.
 
 export interface SoakTables {
+  base: string;
   items: string;
   ledger: string;
   probe: string;
   audit: string;
   ver: string;
+  /** The issue-12 shapes this run writes (`--shapes`). */
+  shapes: Shape[];
+  /** Tables added while the run streams (the chunk-kill fault), snapshotted by chunk. */
+  chunks: string[];
+  /** A table of many small rows whose initial snapshot lasts long enough to stop green in it (green-snapshot). */
+  bulk?: string;
 }
 
-export function soakTables(base: string): SoakTables {
+export function soakTables(base: string, shapes: ShapeKind[] = []): SoakTables {
   return {
+    base,
     items: `${base}_items`,
     ledger: `${base}_ledger`,
     probe: `${base}_probe`,
     audit: `${base}_audit`,
     ver: `${base}_ver`,
+    shapes: shapes.map((k) => makeShape(k, base)),
+    chunks: [],
   };
 }
 
@@ -30,7 +41,25 @@ export function keyColumns(t: SoakTables): Array<[string, string[]]> {
     [t.items, ['id']],
     [t.ledger, ['account', 'entry']],
     [t.probe, ['id']],
+    ...t.shapes.flatMap((s) => s.tables.map((x): [string, string[]] => [x.name, x.keys])),
+    ...t.chunks.map((c): [string, string[]] => [c, ['id']]),
+    ...(t.bulk ? [[t.bulk, ['id']] as [string, string[]]] : []),
   ];
+}
+
+/** Every table teal replicates in this run (config `tables`, the drain's list). */
+export function replicatedTables(t: SoakTables): string[] {
+  return keyColumns(t).map(([name]) => `public.${name}`);
+}
+
+/** A chunk-kill table: items' shape without the audit (a re-read chunk legitimately writes a version again). */
+export function chunkTableDdl(name: string): string {
+  return `CREATE TABLE ${name} (id bigint PRIMARY KEY, ver bigint NOT NULL, n int NOT NULL, body text);
+    ALTER TABLE ${name} ALTER COLUMN body SET STORAGE EXTERNAL;`;
+}
+
+export function bulkTableDdl(name: string): string {
+  return `CREATE TABLE ${name} (id bigint PRIMARY KEY, ver bigint NOT NULL, v text NOT NULL);`;
 }
 
 function shapes(t: SoakTables): string {
@@ -60,6 +89,8 @@ function shapes(t: SoakTables): string {
 
 export async function createBlue(blue: pg.ClientBase, t: SoakTables): Promise<void> {
   await blue.query(`${shapes(t)}
+    ${t.shapes.map((s) => s.ddl).join('\n')}
+    ${t.bulk ? bulkTableDdl(t.bulk) : ''}
     CREATE SEQUENCE ${t.ver};
     -- Out-of-line TOAST without compression, so an UPDATE that leaves it alone really sends it as unchanged.
     ALTER TABLE ${t.items} ALTER COLUMN body SET STORAGE EXTERNAL;`);
@@ -81,19 +112,40 @@ export async function createGreen(green: pg.ClientBase, t: SoakTables): Promise<
     CREATE TRIGGER audit AFTER INSERT OR UPDATE ON ${t.items} FOR EACH ROW EXECUTE FUNCTION ${t.audit}_items();
     CREATE TRIGGER audit AFTER INSERT OR UPDATE ON ${t.ledger} FOR EACH ROW EXECUTE FUNCTION ${t.audit}_ledger();
     ALTER TABLE ${t.items} ENABLE ALWAYS TRIGGER audit;
-    ALTER TABLE ${t.ledger} ENABLE ALWAYS TRIGGER audit;`);
+    ALTER TABLE ${t.ledger} ENABLE ALWAYS TRIGGER audit;
+    ${t.shapes.map((s) => s.ddl).join('\n')}
+    ${t.bulk ? bulkTableDdl(t.bulk) : ''}
+    ${
+      t.shapes.length
+        ? auditTriggers(
+            t.audit,
+            t.shapes.flatMap((s) => s.audited),
+          )
+        : ''
+    }`);
+}
+
+/** The run's own tables on one side (every table named `<base>_...`), partitions left to their root. */
+async function ownTables(db: pg.ClientBase, base: string): Promise<string[]> {
+  const { rows } = await db.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+        AND starts_with(c.relname, $1)`,
+    [`${base}_`],
+  );
+  return rows.map((r) => r.name);
 }
 
 export async function dropBlue(blue: pg.ClientBase, t: SoakTables): Promise<void> {
-  await blue.query(
-    `DROP TABLE IF EXISTS ${t.items}, ${t.ledger}, ${t.probe}; DROP SEQUENCE IF EXISTS ${t.ver}`,
-  );
+  const tables = await ownTables(blue, t.base);
+  if (tables.length > 0) await blue.query(`DROP TABLE IF EXISTS ${tables.join(', ')} CASCADE`);
+  await blue.query(`DROP SEQUENCE IF EXISTS ${t.ver}`);
 }
 
 export async function dropGreen(green: pg.ClientBase, t: SoakTables): Promise<void> {
-  await green.query(
-    `DROP TABLE IF EXISTS ${t.items}, ${t.ledger}, ${t.probe}, ${t.audit}; DROP FUNCTION IF EXISTS ${t.audit}_items(), ${t.audit}_ledger()`,
-  );
+  const tables = await ownTables(green, t.base);
+  if (tables.length > 0) await green.query(`DROP TABLE IF EXISTS ${tables.join(', ')} CASCADE`);
+  await green.query(`DROP FUNCTION IF EXISTS ${t.audit}_items(), ${t.audit}_ledger(), ${t.audit}_row()`);
 }
 
 export interface TableDigest {

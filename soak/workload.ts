@@ -2,6 +2,7 @@ import { VALUE_SESSION_OPTIONS } from '@teal/postgres';
 import { abortableDelay } from '@teal/runtime';
 import pg from 'pg';
 import type { Rng } from './rng.ts';
+import type { Shape, ShapeStats } from './shapes.ts';
 import type { SoakTables } from './tables.ts';
 
 // The write load on blue, drawn from a seeded RNG: inserts, updates that leave the TOASTed
@@ -264,6 +265,117 @@ export async function seed(url: string, rng: Rng, t: SoakTables, keys: KeySpace,
       await db.query(lsql, lvalues);
     }
     await db.query('COMMIT');
+  } finally {
+    await db.end().catch(() => {});
+  }
+}
+
+export interface ShapeWriterOptions {
+  url: string;
+  rng: Rng;
+  shapes: Shape[];
+  stats: ShapeStats;
+  signal: AbortSignal;
+  /** Transactions per second over all shapes (a schedule, not a synchronization). */
+  rate: number;
+}
+
+/** One connection writing the issue-12 shapes: each transaction is one shape's step. */
+export async function runShapeWriter(o: ShapeWriterOptions): Promise<void> {
+  if (o.shapes.length === 0) return;
+  const db = textClient(o.url);
+  await db.connect();
+  try {
+    while (!o.signal.aborted) {
+      const started = Date.now();
+      const shape = o.rng.pick(o.shapes);
+      try {
+        await db.query('BEGIN');
+        await shape.step(db, o.rng, o.stats);
+        await db.query('COMMIT');
+        o.stats.transactions[shape.kind] = (o.stats.transactions[shape.kind] ?? 0) + 1;
+      } catch (err) {
+        await db.query('ROLLBACK').catch(() => {});
+        // A TRUNCATE of the FK pair may take a row this step picked: the next step goes on.
+        if (!['40P01', '40001', '23505', '23503'].includes((err as { code?: string }).code ?? '')) throw err;
+      }
+      const wait = 1000 / o.rate - (Date.now() - started);
+      if (wait > 0) await abortableDelay(o.rng.int(0, Math.round(2 * wait)), o.signal);
+    }
+  } finally {
+    await db.end().catch(() => {});
+  }
+}
+
+export async function seedShapes(url: string, rng: Rng, shapes: Shape[]): Promise<void> {
+  const db = textClient(url);
+  await db.connect();
+  try {
+    for (const s of shapes) {
+      await db.query('BEGIN');
+      await s.seed(db, rng);
+      await db.query('COMMIT');
+    }
+  } finally {
+    await db.end().catch(() => {});
+  }
+}
+
+const bodySql = (n32: number) =>
+  `(SELECT string_agg(md5(random()::text || g::text || x::text), '') FROM generate_series(1, ${n32}) x)`;
+
+/** A table added while streaming (chunk-kill): `rows` rows with ~3 kB TOASTed bodies. */
+export async function seedChunkTable(db: pg.ClientBase, table: string, ver: string, rows: number) {
+  await db.query(
+    `INSERT INTO ${table} SELECT g, nextval('${ver}'), 0, ${bodySql(100)} FROM generate_series(1, $1::int) g`,
+    [rows],
+  );
+}
+
+/**
+ * Writes into a table while its chunked snapshot runs: mostly updates that leave the TOASTed
+ * body unchanged (the case a chunk window must not drop), some body rewrites, deletes and inserts.
+ */
+export async function runChunkWriter(
+  url: string,
+  rng: Rng,
+  table: string,
+  ver: string,
+  rows: number,
+  stats: WorkloadStats,
+  signal: AbortSignal,
+): Promise<void> {
+  const db = textClient(url);
+  await db.connect();
+  let next = rows + 1;
+  try {
+    while (!signal.aborted) {
+      const r = rng.next();
+      const id = rng.int(1, next);
+      if (r < 0.75) {
+        const res = await db.query(`UPDATE ${table} SET n = n + 1, ver = nextval('${ver}') WHERE id = $1`, [
+          id,
+        ]);
+        stats.toastUnchangedUpdates += res.rowCount ?? 0;
+        stats.updates += res.rowCount ?? 0;
+      } else if (r < 0.85) {
+        const res = await db.query(
+          `UPDATE ${table} SET body = ${bodySql(90).replace('g::text', '$1::text')}, ver = nextval('${ver}') WHERE id = $1`,
+          [id],
+        );
+        stats.updates += res.rowCount ?? 0;
+      } else if (r < 0.92) {
+        const res = await db.query(`DELETE FROM ${table} WHERE id = $1`, [id]);
+        stats.deletes += res.rowCount ?? 0;
+      } else {
+        await db.query(
+          `INSERT INTO ${table} VALUES ($1, nextval('${ver}'), 0, ${bodySql(100).replace('g::text', '$1::text')})`,
+          [next++],
+        );
+        stats.inserts++;
+      }
+      await abortableDelay(rng.int(5, 40), signal);
+    }
   } finally {
     await db.end().catch(() => {});
   }

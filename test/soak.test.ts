@@ -1,13 +1,19 @@
 import { describe, expect, test } from 'vitest';
+import { SHAPE_KINDS } from '../soak/shapes.ts';
 import { defaultOptions, runSoak } from '../soak/soak.ts';
 import { blueUrl, greenUrl, kafkaBrokers } from './support/env.ts';
 
-// The CI cut of `npm run soak` (soak/run.ts): 50 s of seeded writes (TOAST, key changes,
-// truncate, a 50k-row transaction, rollbacks) while the producer and consumer are SIGKILLed
-// and restarted, a second consumer joins the group and leaves (rebalances), and teal's sessions
-// on blue and green are terminated; then a drain and an
-// independent per-row digest of every table. Broker and green restarts stay opt-in
-// (`npm run soak -- --faults ...,broker,green`): they hit everyone on the shared environment.
+// The CI cut of `npm run soak` (soak/run.ts), on a blue and a green of its own (--scratch):
+// 50 s of seeded writes (TOAST, key changes, truncate, a 50k-row transaction, rollbacks, and
+// every issue-12 shape: identity + generated columns, an FK pair truncated together, a
+// secondary unique whose values move between rows, a partitioned table, rows of several MB)
+// while green is stopped during the initial snapshot, the producer and consumer are SIGKILLed
+// and restarted, a second consumer joins the group and leaves (rebalances), teal's sessions
+// on blue and green are terminated, a table is added and the producer killed in its chunked
+// snapshot under TOAST-unchanged updates, blue's commits wait for an absent synchronous
+// standby, and green crashes once; then a drain and an independent per-row digest of every
+// table. The broker restart stays opt-in (`npm run soak -- --faults ...,broker`): it hits
+// everyone on the shared environment.
 describe('soak', () => {
   test('kill and disconnect at random under load: blue == green, nothing applied twice', {
     timeout: 600_000,
@@ -17,7 +23,20 @@ describe('soak', () => {
       ...defaultOptions(),
       durationS: 50,
       seed: 20251124,
-      faults: ['producer', 'consumer', 'terminate', 'rebalance'],
+      faults: [
+        'green-snapshot',
+        'producer',
+        'consumer',
+        'terminate',
+        'rebalance',
+        'chunk-kill',
+        'syncrep',
+        'green',
+      ],
+      shapes: [...SHAPE_KINDS],
+      scratch: true,
+      bulkRows: 50_000,
+      chunkTableRows: 800,
       blueUrl: blueUrl(),
       greenUrl: greenUrl(),
       brokers: kafkaBrokers(),
@@ -44,5 +63,7 @@ describe('soak', () => {
     expect(report.rowsCompared, summary).toBeGreaterThan(40_000);
     expect(report.faults.total, summary).toBeGreaterThanOrEqual(3);
     expect(report.recovery.failed, summary).toBe(0);
+    expect(report.faults.injected['green-snapshot'], summary).toBe(1);
+    expect(report.problems, summary).toEqual([]);
   });
 });
