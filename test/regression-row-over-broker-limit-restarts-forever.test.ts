@@ -30,35 +30,39 @@ describe('regression: a row over the broker limit restarted the stream forever',
   const textOfMb = (mb: number) =>
     `(SELECT string_agg(md5(random()::text), '') FROM generate_series(1, ${Math.round((mb * 1_000_000) / 32)}))`;
 
-  test('a 3 MB jsonb row (snapshot) and a ~10 MB row (stream) replicate with the default limit, and later rows flow', async () => {
-    const name = uniqueName('bigrow');
-    const { blue, green } = await bigRowTable(name);
-    await blue.query(`INSERT INTO ${name} (id, doc, v) VALUES (1, ${jsonbOfMb(3)}, 1), (2, NULL, 2)`);
-    const { producer } = await startPipeline(name, [`public.${name}`]);
-    await waitFor(() => producer.status().state === 'streaming', { what: 'streaming', timeoutMs: 60_000 });
-    await blue.query(`INSERT INTO ${name} (id, body, v) VALUES (3, ${textOfMb(10.2)}, 3)`);
-    await blue.query(`UPDATE ${name} SET v = 20 WHERE id = 2`);
-    await blue.query(`INSERT INTO ${name} (id, v) VALUES (4, 4)`);
+  for (const client of ['platformatic', 'kafkajs'] as const)
+    test(`a 3 MB jsonb row (snapshot) and a ~10 MB row (stream) replicate with the default limit, and later rows flow (${client})`, async () => {
+      const name = uniqueName('bigrow');
+      const { blue, green } = await bigRowTable(name);
+      await blue.query(`INSERT INTO ${name} (id, doc, v) VALUES (1, ${jsonbOfMb(3)}, 1), (2, NULL, 2)`);
+      const { producer } = await startPipeline(name, [`public.${name}`], {
+        kafka: { topicPrefix: name, partitions: 3, client },
+      });
+      await waitFor(() => producer.status().state === 'streaming', { what: 'streaming', timeoutMs: 60_000 });
+      await blue.query(`INSERT INTO ${name} (id, body, v) VALUES (3, ${textOfMb(10.2)}, 3)`);
+      await blue.query(`UPDATE ${name} SET v = 20 WHERE id = 2`);
+      await blue.query(`INSERT INTO ${name} (id, v) VALUES (4, 4)`);
 
-    const sizes = await blue.query<{ id: string; bytes: string }>(
-      `SELECT id, (octet_length(coalesce(doc::text, '')) + octet_length(coalesce(body, '')))::text AS bytes FROM ${name} ORDER BY id`,
-    );
-    expect(Number(sizes.rows[0].bytes)).toBeGreaterThan(3_000_000);
-    expect(Number(sizes.rows[2].bytes)).toBeGreaterThan(10_000_000);
-
-    const dump = async (c: typeof blue) =>
-      (await c.query(`SELECT id, md5(doc::text) AS doc, md5(body) AS body, v FROM ${name} ORDER BY id`)).rows;
-    const expected = await dump(blue);
-    await waitFor(async () => JSON.stringify(await dump(green)) === JSON.stringify(expected), {
-      what: 'green equal to blue with the big rows',
-      timeoutMs: 90_000,
-    }).catch(async (err) => {
-      throw new Error(
-        `${err.message}: green ${JSON.stringify(await dump(green))}, producer ${JSON.stringify(producer.status().error)}`,
+      const sizes = await blue.query<{ id: string; bytes: string }>(
+        `SELECT id, (octet_length(coalesce(doc::text, '')) + octet_length(coalesce(body, '')))::text AS bytes FROM ${name} ORDER BY id`,
       );
+      expect(Number(sizes.rows[0].bytes)).toBeGreaterThan(3_000_000);
+      expect(Number(sizes.rows[2].bytes)).toBeGreaterThan(10_000_000);
+
+      const dump = async (c: typeof blue) =>
+        (await c.query(`SELECT id, md5(doc::text) AS doc, md5(body) AS body, v FROM ${name} ORDER BY id`))
+          .rows;
+      const expected = await dump(blue);
+      await waitFor(async () => JSON.stringify(await dump(green)) === JSON.stringify(expected), {
+        what: 'green equal to blue with the big rows',
+        timeoutMs: 90_000,
+      }).catch(async (err) => {
+        throw new Error(
+          `${err.message}: green ${JSON.stringify(await dump(green))}, producer ${JSON.stringify(producer.status().error)}`,
+        );
+      });
+      expect(producer.status().state).toBe('streaming');
     });
-    expect(producer.status().state).toBe('streaming');
-  });
 
   test('a row above a configured limit stops the producer with TEAL_ROW_TOO_LARGE (table, key, size, setting), no restart loop', async () => {
     const name = uniqueName('toolarge');
@@ -139,6 +143,24 @@ describe('regression: a row over the broker limit restarted the stream forever',
       } finally {
         await admin.disconnect();
       }
+    });
+  }
+
+  for (const client of ['platformatic', 'kafkajs'] as const) {
+    test(`the broker's MESSAGE_TOO_LARGE is TEAL_ROW_TOO_LARGE, not retriable (${client})`, async () => {
+      const topic = uniqueName(`refused_${client}`);
+      const kafka = new KafkaClient({ brokers: kafkaBrokers(), client });
+      onTestFinished(async () => {
+        await kafka.admin().deleteTopics([topic]);
+        await kafka.close();
+      });
+      await kafka.admin().ensureTopic(topic, { partitions: 1 }); // the broker's 1 MiB limit
+      const publisher = await kafka.publisher();
+      const sent = publisher.send([
+        { topic, partition: 0, key: null, value: Buffer.alloc(2 * 1024 * 1024, 7) },
+      ]);
+      await expect(sent).rejects.toMatchObject({ code: 'TEAL_ROW_TOO_LARGE', retriable: false });
+      await expect(sent).rejects.toThrow(`--entity-name ${topic} --add-config max.message.bytes=`);
     });
   }
 });
