@@ -77,7 +77,7 @@ export class ApplyTransaction {
         bad.plan = undefined;
         bad.failed = letter(bad.record, err);
         await this.deadLetter([bad.failed]);
-        await this.transaction(cursor, items);
+        await this.retryContention(cursor, items, budget);
         return;
       }
       const middle = items.indexOf(planned[Math.floor(planned.length / 2)]);
