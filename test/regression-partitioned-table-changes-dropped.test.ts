@@ -2,6 +2,7 @@ import { TealError } from '@teal/errors';
 import { discoverTables, Producer } from '@teal/producer';
 import { waitFor } from '@teal/runtime';
 import type pg from 'pg';
+import { pino } from 'pino';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { controlConfig, controlPipeline, ownBlueDatabase, sessionOn } from './support/control-pipeline.ts';
 import { blueUrl, greenUrl, pgClient, uniqueName } from './support/env.ts';
@@ -141,5 +142,35 @@ describe('partitioned tables replicate through their root', () => {
       ['public.events', true],
       ['public.plain', false],
     ]);
+  });
+
+  test('a TRUNCATE of a partition alone (not published through the root) and a detached partition are errors in the log', async () => {
+    const name = uniqueName('rg_part_trunc');
+    const blue = await pgClient(blueUrl());
+    await createPartitioned(blue, name);
+    await blue.query(`INSERT INTO ${name} VALUES (1, '2024-01-02', 'a'), (2, '2024-02-02', 'b')`);
+    const logged: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void logged.push(line) });
+    const producer = new Producer(controlConfig(name, blueUrl(), [`public.${name}`]), {
+      catalogPollMs: 200,
+      logger,
+    });
+    onTestFinished(async () => {
+      await producer.stop();
+      await blue.query('SELECT pg_drop_replication_slot($1)', [`${name}_slot`]).catch(() => {});
+      await blue.query(`DROP PUBLICATION IF EXISTS ${name}_pub`);
+      await blue.query(`DROP TABLE IF EXISTS ${name}_feb`);
+    });
+    await producer.start();
+    await waitFor(() => producer.status().state === 'streaming', { what: 'streaming', timeoutMs: 60_000 });
+    await blue.query(`TRUNCATE ${name}_jan`);
+    await waitFor(
+      () => logged.some((l) => l.includes(`partition public.${name}_jan of public.${name} was emptied`)),
+      { what: 'the partition truncate in the log' },
+    );
+    await blue.query(`ALTER TABLE ${name} DETACH PARTITION ${name}_feb`);
+    await waitFor(() => logged.some((l) => l.includes('were detached or dropped on blue')), {
+      what: 'the detached partition in the log',
+    });
   });
 });

@@ -22,8 +22,8 @@ import type { StateStore } from './state-store.ts';
 // - a replicated table renamed on blue stops the producer with TEAL_TABLE_RENAMED (the stream
 //   stops there too, at the first change under the new name, even between two polls);
 // - a partition attached to a replicated root with rows in it: the root is snapshotted again
-//   (its changes flow anyway, through the root); a partition detached or dropped is an error
-//   in the log (blue's root lost rows without a delete in the stream).
+//   (its changes flow anyway, through the root); a partition detached, dropped or truncated by
+//   itself is an error in the log (blue's root lost rows without a delete in the stream).
 
 export interface CatalogWatchOptions {
   blue: pg.Pool;
@@ -57,8 +57,8 @@ interface ClassRow {
 
 export class CatalogWatch {
   private timer: NodeJS.Timeout | undefined;
-  /** Leaf partitions of each replicated partitioned table (root oid -> leaf oids), as last seen. */
-  private readonly leaves = new Map<number, Set<number>>();
+  /** Leaf partitions of each replicated partitioned table (root oid -> leaf oid -> relfilenode), as last seen. */
+  private readonly leaves = new Map<number, Map<number, string>>();
   private readonly adopting = new Map<number, Promise<TrackedTable | undefined>>();
   /** Tables refused (no usable key), with the reason last logged. */
   private readonly refused = new Map<number, string>();
@@ -169,7 +169,7 @@ export class CatalogWatch {
     const tracked: TrackedTable = { ...t, shape };
     // Known before it joins the publication: the stream never meets a change of it it does not know.
     this.opts.tables.add(tracked);
-    if (tracked.partitioned) this.leaves.set(oid, (await this.readLeaves([tracked])).get(oid) ?? new Set());
+    if (tracked.partitioned) this.leaves.set(oid, (await this.readLeaves([tracked])).get(oid) ?? new Map());
     await ensurePublication(blue, this.opts.publication, [t]);
     const xmax = await this.currentXmax();
     this.markSnapshotPending(tracked);
@@ -187,10 +187,29 @@ export class CatalogWatch {
     if (roots.length === 0) return;
     const current = await this.readLeaves(roots);
     for (const root of roots) {
-      const seen = this.leaves.get(root.oid) ?? new Set<number>();
-      const now = current.get(root.oid) ?? new Set<number>();
-      const added = [...now].filter((leaf) => !seen.has(leaf));
-      const gone = [...seen].filter((leaf) => !now.has(leaf));
+      const seen = this.leaves.get(root.oid) ?? new Map<number, string>();
+      const now = current.get(root.oid) ?? new Map<number, string>();
+      const added = [...now.keys()].filter((leaf) => !seen.has(leaf));
+      const gone = [...seen.keys()].filter((leaf) => !now.has(leaf));
+      // New storage and no rows: a TRUNCATE of the partition itself, which PostgreSQL does not
+      // publish through the root (CREATE PUBLICATION, publish_via_partition_root). Green keeps
+      // those rows; nothing in the stream says so, so say it here.
+      for (const [leaf, filenode] of now) {
+        const before = seen.get(leaf);
+        if (before === undefined || before === filenode) continue;
+        const row = (await this.classes([leaf])).get(leaf);
+        if (!row) continue;
+        const leafName = qualifiedName(row.schema, row.table);
+        const probe = `SELECT 1 FROM ONLY ${quoteTable(row.schema, row.table)} LIMIT 1`;
+        const empty = (await this.opts.blue.query(probe)).rows.length === 0;
+        if (empty)
+          this.opts.log.error(
+            { table: root.name, partition: leafName },
+            `partition ${leafName} of ${root.name} was emptied on blue by a TRUNCATE of the partition, which PostgreSQL ` +
+              `does not publish through the root: green's ${root.name} still has its rows. Delete them in green ` +
+              `(the partition's range), and truncate partitioned tables through their root or with DELETE`,
+          );
+      }
       if (gone.length > 0)
         this.opts.log.error(
           { table: root.name, partitionOids: gone },
@@ -300,18 +319,19 @@ export class CatalogWatch {
     return new Map(result.rows.map((r) => [Number(r.oid), r] as const));
   }
 
-  private async readLeaves(tables: readonly TrackedTable[]): Promise<Map<number, Set<number>>> {
+  private async readLeaves(tables: readonly TrackedTable[]): Promise<Map<number, Map<number, string>>> {
     const roots = tables.filter((t) => t.partitioned).map((t) => String(t.oid));
-    const out = new Map<number, Set<number>>();
+    const out = new Map<number, Map<number, string>>();
     if (roots.length === 0) return out;
-    const result = await this.opts.blue.query<{ root: string; leaf: string }>(
-      `SELECT r.oid::int8::text AS root, t.relid::int8::text AS leaf
+    const result = await this.opts.blue.query<{ root: string; leaf: string; filenode: string }>(
+      `SELECT r.oid::int8::text AS root, t.relid::int8::text AS leaf, c.relfilenode::int8::text AS filenode
          FROM unnest($1::int8[]::oid[]) AS r(oid), LATERAL pg_partition_tree(r.oid) t
+         JOIN pg_class c ON c.oid = t.relid
         WHERE t.isleaf AND t.relid <> r.oid`,
       [roots],
     );
-    for (const root of roots) out.set(Number(root), new Set());
-    for (const r of result.rows) out.get(Number(r.root))?.add(Number(r.leaf));
+    for (const root of roots) out.set(Number(root), new Map());
+    for (const r of result.rows) out.get(Number(r.root))?.set(Number(r.leaf), r.filenode);
     return out;
   }
 
