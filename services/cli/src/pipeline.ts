@@ -49,7 +49,12 @@ export async function runPipeline(v: Values, io: CliIo, parts: PipelineParts): P
     // Before any slot, publication or topic exists: a shape teal cannot replicate is refused
     // here, naming the table and the fix, rather than found later as a blocked partition.
     const { assertStartable } = await import('@teal/control');
+    const checkStarted = Date.now();
     const report = await assertStartable({ config });
+    logger.info(
+      { ms: Date.now() - checkStarted, tables: report.tables.length, ...report.counts },
+      'teal check: nothing blocks',
+    );
     for (const f of report.findings) {
       if (f.severity === 'warn')
         logger.warn({ table: f.table, check: f.check, fix: f.fix }, `teal check: ${f.what}`);

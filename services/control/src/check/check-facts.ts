@@ -11,7 +11,7 @@ export interface ColumnFacts {
   /** Schema-qualified name of a type that is not Postgres's own, null for built-in types. */
   readonly userType: string | null;
   readonly notNull: boolean;
-  /** A stored generated column (GENERATED ALWAYS AS (...) STORED). */
+  /** A generated column (GENERATED ALWAYS AS (...) STORED, or VIRTUAL from Postgres 18). */
   readonly generated: boolean;
   /** Identity: 'always' (GENERATED ALWAYS AS IDENTITY), 'default' (BY DEFAULT), null when none. */
   readonly identity: 'always' | 'default' | null;

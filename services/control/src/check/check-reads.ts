@@ -105,7 +105,8 @@ async function columns(db: Queryable, oids: readonly string[]): Promise<Map<stri
       baseType: r.base_type,
       userType: r.user_type,
       notNull: r.not_null === 'true',
-      generated: r.generated === 's',
+      // 's' stored; 'v' virtual (Postgres 18): neither is sent by pgoutput nor written by teal.
+      generated: r.generated === 's' || r.generated === 'v',
       identity: r.identity === 'a' ? 'always' : r.identity === 'd' ? 'default' : null,
     });
     out.set(r.rel, list);
