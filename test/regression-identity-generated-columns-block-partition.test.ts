@@ -26,25 +26,34 @@ describe('regression: identity and generated columns in green', () => {
       'id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, a int NOT NULL, ' +
       'doubled int GENERATED ALWAYS AS (a * 2) STORED, note text';
     for (const db of [blue, green]) await db.query(`CREATE TABLE ${name} (${ddl})`);
-    // Green's serial number is its own identity ALWAYS column too, and green computes a column blue does not have.
+    // Green computes a column blue does not have, and one blue stores as a plain column (blue
+    // sends its values; green must not write them).
     await green.query(`ALTER TABLE ${name} ADD COLUMN tripled int GENERATED ALWAYS AS (a * 3) STORED`);
+    await blue.query(`ALTER TABLE ${name} ADD COLUMN note_length int`);
+    await green.query(
+      `ALTER TABLE ${name} ADD COLUMN note_length int GENERATED ALWAYS AS (length(note)) STORED`,
+    );
     onTestFinished(async () => {
       for (const db of [blue, green]) await db.query(`DROP TABLE IF EXISTS ${name}`);
     });
-    await blue.query(`INSERT INTO ${name} (a, note) SELECT g, 'snap' FROM generate_series(1, 5) g`);
+    await blue.query(
+      `INSERT INTO ${name} (a, note, note_length) SELECT g, 'snap', 4 FROM generate_series(1, 5) g`,
+    );
     const config = controlConfig(name, blueUrl(), [`public.${name}`]);
     const { control, consumer } = await controlPipeline(config);
 
-    await blue.query(`INSERT INTO ${name} (a, note) SELECT g, 'stream' FROM generate_series(6, 10) g`);
-    await blue.query(`UPDATE ${name} SET a = a + 100, note = 'updated' WHERE id IN (2, 7)`);
+    await blue.query(
+      `INSERT INTO ${name} (a, note, note_length) SELECT g, 'stream', 6 FROM generate_series(6, 10) g`,
+    );
+    await blue.query(`UPDATE ${name} SET a = a + 100, note = 'updated', note_length = 7 WHERE id IN (2, 7)`);
     await blue.query(`DELETE FROM ${name} WHERE id IN (3, 8)`);
-    await blue.query(`INSERT INTO ${name} (id, a) OVERRIDING SYSTEM VALUE VALUES (1000, 1)`);
+    await blue.query(`INSERT INTO ${name} (id, a) OVERRIDING SYSTEM VALUE VALUES (1000, 1)`); // note NULL: length NULL
 
     const drained = await control.drain({ timeoutMs: 60_000, fence: false });
     expect(drained.drained).toBe(true);
     expect(drained.clean).toBe(true);
     const dump = async (db: typeof blue) =>
-      (await db.query(`SELECT id, a, doubled, note FROM ${name} ORDER BY id`)).rows;
+      (await db.query(`SELECT id, a, doubled, note, note_length FROM ${name} ORDER BY id`)).rows;
     expect(await dump(green)).toEqual(await dump(blue));
     const { rows: computed } = await green.query(
       `SELECT count(*)::int AS n FROM ${name} WHERE tripled = a * 3`,
