@@ -413,5 +413,11 @@ describe('teal check', () => {
     });
     expect(green.code).toBe(3);
     expect(green.err).toContain('cannot connect to green');
+    // The broker: kafkajs retries for ~20 s; teal check gives it 15 s.
+    const kafka = await s.teal(['check'], '{}', { TEAL_KAFKA_BROKERS: '127.0.0.1:1' });
+    expect(kafka.code).toBe(3);
+    expect(kafka.err).toMatch(
+      /^teal check: cannot read the broker's limits at 127\.0\.0\.1:1: .*correct TEAL_KAFKA_BROKERS/,
+    );
   });
 });

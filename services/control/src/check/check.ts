@@ -104,13 +104,9 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
     } catch (err) {
       const message = `cannot read the broker's limits at ${config.kafka.brokers.join(',')}: ${redactSecrets((err as Error).message)}`;
       if (!opts.preflight) {
-        throw new TealError(
-          'TEAL_UNAVAILABLE',
-          `teal check ${message}; start it or correct TEAL_KAFKA_BROKERS`,
-          {
-            cause: err,
-          },
-        );
+        throw new TealError('TEAL_UNAVAILABLE', `${message}; start it or correct TEAL_KAFKA_BROKERS`, {
+          cause: err,
+        });
       }
       skipped.push(`row sizes against Kafka's limits: ${message}`);
     }
