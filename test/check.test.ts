@@ -1,3 +1,5 @@
+import { resolveConfig } from '@teal/config';
+import { runCheck } from '@teal/control';
 import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { describe, expect, onTestFinished, test } from 'vitest';
@@ -398,7 +400,7 @@ describe('teal check', () => {
     );
   });
 
-  test('a server that cannot be reached: exit 3 naming it, password redacted', async () => {
+  test("a server that cannot be reached: exit 3 naming it, password redacted; teal run's preflight checks the rest", async () => {
     const s = await checkDatabases('chk_down', '', '');
     const down = await s.teal(['check'], '{}', {
       TEAL_BLUE_URL: 'postgres://postgres:hunter2@127.0.0.1:1/app',
@@ -413,6 +415,28 @@ describe('teal check', () => {
     });
     expect(green.code).toBe(3);
     expect(green.err).toContain('cannot connect to green');
+    // teal run's preflight checks what it can reach and says what it could not: the producer
+    // waits for green itself (contract item 16), so green away is no refusal.
+    await s.blue.query('CREATE TABLE nokey (x int)');
+    const preflight = await runCheck({
+      preflight: true,
+      config: resolveConfig(
+        { slot: s.name, publication: s.name, kafka: { topicPrefix: s.name } },
+        {
+          env: {
+            TEAL_BLUE_URL: s.blueUrl,
+            TEAL_GREEN_URL: 'postgres://postgres@127.0.0.1:1/app',
+            TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
+          },
+        },
+      ),
+    });
+    expect(preflight.skipped).toEqual([
+      expect.stringMatching(/^green's tables: cannot connect to green at /),
+    ]);
+    expect(preflight.findings.filter((f) => f.table !== null).map((f) => [f.check, f.severity])).toEqual([
+      ['no-key', 'block'],
+    ]);
     // The broker: kafkajs retries for ~20 s; teal check gives it 15 s.
     const kafka = await s.teal(['check'], '{}', { TEAL_KAFKA_BROKERS: '127.0.0.1:1' });
     expect(kafka.code).toBe(3);
