@@ -59,4 +59,29 @@ describe('regression: NULL in key columns', () => {
     expect(consumer.status().deadLetters).toBe(0);
     expect(consumer.status().partitions.filter((p) => p.blocked)).toEqual([]);
   });
+
+  test('equal rows of a keyless table present at the snapshot arrive as many times as blue has them', async () => {
+    const name = uniqueName('rg_nullkey_s');
+    const blue = await pgClient(blueUrl());
+    const green = await pgClient(greenUrl());
+    await blue.query(`CREATE TABLE ${name} (a int, b text)`);
+    await blue.query(`ALTER TABLE ${name} REPLICA IDENTITY FULL`);
+    await green.query(`CREATE TABLE ${name} (a int, b text)`);
+    onTestFinished(async () => {
+      for (const db of [blue, green]) await db.query(`DROP TABLE IF EXISTS ${name}`);
+    });
+    await blue.query(
+      `INSERT INTO ${name} VALUES (5, 'd'), (5, 'd'), (NULL, NULL), (NULL, NULL), (NULL, NULL), (1, NULL)`,
+    );
+    const config = controlConfig(name, blueUrl(), [`public.${name}`]);
+    const { control, consumer } = await controlPipeline(config);
+    await blue.query(`INSERT INTO ${name} VALUES (5, 'd')`);
+    const drained = await control.drain({ timeoutMs: 60_000, fence: false });
+    expect(drained.clean).toBe(true);
+    const dump = async (db: typeof blue) =>
+      (await db.query(`SELECT * FROM ${name} ORDER BY a NULLS FIRST, b NULLS FIRST`)).rows;
+    expect(await dump(green)).toEqual(await dump(blue));
+    expect((await dump(green)).length).toBe(7);
+    expect(consumer.status().deadLetters).toBe(0);
+  });
 });

@@ -58,8 +58,12 @@ export type ApplyStep =
       readonly keys: PgText[][];
     }
   | {
-      /** Plain INSERT: a keyless table's insert adds a row even when an equal one exists. */
-      readonly kind: 'insert';
+      /**
+       * Plain INSERT (`insert`): a keyless table's insert adds a row even when an equal one
+       * exists. `fill`: a keyless table's snapshot rows, keys repeating: green ends with at
+       * least as many rows of a key as the step has (updated, then the missing ones inserted).
+       */
+      readonly kind: 'insert' | 'fill';
       readonly table: TableRef;
       readonly keyColumns: readonly string[];
       readonly columns: readonly string[];
@@ -137,7 +141,7 @@ export function planBatch(events: readonly PlanEvent[], options: PlanOptions = {
   return steps;
 }
 
-type RunKind = 'delete' | 'upsert' | 'update' | 'insert';
+type RunKind = 'delete' | 'upsert' | 'update' | 'insert' | 'fill';
 
 interface Run {
   readonly kind: RunKind;
@@ -169,7 +173,9 @@ class StreamOrder {
         ? 'update'
         : mode === 'keyless' && event.op === 'c'
           ? 'insert'
-          : 'upsert';
+          : mode === 'keyless' && event.op === 'r'
+            ? 'fill'
+            : 'upsert';
     const id = keyId(event.keyColumns, event.key);
     const mask = nullMask(event.keyColumns, event.key);
     const row = kind === 'delete' ? null : event.row!;
@@ -180,7 +186,7 @@ class StreamOrder {
       kind === 'update' ||
       run.table !== event.table ||
       run.nullMask !== mask ||
-      run.keys.has(id) ||
+      (run.keys.has(id) && kind !== 'fill') ||
       (row !== null && !sameOrder(row, run.order))
     ) {
       this.end();

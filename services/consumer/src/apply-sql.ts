@@ -188,6 +188,30 @@ function groupStatements(
           values,
         },
       ];
+    case 'fill': {
+      // A snapshot row of a keyless table: a chunk read while streaming may find rows the stream
+      // already wrote, and blue may hold equal rows (all in one chunk, consecutive). The n-th row
+      // of a key is inserted when green has fewer than n; the first updates the rows it matches.
+      const keyCols = aliases.slice(0, keyCount).join(', ');
+      const typed = `src AS (SELECT ${columns.map((_, i) => `${cast(i)} AS ${aliases[i]}`).join(', ')}, v.o FROM ${unnest} WITH ORDINALITY AS v(${aliases.join(', ')}, o))`;
+      const ranked = `ranked AS (SELECT src.*, row_number() OVER (PARTITION BY ${keyCols} ORDER BY src.o) AS n FROM src)`;
+      const rMatch = (alias: string) => match(alias, (i) => `r.${aliases[i]}`);
+      const pick = columns.map((_, i) => `r.${aliases[i]}`).join(', ');
+      const set = settable.map((i) => `${quoteIdent(columns[i])} = r.${aliases[i]}`);
+      const upd =
+        set.length > 0
+          ? `, upd AS (UPDATE ${table} AS t SET ${set.join(', ')} FROM ranked AS r WHERE r.n = 1 AND ${rMatch('t')})`
+          : '';
+      return [
+        ...checks,
+        {
+          text:
+            `WITH ${typed}, ${ranked}${upd} INSERT INTO ${table} (${columns.map(quoteIdent).join(', ')})${overriding} ` +
+            `SELECT ${pick} FROM ranked AS r WHERE r.n > (SELECT count(*) FROM ${table} AS t WHERE ${rMatch('t')})`,
+          values,
+        },
+      ];
+    }
     case 'upsert': {
       const insert = `INSERT INTO ${table} (${columns.map(quoteIdent).join(', ')})${overriding}`;
       if (!shape.keyless && !hasNull) {

@@ -81,6 +81,25 @@ describe('ordered planning', () => {
     expect(steps.map((s) => s.kind)).toEqual(['insert', 'insert', 'delete']);
   });
 
+  it('keyless snapshot rows fill: equal rows stay in one statement, each counted', () => {
+    const cols = ['a', 'b'];
+    const steps = planBatch(
+      [
+        ev('r', { a: '1', b: 'x' }, {}, cols),
+        ev('r', { a: '1', b: 'x' }, {}, cols),
+        ev('r', { a: '2', b: 'y' }, {}, cols),
+      ],
+      { mode: mode('keyless') },
+    );
+    expect(steps.map((s) => [s.kind, s.kind === 'fill' ? s.rows.length : 0])).toEqual([['fill', 3]]);
+    const g = green({ a: {}, b: {} }, { uniqueIndexes: [] });
+    const [statement] = stepStatements(steps[0], shapeOf(g, cols, 'replica'));
+    expect(statement.text).toMatch(/row_number\(\) OVER \(PARTITION BY c1, c2 ORDER BY src\.o\) AS n/);
+    expect(statement.text).toMatch(
+      /WHERE r\.n > \(SELECT count\(\*\) FROM "public"\."t" AS t WHERE t\."a" = r\.c1 AND t\."b" = r\.c2\)$/,
+    );
+  });
+
   it('a change of NULL pattern in the key starts a new statement', () => {
     const cols = ['a', 'b'];
     const steps = planBatch(
