@@ -123,11 +123,46 @@ export class CatalogWatch {
         return;
       }
     }
+    await this.keepPublished(known.filter((t) => now.has(t.oid)));
     if (this.opts.mode === 'all') {
       const rows = (await this.opts.blue.query<{ oid: string }>(DEFAULT_TABLES_SQL)).rows;
       for (const r of rows) if (!this.opts.tables.oid(Number(r.oid))) await this.adopt(Number(r.oid));
     }
     await this.followPartitions();
+  }
+
+  /**
+   * A replicated table someone removed from the publication (ALTER PUBLICATION ... DROP TABLE)
+   * has had none of its changes in the stream since: it is added back and copied again, and the
+   * gap is an error in the log (a row deleted on blue meanwhile stays in green; verify finds it).
+   */
+  private async keepPublished(tables: readonly TrackedTable[]): Promise<void> {
+    if (tables.length === 0) return;
+    const pub = await this.opts.blue.query<{ all: string }>(
+      'SELECT puballtables::text AS all FROM pg_publication WHERE pubname = $1',
+      [this.opts.publication],
+    );
+    // A publication gone stops the stream itself (TEAL_PUBLICATION_MISSING); FOR ALL TABLES has them all.
+    if (pub.rows.length === 0 || pub.rows[0].all === 'true') return;
+    const published = await this.opts.blue.query<{ name: string }>(
+      "SELECT schemaname || '.' || tablename AS name FROM pg_publication_tables WHERE pubname = $1",
+      [this.opts.publication],
+    );
+    const have = new Set(published.rows.map((r) => r.name));
+    for (const t of tables) {
+      if (have.has(t.name)) continue;
+      this.opts.log.error(
+        { table: t.name, publication: this.opts.publication },
+        `${t.name} was removed from publication ${this.opts.publication} on blue, so its changes since were not ` +
+          'streamed: teal adds it back and copies it again; rows deleted on blue meanwhile stay in green (teal verify ' +
+          'lists them): delete them in green',
+      );
+      await ensurePublication(this.opts.blue, this.opts.publication, [t]);
+      const shape = await loadTableSchema(this.opts.blue, this.opts.types, t.schema, t.table, t.keyColumns);
+      const xmax = await this.currentXmax();
+      this.markSnapshotPending(t);
+      this.snapshotLater({ ...t, shape }, xmax);
+    }
   }
 
   /**
