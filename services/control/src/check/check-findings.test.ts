@@ -350,6 +350,31 @@ describe('teal check findings', () => {
     expect(pick(withType, 'green-table-missing')[0].severity).toBe('info');
   });
 
+  test('modifiers: a longer varchar, more digits at the same scale, finer time widen; others warn', () => {
+    const pairs: Array<[string, string, string, string]> = [
+      ['character varying(20)', 'character varying', 'character varying(40)', 'type-changed'],
+      ['character varying(40)', 'character varying', 'character varying(20)', 'type-modifier-changed'],
+      ['numeric(10,2)', 'numeric', 'numeric(12,2)', 'type-changed'],
+      ['numeric(10,2)', 'numeric', 'numeric(12,4)', 'type-modifier-changed'],
+      [
+        'timestamp(3) with time zone',
+        'timestamp with time zone',
+        'timestamp(6) with time zone',
+        'type-changed',
+      ],
+      ['character(5)', 'character', 'character(10)', 'type-modifier-changed'],
+    ];
+    for (const [blueType, base, greenType, check] of pairs) {
+      const blue = blueTable('public.m', { columns: [col('id'), col('c', blueType, { baseType: base })] });
+      const green = greenTable('public.m', { columns: [col('id'), col('c', greenType, { baseType: base })] });
+      const list = findings(facts([blue], [green])).filter((f) => f.check.startsWith('type-'));
+      expect(
+        list.map((f) => f.check),
+        `${blueType} -> ${greenType}`,
+      ).toEqual([check]);
+    }
+  });
+
   test('a transform that does not fit blue blocks with its own message', () => {
     const list = findings(facts([blueTable('public.t')]), {
       transforms: { 'public.t': { dropColumns: ['nope'] } },

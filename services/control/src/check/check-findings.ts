@@ -590,11 +590,38 @@ function typeVerdict(
   if (blue.type === green.type) return 'same';
   if (blue.baseType === green.baseType) {
     // Dropping a modifier (varchar(40) -> varchar, numeric(12,2) -> numeric) only widens.
-    return green.type === green.baseType ? 'widening' : 'modifier';
+    if (green.type === green.baseType) return 'widening';
+    return modifierWidens(blue, green) ? 'widening' : 'modifier';
   }
   const widens = WIDENINGS[blue.baseType];
   if (widens?.includes(green.baseType)) return green.type === green.baseType ? 'widening' : 'modifier';
   return 'incompatible';
+}
+
+const MODIFIER = /\((\d+)(?:,(\d+))?\)/;
+const LENGTH_TYPES = new Set(['character varying', 'bit varying']);
+const PRECISION_TYPES = new Set([
+  'timestamp without time zone',
+  'timestamp with time zone',
+  'time without time zone',
+  'time with time zone',
+  'interval',
+]);
+
+/**
+ * A larger modifier of the same type that keeps every value's text: a longer varchar, more
+ * digits before the point with the same scale (another scale changes "1.50"'s text), a finer
+ * time precision. Fixed-length types (char(n), bit(n)) pad, so their text changes: not here.
+ */
+function modifierWidens(blue: ColumnFacts, green: ColumnFacts): boolean {
+  const b = MODIFIER.exec(blue.type);
+  const g = MODIFIER.exec(green.type);
+  if (!b || !g) return false;
+  const [bn, bs] = [Number(b[1]), Number(b[2] ?? 0)];
+  const [gn, gs] = [Number(g[1]), Number(g[2] ?? 0)];
+  if (LENGTH_TYPES.has(blue.baseType) || PRECISION_TYPES.has(blue.baseType)) return gn >= bn;
+  if (blue.baseType === 'numeric') return gs === bs && gn >= bn;
+  return false;
 }
 
 function sameColumns(a: readonly string[], b: readonly string[]): boolean {
