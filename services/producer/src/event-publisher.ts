@@ -123,6 +123,14 @@ interface TableStrings {
   layout: TopicLayout;
 }
 
+/** What a record is, for an error: built only for a record too large or of hundreds of KB. */
+function describeRecord(record: OutgoingRecord, codec?: TableCodec, event?: ChangeEvent): string {
+  if (!codec || !event)
+    return `a logical decoding message with prefix ${JSON.stringify(record.headers?.['teal.prefix'])}`;
+  const table = `${codec.table.schema}.${codec.table.table}`;
+  return event.op === 't' ? `a truncate of ${table}` : `a change of ${table} (key ${keyText(event.key)})`;
+}
+
 /** A key as the operator reads it in an error: its columns as JSON, cut short. */
 const keyText = (key: Readonly<Record<string, string | null>>) => {
   const json = JSON.stringify(key);
@@ -220,8 +228,7 @@ export class EventPublisher {
       if (!layout.ordered) this.verifyBeforeSending(topic);
       for (let partition = 0; partition < partitions; partition++) {
         const record = { topic, partition, key: null, value, headers };
-        const what = () => `a truncate of ${codec.table.schema}.${codec.table.table}`;
-        this.push(record, label, event.position, event.commitTimeUs, layout, what);
+        this.push(record, label, event.position, event.commitTimeUs, layout, codec, event);
       }
       if (!layout.ordered) this.verifyBeforeSending(topic); // a batch closed in between
       return;
@@ -232,8 +239,7 @@ export class EventPublisher {
       ? 0
       : this.opts.publisher.partitionFor(partitionKey(key), layout.partitions);
     const record = { topic, partition, key, value, headers };
-    const what = () => `a change of ${codec.table.schema}.${codec.table.table} (key ${keyText(event.key)})`;
-    this.push(record, label, event.position, event.commitTimeUs, layout, what);
+    this.push(record, label, event.position, event.commitTimeUs, layout, codec, event);
   }
 
   /** The filling batch goes only once `topic` is seen to have the partition count teal hashes over. */
@@ -278,8 +284,7 @@ export class EventPublisher {
         'teal.xid': String(xid),
       },
     };
-    const what = () => `a logical decoding message with prefix ${JSON.stringify(message.prefix)}`;
-    this.push(record, undefined, message.position, undefined, layout, what);
+    this.push(record, undefined, message.position, undefined, layout);
   }
 
   /** True when the caller should `await waitForCapacity()` before adding more. */
@@ -376,13 +381,14 @@ export class EventPublisher {
     position: Position,
     commitTimeUs: bigint | undefined,
     layout: TopicLayout,
-    what: () => string,
+    codec?: TableCodec,
+    event?: ChangeEvent,
   ): void {
     this.checkLayouts();
     if (this.failure !== undefined) throw this.failure;
     const bytes = recordBytes(record);
     if (bytes + RECORD_BATCH_OVERHEAD > layout.maxRecordBytes) {
-      const err = this.tooLarge(bytes, layout, what());
+      const err = this.tooLarge(bytes, layout, describeRecord(record, codec, event));
       this.abort(err);
       throw err;
     }
@@ -397,7 +403,7 @@ export class EventPublisher {
     b.bytes += bytes;
     if (bytes >= BIG_RECORD) {
       b.big ??= [];
-      b.big.push({ bytes, what: what() });
+      b.big.push({ bytes, what: describeRecord(record, codec, event) });
     }
     if (label !== undefined) b.counts.set(label, (b.counts.get(label) ?? 0) + 1);
     b.lastPosition = position;
