@@ -21,13 +21,13 @@ describe('regression: a topic whose partition count changed split a key over two
   const kafka = new KafkaClient({ brokers: kafkaBrokers(), clientId: 'teal-partitions-changed-test' });
   afterAll(() => kafka.close());
 
-  function configFor(name: string): ResolvedConfig {
+  function configFor(name: string, client: 'platformatic' | 'kafkajs' = 'platformatic'): ResolvedConfig {
     return resolveConfig(
       {
         tables: [`public.${name}`],
         slot: name,
         publication: name,
-        kafka: { topicPrefix: name, partitions: 2 },
+        kafka: { topicPrefix: name, partitions: 2, client },
         heartbeatMs: 500,
       },
       {
@@ -40,11 +40,11 @@ describe('regression: a topic whose partition count changed split a key over two
     );
   }
 
-  async function setup(name: string) {
+  async function setup(name: string, client?: 'platformatic' | 'kafkajs') {
     const blue = await pgClient(blueUrl());
     const green = await pgClient(greenUrl());
     for (const c of [blue, green]) await c.query(`CREATE TABLE ${name} (id int PRIMARY KEY, v int)`);
-    const config = configFor(name);
+    const config = configFor(name, client);
     const running: Array<{ stop(): Promise<void> }> = [];
     onTestFinished(async () => {
       for (const r of running.reverse()) await r.stop().catch(() => {});
@@ -84,33 +84,34 @@ describe('regression: a topic whose partition count changed split a key over two
     return { blue, green, config, producer, consumer, topic, addPartitions, greenEqualsBlue };
   }
 
-  test('while streaming: a truncate after kafka-topics --alter is not sent; the producer stops, naming topic and counts', async () => {
-    const name = uniqueName('parts_trunc');
-    const s = await setup(name);
-    await s.blue.query(`INSERT INTO ${name} SELECT g, 0 FROM generate_series(1, 20) g`);
-    const producer = s.producer();
-    await producer.start();
-    await waitFor(() => producer.status().state === 'streaming', { what: 'streaming', timeoutMs: 60_000 });
+  for (const client of ['platformatic', 'kafkajs'] as const)
+    test(`while streaming: a truncate after kafka-topics --alter is not sent; the producer stops, naming topic and counts (${client})`, async () => {
+      const name = uniqueName('parts_trunc');
+      const s = await setup(name, client);
+      await s.blue.query(`INSERT INTO ${name} SELECT g, 0 FROM generate_series(1, 20) g`);
+      const producer = s.producer();
+      await producer.start();
+      await waitFor(() => producer.status().state === 'streaming', { what: 'streaming', timeoutMs: 60_000 });
 
-    await s.addPartitions(3);
-    await s.blue.query(`UPDATE ${name} SET v = 1`);
-    await s.blue.query(`TRUNCATE ${name}`);
-    const error = await waitFor(() => producer.status().error, {
-      what: 'the producer to stop',
-      timeoutMs: 30_000,
+      await s.addPartitions(3);
+      await s.blue.query(`UPDATE ${name} SET v = 1`);
+      await s.blue.query(`TRUNCATE ${name}`);
+      const error = await waitFor(() => producer.status().error, {
+        what: 'the producer to stop',
+        timeoutMs: 30_000,
+      });
+      expect(error.code).toBe('TEAL_TOPIC_PARTITIONS_CHANGED');
+      expect(error.message).toContain(`topic ${s.topic} went from 2 to 3 partitions`);
+      expect(error.message).toContain('start the producer again');
+      expect(producer.status().state).toBe('failed');
+      // Nothing went to the new partition, and the truncate went nowhere (it waits for the restart).
+      const events = await readAllEvents(kafka, name, s.topic);
+      expect(events.filter((e: ChangeEvent) => e.op === 't')).toEqual([]);
+      const admin = kafka.admin();
+      const ends = await admin.logEndOffsets(s.topic);
+      await admin.close();
+      expect(ends.find((e) => e.partition === 2)?.end).toBe(0n);
     });
-    expect(error.code).toBe('TEAL_TOPIC_PARTITIONS_CHANGED');
-    expect(error.message).toContain(`topic ${s.topic} went from 2 to 3 partitions`);
-    expect(error.message).toContain('start the producer again');
-    expect(producer.status().state).toBe('failed');
-    // Nothing went to the new partition, and the truncate went nowhere (it waits for the restart).
-    const events = await readAllEvents(kafka, name, s.topic);
-    expect(events.filter((e: ChangeEvent) => e.op === 't')).toEqual([]);
-    const admin = kafka.admin();
-    const ends = await admin.logEndOffsets(s.topic);
-    await admin.close();
-    expect(ends.find((e) => e.partition === 2)?.end).toBe(0n);
-  });
 
   test('a start with the new count is refused while green has not applied the topic, then taken once it has', async () => {
     const name = uniqueName('parts_restart');
