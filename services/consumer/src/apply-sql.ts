@@ -138,8 +138,7 @@ function groupStatements(
         group.nulls[i] ? `${alias}.${quoteIdent(k)} IS NULL` : `${alias}.${quoteIdent(k)} = ${value(i)}`,
       )
       .join(' AND ');
-  const insertColumns = columns.filter((c, i) => i < keyCount || !generated(c));
-  const overriding = insertColumns.some((c) => identityAlways(c)) ? ' OVERRIDING SYSTEM VALUE' : '';
+  const overriding = columns.some((c) => identityAlways(c)) ? ' OVERRIDING SYSTEM VALUE' : '';
   // Non-key columns an UPDATE may set: green refuses any value for an identity GENERATED ALWAYS one.
   const settable: number[] = [];
   const identities: number[] = [];
@@ -158,12 +157,15 @@ function groupStatements(
   switch (step.kind) {
     case 'delete': {
       if (shape.keyless) {
-        // A key may name several equal rows; blue deleted one.
+        // A key may name several equal rows; blue deleted one. `ctid = ANY` lets a TID scan find
+        // the rows (no scan of the table); the (tableoid, ctid) pair names one row of a partition.
         return [
           {
             text:
-              `DELETE FROM ${table} AS t WHERE (t.tableoid, t.ctid) IN (SELECT x.tableoid, x.ctid FROM ${source} ` +
-              `CROSS JOIN LATERAL (SELECT r.tableoid, r.ctid FROM ${table} AS r WHERE ${match('r', (i) => cast(i))} LIMIT 1) AS x)`,
+              `WITH x AS MATERIALIZED (SELECT f.tableoid, f.ctid FROM ${source} CROSS JOIN LATERAL ` +
+              `(SELECT r.tableoid, r.ctid FROM ${table} AS r WHERE ${match('r', (i) => cast(i))} LIMIT 1) AS f) ` +
+              `DELETE FROM ${table} AS t WHERE t.ctid = ANY (ARRAY(SELECT x.ctid FROM x)) ` +
+              'AND (t.tableoid, t.ctid) IN (SELECT x.tableoid, x.ctid FROM x)',
             values,
           },
         ];
