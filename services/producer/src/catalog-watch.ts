@@ -310,18 +310,28 @@ export class CatalogWatch {
         // A transaction that began before the table joined the publication may be decoded without
         // it (pgoutput reads the membership as the transaction saw it): wait until every such one
         // has ended, so that what it wrote is in the chunks read after.
+        const since = Date.now();
+        let warned = since;
         await waitFor(
-          async () =>
-            this.opts.signal.aborted ||
-            (
-              await this.opts.blue.query<{ ok: string }>(
-                'SELECT (pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8)::text AS ok',
-                [xmax],
-              )
-            ).rows[0].ok === 'true',
+          async () => {
+            if (this.opts.signal.aborted) return true;
+            const r = await this.opts.blue.query<{ ok: string }>(
+              'SELECT (pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8)::text AS ok',
+              [xmax],
+            );
+            if (r.rows[0].ok === 'true') return true;
+            if (Date.now() - warned > 60_000) {
+              warned = Date.now();
+              this.opts.log.warn(
+                { table: t.name, waitedMs: Date.now() - since },
+                'the snapshot of a table added while streaming waits for older transactions on blue to end (a long transaction or a forgotten prepared one: pg_stat_activity, pg_prepared_xacts)',
+              );
+            }
+            return false;
+          },
           {
             what: `transactions older than ${t.name}'s addition to the publication to end`,
-            timeoutMs: 24 * 3600_000,
+            timeoutMs: 7 * 24 * 3600_000,
             intervalMs: 200,
           },
         );
