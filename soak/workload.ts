@@ -360,8 +360,8 @@ export async function runChunkWriter(
         stats.updates += res.rowCount ?? 0;
       } else if (r < 0.85) {
         const res = await db.query(
-          `UPDATE ${table} SET body = ${bodySql(90).replace('g::text', '$1::text')}, ver = nextval('${ver}') WHERE id = $1`,
-          [id],
+          `UPDATE ${table} SET body = ${bodySql(90).replace('g::text', '$2::text')}, ver = nextval('${ver}') WHERE id = $1`,
+          [id, rng.hex(8)],
         );
         stats.updates += res.rowCount ?? 0;
       } else if (r < 0.92) {
@@ -369,8 +369,8 @@ export async function runChunkWriter(
         stats.deletes += res.rowCount ?? 0;
       } else {
         await db.query(
-          `INSERT INTO ${table} VALUES ($1, nextval('${ver}'), 0, ${bodySql(100).replace('g::text', '$1::text')})`,
-          [next++],
+          `INSERT INTO ${table} VALUES ($1, nextval('${ver}'), 0, ${bodySql(100).replace('g::text', '$2::text')})`,
+          [next++, rng.hex(8)],
         );
         stats.inserts++;
       }
