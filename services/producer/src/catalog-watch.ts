@@ -114,6 +114,7 @@ export class CatalogWatch {
             'a replicated table was dropped on blue: its changes up to the drop are copied, green keeps the table',
           );
         this.dropped.add(t.oid);
+        await this.followRecreated(t);
         continue;
       }
       const name = qualifiedName(row.schema, row.table);
@@ -163,6 +164,28 @@ export class CatalogWatch {
       this.markSnapshotPending(t);
       this.snapshotLater({ ...t, shape }, xmax);
     }
+  }
+
+  /**
+   * A replicated table dropped and created again under its name is a new relation, in no
+   * publication: it is adopted like a new table (copied, then streamed). The drop itself is not
+   * in the stream, so green keeps the old table's rows: an error in the log says so.
+   */
+  private async followRecreated(t: TrackedTable): Promise<void> {
+    if (this.opts.tables.named(t.name)?.oid !== t.oid) return;
+    const r = await this.opts.blue.query<{ oid: string }>(
+      `SELECT c.oid::int8::text AS oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
+      [t.schema, t.table],
+    );
+    if (r.rows.length === 0) return;
+    const adopted = await this.adopt(Number(r.rows[0].oid));
+    if (!adopted) return;
+    this.opts.log.error(
+      { table: t.name },
+      `${t.name} was dropped and created again on blue: teal copies the new table, but the drop is not in the ` +
+        `stream, so green's ${t.name} keeps the old table's rows that the new one lacks: delete them in green (teal verify lists them)`,
+    );
   }
 
   /**
