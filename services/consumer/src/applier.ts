@@ -61,6 +61,9 @@ export class Applier {
   deadLetterCount = 0;
   private readonly rows: RowMapper;
   private readonly transaction: ApplyTransaction;
+  // Writer versions seen per blue table: a new one means blue's table changed (ALTER TABLE),
+  // and the operator usually changes green's to match, so green's cached shape is read again.
+  private readonly writerVersions = new Map<string, string>();
 
   constructor(private readonly deps: ApplierDeps) {
     this.rows = new RowMapper(
@@ -155,8 +158,17 @@ export class Applier {
       }
       item.event = decoded.event;
       item.writer = decoded.table;
+      this.noteWriterVersion(decoded);
     }
     return items;
+  }
+
+  private noteWriterVersion(decoded: Decoded): void {
+    const table = `${decoded.table.schema}.${decoded.table.table}`;
+    const seen = this.writerVersions.get(table);
+    if (seen === decoded.fingerprintHex) return;
+    this.writerVersions.set(table, decoded.fingerprintHex);
+    if (seen !== undefined) this.deps.catalog.invalidate();
   }
 
   private decodeValue(value: Buffer): Decoded | Promise<Decoded> {
