@@ -1,5 +1,6 @@
+import { orderingIndexes } from '@teal/postgres/unique-indexes';
 import { describe, expect, it } from 'vitest';
-import { type BlueUniqueIndex, decideOrdered, orderingIndexes } from './ordered-tables.ts';
+import { type BlueUniqueIndex, decideOrdered } from './ordered-tables.ts';
 
 const index = (name: string, columns: string[], extra: Partial<BlueUniqueIndex> = {}): BlueUniqueIndex => ({
   name,

@@ -1,3 +1,4 @@
+import { orderingIndexes, type UniqueIndexShape } from '@teal/postgres/unique-indexes';
 import type pg from 'pg';
 
 // Which tables keep blue's commit order across their keys (docs/architecture.md, "Big rows,
@@ -23,29 +24,8 @@ export interface OrderedDecision {
 }
 
 /** One unique (or exclusion) index of a blue table, as the catalog query reads it. */
-export interface BlueUniqueIndex {
+export interface BlueUniqueIndex extends UniqueIndexShape {
   readonly name: string;
-  /** Column names in index order; empty entries for expressions. */
-  readonly columns: readonly string[];
-  /** A partial index or one over an expression never is the key's. */
-  readonly plain: boolean;
-  /** An exclusion constraint: rows collide by overlap, the same hazard as a unique value. */
-  readonly exclusion: boolean;
-}
-
-/**
- * The indexes that make a table ordered: every unique or exclusion index but the one over
- * exactly the key columns (the primary key or replica identity index, as teal keys it).
- * Pure; the same rule as the consumer's `hasSecondaryUnique` on green.
- */
-export function orderingIndexes(
-  indexes: readonly BlueUniqueIndex[],
-  keyColumns: readonly string[],
-): BlueUniqueIndex[] {
-  const key = new Set(keyColumns);
-  const isKeyIndex = (i: BlueUniqueIndex) =>
-    i.plain && !i.exclusion && i.columns.length === key.size && i.columns.every((c) => key.has(c));
-  return indexes.filter((i) => !isKeyIndex(i));
 }
 
 /** Decides for one table from its indexes and the config's flag (`schema.table` -> boolean). */

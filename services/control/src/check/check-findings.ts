@@ -1,5 +1,6 @@
 import { tableTopic } from '@teal/change-event';
 import type { ResolvedConfig, TransformSet } from '@teal/config';
+import { isKeyIndex } from '@teal/postgres/unique-indexes';
 import type {
   BlueTableFacts,
   CheckFacts,
@@ -628,14 +629,10 @@ function sameColumns(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && [...a].sort().join('\u0000') === [...b].sort().join('\u0000');
 }
 
-/**
- * Blue's indexes that make a table ordered: every unique or exclusion index except a plain one
- * over exactly the key. The producer's rule (services/producer/src/ordered-tables.ts,
- * `orderingIndexes`), repeated here because a service cannot import another.
- */
+/** Blue's indexes that make a table ordered: the producer's rule (@teal/postgres/unique-indexes). */
 function blueOrderingIndexes(blue: BlueTableFacts, key: readonly string[]): UniqueIndexFacts[] {
   return blue.uniqueIndexes.filter(
-    (i) => i.exclusion || i.partialOrExpression || !sameColumns(i.columns, key),
+    (i) => !isKeyIndex({ columns: i.columns, plain: !i.partialOrExpression, exclusion: i.exclusion }, key),
   );
 }
 
