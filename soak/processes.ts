@@ -64,7 +64,10 @@ export class TealChild {
     this.child = child;
     this.expectingExit = false;
     live.add(child);
-    child.once('exit', (code, signal) => {
+    let ended = false;
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (ended) return;
+      ended = true;
       live.delete(child);
       const wake = this.exitWaiters.splice(0);
       const unexpected = !this.expectingExit && !this.stopped && this.child === child;
@@ -82,13 +85,19 @@ export class TealChild {
       setTimeout(() => {
         if (!this.stopped && this.child === child) this.start();
       }, this.restartDelayMs).unref();
+    };
+    child.once('exit', onExit);
+    // A spawn that fails (its cwd gone, node missing) emits 'error' and no 'exit': an exit
+    // of its own, recorded and restarted, never an unhandled crash of the soak.
+    child.once('error', () => {
+      if (child.pid === undefined) onExit(null, null);
     });
   }
 
   /** Sends `signal` and resolves once the process is gone. */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (!child || this.pid === undefined) return;
     this.expectingExit = true;
     const gone = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
     child.kill(signal);
@@ -99,7 +108,7 @@ export class TealChild {
   async stop(graceMs = 10_000): Promise<void> {
     this.stopped = true;
     const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (!child || this.pid === undefined) return;
     this.expectingExit = true;
     const gone = new Promise<void>((resolve) => this.exitWaiters.push(resolve));
     child.kill('SIGTERM');
