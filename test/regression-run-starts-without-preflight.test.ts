@@ -50,4 +50,22 @@ describe('teal run refuses a blocking shape before it creates anything', () => {
       await admin.disconnect();
     }
   });
+
+  test('--skip-check starts past the preflight: the producer itself still refuses the table without a key', async () => {
+    const s = await checkDatabases(
+      'run_skip_check',
+      'CREATE TABLE nokey (x int)',
+      'CREATE TABLE nokey (x int)',
+    );
+    const deadline = new Promise<string>((resolve) => setTimeout(() => resolve('SIGTERM'), 60_000).unref());
+    const run = await s.teal(
+      ['producer', '--skip-check'],
+      `{ tables: ['public.nokey'], kafka: { partitions: 1 } }`,
+      { TEAL_RUN_THREADS: '1' },
+      deadline,
+    );
+    expect(run.code, run.err).toBe(1);
+    expect(run.err).not.toContain('TEAL_CHECK_BLOCKED');
+    expect(run.err).toContain('teal cannot key the rows of 1 table(s) on blue: public.nokey');
+  });
 });

@@ -25,29 +25,39 @@ export { type CliIo, EXIT } from './command.ts';
 
 const common: Options = { help: { type: 'boolean', short: 'h' }, config: { type: 'string' } };
 const json: Options = { json: { type: 'boolean' } };
+// The preflight can be wrong about a shape (a new Postgres feature, a catalog it misreads): the
+// operator may skip it knowingly. The producer's own refusals (no key, a leaf partition) stay.
+const skipCheck: Options = { 'skip-check': { type: 'boolean' } };
 
 const COMMANDS: Record<string, Command> = {
   run: {
     summary: 'producer + consumer + control API in one process (producer in a worker thread)',
-    usage: 'teal run [--config FILE]',
-    options: {},
+    usage: 'teal run [--config FILE] [--skip-check]',
+    options: skipCheck,
     details:
       'The producer runs in a worker thread, consumer and API on the main thread: two cores, one process.\n' +
-      'TEAL_RUN_THREADS=1 runs all three on one thread.',
+      'TEAL_RUN_THREADS=1 runs all three on one thread.\n' +
+      'It runs `teal check` first and refuses a blocking finding; --skip-check starts anyway (logged as a warning).',
     run: (v, io) =>
       runPipeline(v, io, {
         producer: true,
         consumer: true,
         api: true,
         producerThread: runThreads(io.env) === 2,
-        preflight: true,
+        preflight: v['skip-check'] !== true,
       }),
   },
   producer: {
     summary: 'blue -> Kafka only',
-    usage: 'teal producer [--config FILE]',
-    options: {},
-    run: (v, io) => runPipeline(v, io, { producer: true, consumer: false, api: false, preflight: true }),
+    usage: 'teal producer [--config FILE] [--skip-check]',
+    options: skipCheck,
+    run: (v, io) =>
+      runPipeline(v, io, {
+        producer: true,
+        consumer: false,
+        api: false,
+        preflight: v['skip-check'] !== true,
+      }),
   },
   consumer: {
     summary: 'Kafka -> green only',

@@ -45,6 +45,11 @@ export async function runPipeline(v: Values, io: CliIo, parts: PipelineParts): P
   const logger = rootLogger();
   const { assertSafeBind, startApi, TealControl } = await import('@teal/control');
   if (parts.api) assertSafeBind(config.api.host, config.api.token);
+  if (parts.preflight === false && parts.producer) {
+    logger.warn(
+      'teal check skipped (--skip-check): shapes teal cannot replicate are found only when they fail',
+    );
+  }
   if (parts.preflight) {
     // Before any slot, publication or topic exists: a shape teal cannot replicate is refused
     // here, naming the table and the fix, rather than found later as a blocked partition.
