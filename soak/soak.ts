@@ -187,6 +187,16 @@ export async function runSoak(input: SoakOptions): Promise<SoakReport> {
       startScratchPostgres({ max_connections: '200' }),
     ]);
   }
+  // A soak that dies (an exception, Ctrl-C) must not leave its clusters running.
+  const destroyScratch = () => {
+    for (const cluster of [scratchBlue, scratchGreen])
+      try {
+        cluster?.destroy();
+      } catch {
+        // already gone
+      }
+  };
+  process.once('exit', destroyScratch);
   const opts: SoakOptions =
     scratchBlue && scratchGreen ? { ...input, blueUrl: scratchBlue.url, greenUrl: scratchGreen.url } : input;
   const t = soakTables(base, opts.shapes);
@@ -504,14 +514,12 @@ export async function runSoak(input: SoakOptions): Promise<SoakReport> {
     await blue.end().catch(() => {});
     await greenPool.end().catch(() => {});
     await kafka.close().catch(() => {});
+    process.removeListener('exit', destroyScratch);
     if (keep && scratchBlue && scratchGreen)
       log(
         `  kept the scratch clusters: blue ${scratchBlue.dataDir}, green ${scratchGreen.dataDir} (still running)`,
       );
-    else {
-      scratchBlue?.destroy();
-      scratchGreen?.destroy();
-    }
+    else destroyScratch();
   }
 }
 
