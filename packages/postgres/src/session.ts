@@ -53,8 +53,12 @@ export class TealClient extends pg.Client {
   constructor(config: pg.ClientConfig) {
     super(config);
     // An idle client whose server goes away emits 'error'; without a listener Node crashes.
-    this.on('error', (err) => {
-      if (!(err as { code?: unknown }).code) this.lost = true;
+    // pg emits 'error' only for the connection (a query's own error rejects that query), so
+    // any one means the client is gone, also a FATAL with a SQLSTATE (57P01 when blue ends the
+    // session): the next query then fails with a code-less "not queryable" error, which must
+    // read as a lost connection (test/regression-terminated-session-error-not-retriable).
+    this.on('error', () => {
+      this.lost = true;
     });
     this.on('end', () => {
       this.lost = true;
