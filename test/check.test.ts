@@ -4,8 +4,8 @@ import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { startScratchPostgres } from '../soak/scratch-postgres.ts';
-import { checkDatabases, urlFor } from './support/check-databases.ts';
-import { blueUrl, kafkaBrokers, uniqueName } from './support/env.ts';
+import { checkDatabases } from './support/check-databases.ts';
+import { blueUrl, kafkaBrokers, uniqueName, withDatabase } from './support/env.ts';
 
 // `teal check` (issue 12, Deliver 3) against the real blue, green and broker: each shape in
 // a database of its own, each finding asserted with its severity and fix, the exit codes
@@ -376,7 +376,9 @@ describe('teal check', () => {
     });
     onTestFinished(() => scratch.destroy());
     const s = await checkDatabases('chk_wal', '', '');
-    const run = await s.teal(['check', '--json'], '{}', { TEAL_BLUE_URL: urlFor(scratch.url, 'postgres') });
+    const run = await s.teal(['check', '--json'], '{}', {
+      TEAL_BLUE_URL: withDatabase(scratch.url, 'postgres'),
+    });
     expect(run.code, run.err).toBe(1);
     const report = parse(run.out);
     expect(report.findings.filter((f) => f.severity === 'block').map((f) => f.check)).toEqual([

@@ -8,17 +8,11 @@ import { createMetrics, waitFor } from '@teal/runtime';
 import pg from 'pg';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { controlConfig as configFor } from './support/control-pipeline.ts';
-import { blueUrl, greenUrl, pgClient, uniqueName } from './support/env.ts';
+import { blueUrl, greenUrl, pgClient, uniqueName, withDatabase } from './support/env.ts';
 
 // The control plane against real blue, green and Kafka, with the real producer and
 // consumer in this process. Fence and cutover run in a blue database of their own, so that
 // making it read-only and terminating its sessions never touches other tests' blue `app`.
-
-function urlFor(base: string, database: string): string {
-  const url = new URL(base);
-  url.pathname = `/${database}`;
-  return url.toString();
-}
 
 /** A client that tolerates being terminated (fence, DROP DATABASE ... FORCE), closed when the test ends. */
 async function client(url: string, applicationName?: string): Promise<pg.Client> {
@@ -168,7 +162,7 @@ describe('fence and cutover (in a blue database of their own)', () => {
       const a = await client(blueUrl());
       await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     });
-    return urlFor(blueUrl(), name);
+    return withDatabase(blueUrl(), name);
   }
 
   test('fence makes a blue write fail with 25006 and terminates open sessions; unfence undoes it', async () => {

@@ -1,18 +1,12 @@
 import pg from 'pg';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { runDemo } from '../demo/run.ts';
-import { blueUrl, greenUrl } from './support/env.ts';
+import { blueUrl, greenUrl, withDatabase } from './support/env.ts';
 
 // The README's main job, end to end on the real environment at a smaller volume:
 // snapshot + stream under a write workload, then fence, drain, sequences, verify.
 // It runs in databases of its own, because the cutover fences blue's database.
 const DB = 'teal_e2e_demo';
-
-function withDatabase(url: string, db: string): string {
-  const u = new URL(url);
-  u.pathname = `/${db}`;
-  return u.toString();
-}
 
 async function ensureDatabase(url: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });

@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KafkaClient } from '@teal/kafka';
 import { waitFor } from '@teal/runtime';
-import pg from 'pg';
+import type pg from 'pg';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { portOf, terminateSessions } from '../soak/faults.ts';
-import { blueUrl, freePort, greenUrl, kafkaBrokers, uniqueName } from './support/env.ts';
+import { connect } from './support/check-databases.ts';
+import { blueUrl, freePort, greenUrl, kafkaBrokers, uniqueName, withDatabase } from './support/env.ts';
 
 // `teal run` runs the producer in a worker thread and the consumer and the API on the main
 // thread: one process, two cores. Seen from outside nothing changes: rows flow, /status
@@ -15,19 +16,6 @@ import { blueUrl, freePort, greenUrl, kafkaBrokers, uniqueName } from './support
 // released, and a producer that fails inside its thread fails the process, loudly.
 
 const ROOT = join(import.meta.dirname, '..');
-
-function urlFor(base: string, database: string): string {
-  const url = new URL(base);
-  url.pathname = `/${database}`;
-  return url.toString();
-}
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => {});
-  await client.connect();
-  return client;
-}
 
 interface Setup {
   name: string;
@@ -52,10 +40,10 @@ async function setup(prefix: string, ddl: string, children: Child[]): Promise<Se
   const s: Setup = {
     name,
     dir,
-    blueUrl: urlFor(blueUrl(), name),
-    greenUrl: urlFor(greenUrl(), name),
-    blue: await connect(urlFor(blueUrl(), name)),
-    green: await connect(urlFor(greenUrl(), name)),
+    blueUrl: withDatabase(blueUrl(), name),
+    greenUrl: withDatabase(greenUrl(), name),
+    blue: await connect(withDatabase(blueUrl(), name)),
+    green: await connect(withDatabase(greenUrl(), name)),
   };
   onTestFinished(async () => {
     for (const child of children) await child.stop();
@@ -238,7 +226,7 @@ describe('teal run: the producer in a worker thread', () => {
     const children: Child[] = [];
     const s = await setup('run_threads_nodb', 'CREATE TABLE items (id int PRIMARY KEY)', children);
     const missing = `${s.name}_missing`;
-    const child = tealRun(s, { TEAL_BLUE_URL: urlFor(blueUrl(), missing), TEAL_API_PORT: '0' });
+    const child = tealRun(s, { TEAL_BLUE_URL: withDatabase(blueUrl(), missing), TEAL_API_PORT: '0' });
     children.push(child);
     expect(await exitWithin(child, 60_000)).toBe(1);
     const out = child.output();

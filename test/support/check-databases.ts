@@ -4,19 +4,13 @@ import { join } from 'node:path';
 import { type CliIo, main } from '@teal/cli';
 import pg from 'pg';
 import { onTestFinished } from 'vitest';
-import { blueUrl, greenUrl, kafkaBrokers, uniqueName } from './env.ts';
+import { blueUrl, greenUrl, kafkaBrokers, uniqueName, withDatabase } from './env.ts';
 
 // A blue and a green database of their own for one test of `teal check` (or of teal run's
 // preflight), with the DDL each side needs, and the CLI run in this process against them
 // with a teal.config.ts written as TypeScript text (so it may hold derive functions).
 
-export function urlFor(base: string, database: string): string {
-  const url = new URL(base);
-  url.pathname = `/${database}`;
-  return url.toString();
-}
-
-async function connect(url: string): Promise<pg.Client> {
+export async function connect(url: string): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url });
   client.on('error', () => {});
   await client.connect();
@@ -52,10 +46,10 @@ export async function checkDatabases(
   const dir = mkdtempSync(join(tmpdir(), `teal-${name}-`));
   const s = {
     name,
-    blueUrl: urlFor(blueUrl(), name),
-    greenUrl: urlFor(greenUrl(), name),
-    blue: await connect(urlFor(blueUrl(), name)),
-    green: await connect(urlFor(greenUrl(), name)),
+    blueUrl: withDatabase(blueUrl(), name),
+    greenUrl: withDatabase(greenUrl(), name),
+    blue: await connect(withDatabase(blueUrl(), name)),
+    green: await connect(withDatabase(greenUrl(), name)),
   };
   onTestFinished(async () => {
     await s.blue.end().catch(() => {});

@@ -6,7 +6,9 @@ import { Producer } from '@teal/producer';
 import { createMetrics, waitFor } from '@teal/runtime';
 import pg from 'pg';
 import { onTestFinished } from 'vitest';
-import { greenUrl, kafkaBrokers } from './env.ts';
+import { greenUrl, kafkaBrokers, withDatabase } from './env.ts';
+
+export { withDatabase };
 
 // A producer, consumer and control plane in this process on a blue of the test's choice
 // (the shared blue, a database of its own, or a scratch cluster), for the drain, fence and
@@ -40,13 +42,6 @@ export async function sessionOn(url: string, applicationName?: string): Promise<
   await c.connect();
   onTestFinished(() => c.end().catch(() => {}));
   return c;
-}
-
-/** `url` with another database. */
-export function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
 }
 
 export async function controlPipeline(
