@@ -15,7 +15,7 @@ const PURE = [
   '^packages/errors/src/',
   '^packages/change-event/src/',
   '^packages/pgoutput/src/(?!file-spill-store\\.ts$|index\\.ts$)',
-  '^packages/postgres/src/(sql|keyset|unique-indexes)\\.ts$',
+  '^packages/postgres/src/(sql|keyset|unique-indexes|connection-options)\\.ts$',
   '^packages/runtime/src/format\\.ts$',
   '^packages/config/src/(define-config|did-you-mean|table-names|transforms|process-settings)\\.ts$',
   '^services/consumer/src/(apply-plan|apply-sql|green-shape|row-mapping|skip-rule|schema-policy|error-policy|batch-item)\\.ts$',

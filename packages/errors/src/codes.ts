@@ -51,6 +51,18 @@ export const errorCodes = {
   TEAL_VERIFY_ABORTED: code(false, 499, 'verify was cancelled'),
   TEAL_INTERNAL: code(false, 500, 'a bug in teal; the log has the stack'),
 
+  // Connecting to Postgres: TLS and passwords (packages/postgres/src/connection-options.ts).
+  TEAL_PG_TLS: code(
+    false,
+    502,
+    'a TLS connection to Postgres failed (no TLS on the server, an untrusted or mismatched certificate, an unreadable cert file); the message names the server and the fix',
+  ),
+  TEAL_PG_AUTH: code(
+    false,
+    502,
+    'Postgres refused the password or the user, or no password was found (URL, PGPASSWORD, passfile)',
+  ),
+
   // Blue: slot, publication, replication stream.
   TEAL_SLOT_MISSING: code(
     false,

@@ -1,4 +1,15 @@
+import { sqlState, TealError } from '@teal/errors';
 import pg from 'pg';
+import {
+  authError,
+  type ConnectionPlan,
+  connectionPlan,
+  isTlsError,
+  type ServerName,
+  tlsFailedError,
+  tlsRefusedError,
+} from './connection-options.ts';
+import { NegotiatingConnection, pgEnv, resolvePassword, tlsOptions } from './tls-connection.ts';
 
 // Every connection teal opens to blue or green: text in, text out (no global type parsers,
 // so no value is parsed into a lossy JS type), under the session settings that make text
@@ -29,12 +40,24 @@ export interface SessionOptions {
   connectionTimeoutMillis?: number;
 }
 
-export function clientConfig(url: string, opts: SessionOptions): pg.ClientConfig {
-  const config: pg.ClientConfig & { replication?: string } = {
-    connectionString: url,
+/** The pg config of a teal session; `tealPlan` rides along to TealClient (pg ignores it). */
+export type TealClientConfig = pg.ClientConfig & { replication?: string; tealPlan?: ConnectionPlan };
+
+// TLS and the password follow libpq (connection-options.ts), so pg is given a URL without
+// either and never reads PGSSLMODE, the TLS parameters or the passfile itself.
+export function clientConfig(url: string, opts: SessionOptions): TealClientConfig {
+  const env = pgEnv();
+  const plan = connectionPlan(url, env);
+  const config: TealClientConfig = {
+    connectionString: plan.url,
     types: RAW_TEXT_TYPES,
     options: SESSION_OPTIONS,
     application_name: opts.applicationName,
+    // The real options are read at connect (TealClient); `true` makes pg send the SSLRequest.
+    ssl: plan.tls.tls !== 'off',
+    // pg calls it with the connection's parameters, and only when the server asks for a password.
+    password: ((params: ServerName) => resolvePassword(plan, env, params)) as unknown as () => string,
+    tealPlan: plan,
   };
   if (opts.connectionTimeoutMillis !== undefined)
     config.connectionTimeoutMillis = opts.connectionTimeoutMillis;
@@ -49,9 +72,28 @@ export function clientConfig(url: string, opts: SessionOptions): pg.ClientConfig
  */
 export class TealClient extends pg.Client {
   private lost = false;
+  private readonly plan: ConnectionPlan | undefined;
 
-  constructor(config: pg.ClientConfig) {
+  constructor(config: TealClientConfig) {
     super(config);
+    // pg lets the URL's (empty) password outrank the config's: the resolver is set here.
+    if (typeof config.password === 'function')
+      Object.defineProperty(this, 'password', { value: config.password, writable: true, configurable: true });
+    // libpq never uses TLS on a unix socket, whatever sslmode says.
+    const plan = config.tealPlan;
+    this.plan = plan && this.host?.startsWith('/') ? { ...plan, tls: { ...plan.tls, tls: 'off' } } : plan;
+    if (this.plan?.tls.tls === 'off') (this as unknown as { ssl: boolean }).ssl = false;
+    else if (this.plan) {
+      const self = this as unknown as { connection: unknown };
+      self.connection = new NegotiatingConnection(
+        {
+          ssl: true,
+          keepAlive: config.keepAlive ?? false,
+          keepAliveInitialDelayMillis: config.keepAliveInitialDelayMillis ?? 0,
+        },
+        this.plan.tls.tls === 'fallback',
+      );
+    }
     // An idle client whose server goes away emits 'error'; without a listener Node crashes.
     // pg emits 'error' only for the connection (a query's own error rejects that query), so
     // any one means the client is gone, also a FATAL with a SQLSTATE (57P01 when blue ends the
@@ -63,6 +105,45 @@ export class TealClient extends pg.Client {
     this.on('end', () => {
       this.lost = true;
     });
+  }
+
+  // Every teal session connects here (pools call connect(callback)): the TLS files are read
+  // now, and a refused TLS, an untrusted certificate or a refused login becomes one TealError
+  // that names the server and the fix, never retriable (the same attempt fails the same way).
+  // biome-ignore lint/suspicious/noExplicitAny: pg's connect() has a promise and a callback form.
+  override connect(callback?: any): any {
+    const connected = (async () => {
+      const plan = this.plan;
+      if (plan && plan.tls.tls !== 'off') {
+        (this.connection as unknown as { ssl: unknown }).ssl = tlsOptions(plan.tls, this.server());
+      }
+      await super.connect();
+      return this;
+    })().catch((err: unknown) => {
+      throw this.explainConnectError(err);
+    });
+    if (!callback) return connected;
+    connected.then(
+      () => callback(null, this),
+      (err: unknown) => callback(err),
+    );
+    return undefined;
+  }
+
+  private server(): ServerName {
+    const user = this.user ?? '';
+    return { host: this.host, port: this.port, user, database: this.database ?? user };
+  }
+
+  private explainConnectError(err: unknown): unknown {
+    if (err instanceof TealError || !this.plan) return err;
+    const state = sqlState(err);
+    if (state === '28P01' || state === '28000') return authError(this.server(), state, err);
+    const answer = (this.connection as unknown as { tlsAnswer?: string }).tlsAnswer;
+    if (answer !== undefined && answer !== 'S' && this.plan.tls.tls === 'required')
+      return tlsRefusedError(this.server(), this.plan.tls.sslmode);
+    if (isTlsError(err)) return tlsFailedError(this.server(), this.plan.tls, err);
+    return err;
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: pg's query() has a dozen overloads; this forwards all of them.
