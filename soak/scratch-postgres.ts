@@ -1,5 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  mkdtempSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,6 +23,8 @@ export interface ScratchPostgres {
   url: string;
   port: number;
   dataDir: string;
+  /** With `unixSocket`: the directory of the server's socket (a `host` for pg), else undefined. */
+  socketDir: string | undefined;
   /** Stops the server (fast shutdown, or immediate: a crash) and keeps its files, for a test that brings it back. */
   stop(mode?: 'fast' | 'immediate'): void;
   /** Starts a stopped server again (nothing when it runs). */
@@ -50,28 +60,66 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startScratchPostgres(settings: Record<string, string> = {}): Promise<ScratchPostgres> {
+export interface ScratchOptions {
+  /** The server's certificate and key (PEM files): copied into the data directory, `ssl = on`. */
+  tls?: { certFile: string; keyFile: string };
+  /** pg_hba.conf lines instead of trust on loopback. */
+  hba?: readonly string[];
+  /** A unix socket in the cluster's own directory (for a `local` line), instead of none. */
+  unixSocket?: boolean;
+}
+
+/** The postgres OS user's ids when we are root (the server must own its key file), else ours. */
+function serverOwner(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (flag: string) =>
+    Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+export async function startScratchPostgres(
+  settings: Record<string, string> = {},
+  options: ScratchOptions = {},
+): Promise<ScratchPostgres> {
   const bin = binDir();
   const root = mkdtempSync(path.join(tmpdir(), 'teal-scratch-pg-'));
   chmodSync(root, 0o777);
   const dataDir = path.join(root, 'data');
   const port = await freePort();
   run(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-E', 'UTF8', '--auth=trust', '--no-sync']);
+  const tlsConf: Record<string, string> = {};
+  if (options.tls) {
+    // Postgres refuses a key file others can read, and reads it as its own OS user.
+    const owner = serverOwner();
+    for (const [from, name] of [
+      [options.tls.certFile, 'server.crt'],
+      [options.tls.keyFile, 'server.key'],
+    ] as const) {
+      const to = path.join(dataDir, name);
+      copyFileSync(from, to);
+      chmodSync(to, 0o600);
+      if (owner) chownSync(to, owner.uid, owner.gid);
+    }
+    Object.assign(tlsConf, { ssl: 'on', ssl_cert_file: "'server.crt'", ssl_key_file: "'server.key'" });
+  }
   const conf = {
     port: String(port),
     listen_addresses: "'127.0.0.1'",
-    unix_socket_directories: "''",
+    unix_socket_directories: options.unixSocket ? `'${root}'` : "''",
     wal_level: 'logical',
     max_wal_senders: '5',
     max_replication_slots: '5',
     fsync: 'off',
+    ...tlsConf,
     ...settings,
   };
   const lines = Object.entries(conf).map(([k, v]) => `${k} = ${v}`);
   appendFileSync(path.join(dataDir, 'postgresql.conf'), `\n${lines.join('\n')}\n`);
   writeFileSync(
     path.join(dataDir, 'pg_hba.conf'),
-    'host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n',
+    options.hba
+      ? `${options.hba.join('\n')}\n`
+      : 'host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n',
   );
   const pgCtl = (...args: string[]) => run(path.join(bin, 'pg_ctl'), ['-D', dataDir, ...args]);
   const start = () => pgCtl('-l', path.join(root, 'log'), '-w', 'start');
@@ -81,6 +129,7 @@ export async function startScratchPostgres(settings: Record<string, string> = {}
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     dataDir,
+    socketDir: options.unixSocket ? root : undefined,
     stop(mode: 'fast' | 'immediate' = 'fast') {
       pgCtl('-m', mode, '-w', 'stop');
       running = false;
