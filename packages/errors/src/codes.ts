@@ -52,14 +52,16 @@ export const errorCodes = {
   TEAL_INTERNAL: code(false, 500, 'a bug in teal; the log has the stack'),
 
   // Connecting to Postgres: TLS and passwords (packages/postgres/src/connection-options.ts).
+  // 503 as for a server that is away (the API's routes answer no other status for it), but
+  // not retriable: the same attempt fails the same way until someone fixes the setting.
   TEAL_PG_TLS: code(
     false,
-    502,
+    503,
     'a TLS connection to Postgres failed (no TLS on the server, an untrusted or mismatched certificate, an unreadable cert file); the message names the server and the fix',
   ),
   TEAL_PG_AUTH: code(
     false,
-    502,
+    503,
     'Postgres refused the password or the user, or no password was found (URL, PGPASSWORD, passfile)',
   ),
 

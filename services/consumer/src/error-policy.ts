@@ -19,6 +19,9 @@ const RECORD_STATES = new Set(['42804', '54000', '2202E', '42P18']);
 export function classifyError(err: unknown): ErrorClass {
   if (err instanceof TealError) {
     if (err.code === 'TEAL_SCHEMA_BLOCKED' || err.code === 'TEAL_OFFSET_GAP') return 'blocked';
+    // Green refused a new session's TLS or login (a rotated password or certificate): not
+    // the record's fault, as its 28P01 was not before teal named it; the partition waits.
+    if (err.code === 'TEAL_PG_TLS' || err.code === 'TEAL_PG_AUTH') return 'blocked';
     return err.retriable ? 'transient' : 'permanent';
   }
   const state = sqlState(err);

@@ -33,6 +33,12 @@ describe('classifyError', () => {
     expect(classifyError(new TealError('TEAL_SCHEMA_BLOCKED', 'x', { retriable: true }))).toBe('blocked');
   });
 
+  it("blocks on green refusing a session's TLS or login (a rotated password must not dead-letter the stream)", () => {
+    expect(classifyError(pgError('28P01'))).toBe('blocked');
+    expect(classifyError(new TealError('TEAL_PG_AUTH', 'x'))).toBe('blocked');
+    expect(classifyError(new TealError('TEAL_PG_TLS', 'x'))).toBe('blocked');
+  });
+
   it('names the error by SQLSTATE or teal code, with the detail', () => {
     expect(errorCode(pgError('23514'))).toBe('23514');
     expect(errorCode(new TealError('TEAL_TRANSFORM_FAILED', 'x'))).toBe('TEAL_TRANSFORM_FAILED');

@@ -49,6 +49,12 @@ async function connect(url: string): Promise<pg.Client> {
   try {
     return await connectClient(url, { applicationName: 'teal-verify', connectionTimeoutMillis: 10_000 });
   } catch (err) {
+    // A refused TLS or login (TEAL_PG_TLS, TEAL_PG_AUTH) stays itself: trying again cannot help.
+    if (err instanceof TealError && !err.retriable)
+      throw new TealError(err.code, `verify cannot connect: ${err.message}`, {
+        cause: err,
+        retriable: false,
+      });
     throw new TealError(
       'TEAL_VERIFY_CONNECT',
       `verify cannot connect to ${redactUrl(url)}: ${(err as Error).message}`,

@@ -47,6 +47,13 @@ async function connect(what: 'blue' | 'green', url: string): Promise<pg.Client> 
     await client.query("SET statement_timeout = '120s'");
     return client;
   } catch (err) {
+    // A refused TLS or login (TEAL_PG_TLS, TEAL_PG_AUTH) is not a server that is away: the
+    // same start fails the same way, so it is said as it is, also by teal run's preflight.
+    if (err instanceof TealError && !err.retriable)
+      throw new TealError(err.code, `cannot connect to ${what}: ${err.message}`, {
+        cause: err,
+        retriable: false,
+      });
     throw new Unreachable(
       `cannot connect to ${what} at ${redactUrl(url)}: ${redactSecrets((err as Error).message ?? String(err))}`,
       { cause: err },
