@@ -61,8 +61,11 @@ async function freePort(): Promise<number> {
 }
 
 export interface ScratchOptions {
-  /** The server's certificate and key (PEM files): copied into the data directory, `ssl = on`. */
-  tls?: { certFile: string; keyFile: string };
+  /**
+   * The server's certificate and key (PEM files): copied into the data directory, `ssl = on`;
+   * with `caFile`, clients' certificates are checked against it (`ssl_ca_file`, for `cert` lines).
+   */
+  tls?: { certFile: string; keyFile: string; caFile?: string };
   /** pg_hba.conf lines instead of trust on loopback. */
   hba?: readonly string[];
   /** A unix socket in the cluster's own directory (for a `local` line), instead of none. */
@@ -91,16 +94,19 @@ export async function startScratchPostgres(
   if (options.tls) {
     // Postgres refuses a key file others can read, and reads it as its own OS user.
     const owner = serverOwner();
-    for (const [from, name] of [
+    const files: [string, string][] = [
       [options.tls.certFile, 'server.crt'],
       [options.tls.keyFile, 'server.key'],
-    ] as const) {
+    ];
+    if (options.tls.caFile) files.push([options.tls.caFile, 'client-ca.crt']);
+    for (const [from, name] of files) {
       const to = path.join(dataDir, name);
       copyFileSync(from, to);
       chmodSync(to, 0o600);
       if (owner) chownSync(to, owner.uid, owner.gid);
     }
     Object.assign(tlsConf, { ssl: 'on', ssl_cert_file: "'server.crt'", ssl_key_file: "'server.key'" });
+    if (options.tls.caFile) tlsConf.ssl_ca_file = "'client-ca.crt'";
   }
   const conf = {
     port: String(port),

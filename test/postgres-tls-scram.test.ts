@@ -1,11 +1,15 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isRetriablePgError, TealError } from '@teal/errors';
+import { KafkaClient } from '@teal/kafka';
 import { connectClient, createPool } from '@teal/postgres';
+import { waitFor } from '@teal/runtime';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { type ScratchPostgres, startScratchPostgres } from '../soak/scratch-postgres.ts';
+import { freePort, kafkaBrokers, uniqueName } from './support/env.ts';
 import {
   makeTestCertificates,
   type SecurePostgres,
@@ -236,10 +240,202 @@ describe('each failure is one clear error, at once', () => {
     expect(wrong.err.code).toBe('TEAL_PG_TLS');
   });
 
+  test('a client certificate (PGSSLCERT/PGSSLKEY, or sslcert/sslkey in the URL) logs in where pg_hba says cert; without one the refusal says so', async () => {
+    const server = await startSecurePostgres(certs, {
+      clientCa: true,
+      extraHba: ['hostssl all teal 127.0.0.1/32 cert'],
+    });
+    onTestFinished(() => server.destroy());
+    const admin = await server.admin();
+    await admin.query('CREATE ROLE teal LOGIN');
+    await admin.end();
+    withEnv({
+      PGPASSWORD: undefined,
+      PGPASSFILE: '/nonexistent',
+      PGSSLCERT: certs.clientCertFile,
+      PGSSLKEY: certs.clientKeyFile,
+    });
+    const byEnv = await connectClient(verifyFull(server.tcpUrl('teal')), {
+      applicationName: 'teal-tls-test',
+    });
+    expect(await sslOf(byEnv)).toMatchObject({ ssl: 't' });
+    await byEnv.end();
+    withEnv({ PGSSLCERT: '/nonexistent/client.crt', PGSSLKEY: undefined });
+    const { err } = await connectError(verifyFull(server.tcpUrl('teal')));
+    expect(err.code).toBe('TEAL_PG_AUTH');
+    const inUrl = `${verifyFull(server.tcpUrl('teal'))}&sslcert=${encodeURIComponent(certs.clientCertFile)}&sslkey=${encodeURIComponent(certs.clientKeyFile)}`;
+    const byUrl = await connectClient(inUrl, { applicationName: 'teal-tls-test' });
+    onTestFinished(() => byUrl.end());
+    expect(await sslOf(byUrl)).toMatchObject({ ssl: 't' });
+  });
+
   test('no password anywhere: TEAL_PG_AUTH naming PGPASSWORD and the passfile line to add', async () => {
     withEnv({ PGPASSWORD: undefined, PGPASSFILE: '/nonexistent/pgpass' });
     const { err } = await connectError(verifyFull(secure.tcpUrl('teal')));
     expect(err.code).toBe('TEAL_PG_AUTH');
     expect(err.message).toContain(`127.0.0.1:${secure.port}:postgres:teal:<password> to /nonexistent/pgpass`);
+  });
+});
+
+// ---- the whole pipeline through TLS + SCRAM ----
+
+const ROOT = path.join(import.meta.dirname, '..');
+const BLUE_PASSWORD = 'Blue-scram-2c81e4';
+const GREEN_PASSWORD = 'Green-scram-94d07b';
+
+interface Child {
+  proc: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** `npx teal <args>` as a child, with exactly the environment given on top of ours minus PG*. */
+function teal(args: string[], env: Record<string, string>, cwd: string): Child {
+  const base: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith('PG') && !k.startsWith('TEAL_')) base[k] = v;
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/teal.mjs'), ...args], {
+    cwd,
+    env: { ...base, VITEST: '', TEAL_LOG_LEVEL: 'debug', NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const chunks: Buffer[] = [];
+  proc.stdout!.on('data', (c: Buffer) => chunks.push(c));
+  proc.stderr!.on('data', (c: Buffer) => chunks.push(c));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  onTestFinished(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000).unref())]);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    }
+  });
+  return { proc, output: () => Buffer.concat(chunks).toString('utf8'), exited };
+}
+
+async function post(url: string, body: unknown = {}): Promise<Record<string, unknown>> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as Record<string, unknown>;
+  expect(res.status, JSON.stringify(json)).toBe(200);
+  return json;
+}
+
+/** A superuser of its own with a SCRAM password, database `app` with `ddl`, on a secure cluster. */
+async function prepare(
+  server: SecurePostgres,
+  user: string,
+  password: string,
+  ddl: string,
+): Promise<pg.Client> {
+  const admin = await server.admin();
+  await admin.query(`CREATE ROLE ${user} SUPERUSER LOGIN PASSWORD '${password}'`);
+  await admin.query(`CREATE DATABASE app OWNER ${user}`);
+  await admin.end();
+  const app = await server.admin('app');
+  onTestFinished(() => app.end().catch(() => {}));
+  await app.query(ddl);
+  return app;
+}
+
+describe('the pipeline with blue and green behind TLS + SCRAM', () => {
+  test('teal run: snapshot, stream, drain, verify and cutover with sslmode=verify-full, the test CA and passwords from a passfile', async () => {
+    const name = uniqueName('tls_pipe');
+    const ddl = 'CREATE TABLE items (id serial PRIMARY KEY, v text NOT NULL)';
+    const green = await startSecurePostgres(certs);
+    onTestFinished(() => green.destroy());
+    const blueApp = await prepare(secure, 'teal_blue', BLUE_PASSWORD, ddl);
+    const greenApp = await prepare(green, 'teal_green', GREEN_PASSWORD, ddl);
+    onTestFinished(async () => {
+      const kafka = new KafkaClient({ brokers: kafkaBrokers(), clientId: name });
+      const admin = kafka.admin();
+      await admin.deleteTopics(await admin.listTopics(`${name}.`)).catch(() => undefined);
+      await admin.close();
+      await kafka.close();
+      const a = await secure.admin();
+      await a.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active');
+      await a.query('DROP DATABASE IF EXISTS app WITH (FORCE)');
+      await a.query('DROP ROLE IF EXISTS teal_blue');
+      await a.end();
+    });
+    await blueApp.query("INSERT INTO items (v) SELECT 'snap ' || g FROM generate_series(1, 200) g");
+
+    const dir = mkdtempSync(path.join(tmpdir(), 'teal-tls-pipeline-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const passfile = path.join(dir, 'pgpass');
+    writeFileSync(
+      passfile,
+      `127.0.0.1:${secure.port}:app:teal_blue:${BLUE_PASSWORD}\n127.0.0.1:${green.port}:app:teal_green:${GREEN_PASSWORD}\n`,
+    );
+    chmodSync(passfile, 0o600);
+    writeFileSync(
+      path.join(dir, 'teal.config.ts'),
+      `export default ${JSON.stringify({ slot: name, publication: name, tables: ['public.items'], heartbeatMs: 500, kafka: { topicPrefix: name, partitions: 2 } })};\n`,
+    );
+    const port = await freePort();
+    const api = `http://127.0.0.1:${port}`;
+    const child = teal(
+      ['run'],
+      {
+        TEAL_BLUE_URL: verifyFull(secure.tcpUrl('teal_blue', 'app')),
+        TEAL_GREEN_URL: verifyFull(green.tcpUrl('teal_green', 'app')),
+        TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
+        TEAL_API_PORT: String(port),
+        PGPASSFILE: passfile,
+      },
+      dir,
+    );
+    await waitFor(
+      async () => {
+        if (child.proc.exitCode !== null) throw new Error(`teal run exited early:\n${child.output()}`);
+        return (await fetch(`${api}/healthz`).catch(() => undefined))?.ok || undefined;
+      },
+      { what: 'control API up', timeoutMs: 90_000 },
+    );
+    const greenCount = async () => (await greenApp.query('SELECT count(*)::int AS n FROM items')).rows[0].n;
+    await waitFor(async () => (await greenCount()) === 200, {
+      what: 'the snapshot in green',
+      timeoutMs: 90_000,
+    });
+
+    await blueApp.query("INSERT INTO items (v) SELECT 'stream ' || g FROM generate_series(1, 50) g");
+    await blueApp.query("UPDATE items SET v = v || ' (updated)' WHERE id % 10 = 0");
+    await blueApp.query('DELETE FROM items WHERE id % 25 = 0');
+    const drain = await post(`${api}/drain`, { timeoutMs: 60_000 });
+    expect(drain).toMatchObject({ drained: true, clean: true });
+    expect(await greenCount()).toBe(240);
+    const verify = await post(`${api}/verify`);
+    expect(verify, JSON.stringify(verify)).toMatchObject({ ok: true });
+    const cutover = await post(`${api}/cutover`, { timeoutMs: 60_000 });
+    expect(cutover, JSON.stringify(cutover)).toMatchObject({ safeToSwitch: true, fenced: true });
+    // The sequence came along: green's next id follows blue's last.
+    const nextGreen = (await greenApp.query("SELECT nextval('items_id_seq')::int AS n")).rows[0].n;
+    expect(nextGreen).toBeGreaterThan(250);
+
+    // Every session teal holds on either side, the walsender included, is TLS.
+    const sessions = async (db: pg.Client, user: string) =>
+      (
+        await db.query(
+          `SELECT a.backend_type, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.usename = $1`,
+          [user],
+        )
+      ).rows as { backend_type: string; ssl: boolean | string }[];
+    const blueSessions = await sessions(blueApp, 'teal_blue');
+    expect(blueSessions.map((r) => r.backend_type)).toContain('walsender');
+    expect(blueSessions.every((r) => r.ssl === true || r.ssl === 't')).toBe(true);
+    const greenSessions = await sessions(greenApp, 'teal_green');
+    expect(greenSessions.length).toBeGreaterThan(0);
+    expect(greenSessions.every((r) => r.ssl === true || r.ssl === 't')).toBe(true);
+
+    const status = await (await fetch(`${api}/status`)).text();
+    child.proc.kill('SIGTERM');
+    expect(await child.exited).toBe(0);
+    for (const secret of [BLUE_PASSWORD, GREEN_PASSWORD]) {
+      expect(child.output()).not.toContain(secret);
+      expect(status).not.toContain(secret);
+    }
   });
 });

@@ -128,8 +128,10 @@ export interface SecurePostgres extends ScratchPostgres {
 export interface SecureOptions {
   /** Server certificate and key, default the certificates' right-named pair. */
   server?: { certFile: string; keyFile: string };
-  /** Lines before the hostssl scram-sha-256 ones, e.g. an md5 user. */
+  /** Lines before the hostssl scram-sha-256 ones, e.g. an md5 user or a `cert` login. */
   extraHba?: readonly string[];
+  /** Check clients' certificates against the test CA (needed by a `cert` line). */
+  clientCa?: boolean;
   settings?: Record<string, string>;
 }
 
@@ -138,7 +140,10 @@ export async function startSecurePostgres(
   certs: TestCertificates,
   opts: SecureOptions = {},
 ): Promise<SecurePostgres> {
-  const server = opts.server ?? { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile };
+  const server = {
+    ...(opts.server ?? { certFile: certs.serverCertFile, keyFile: certs.serverKeyFile }),
+    caFile: opts.clientCa ? certs.caFile : undefined,
+  };
   const scratch = await startScratchPostgres(
     { password_encryption: "'scram-sha-256'", ...opts.settings },
     {
