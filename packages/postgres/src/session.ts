@@ -120,6 +120,9 @@ export class TealClient extends pg.Client {
       await super.connect();
       return this;
     })().catch((err: unknown) => {
+      // pg leaves the socket open when the failure was ours (no password found, a client
+      // key that cannot be read); the server would hold it until authentication_timeout.
+      (this.connection as unknown as { stream?: { destroy?: () => void } }).stream?.destroy?.();
       throw this.explainConnectError(err);
     });
     if (!callback) return connected;
