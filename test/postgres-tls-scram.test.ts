@@ -409,12 +409,6 @@ describe('the pipeline with blue and green behind TLS + SCRAM', () => {
     expect(await greenCount()).toBe(240);
     const verify = await post(`${api}/verify`);
     expect(verify, JSON.stringify(verify)).toMatchObject({ ok: true });
-    const cutover = await post(`${api}/cutover`, { timeoutMs: 60_000 });
-    expect(cutover, JSON.stringify(cutover)).toMatchObject({ safeToSwitch: true, fenced: true });
-    // The sequence came along: green's next id follows blue's last.
-    const nextGreen = (await greenApp.query("SELECT nextval('items_id_seq')::int AS n")).rows[0].n;
-    expect(nextGreen).toBeGreaterThan(250);
-
     // Every session teal holds on either side, the walsender included, is TLS.
     const sessions = async (db: pg.Client, user: string) =>
       (
@@ -429,6 +423,12 @@ describe('the pipeline with blue and green behind TLS + SCRAM', () => {
     const greenSessions = await sessions(greenApp, 'teal_green');
     expect(greenSessions.length).toBeGreaterThan(0);
     expect(greenSessions.every((r) => r.ssl === true || r.ssl === 't')).toBe(true);
+
+    const cutover = await post(`${api}/cutover`, { timeoutMs: 60_000 });
+    expect(cutover, JSON.stringify(cutover)).toMatchObject({ safeToSwitch: true, fenced: true });
+    // The sequence came along: green's next id follows blue's last.
+    const nextGreen = (await greenApp.query("SELECT nextval('items_id_seq')::int AS n")).rows[0].n;
+    expect(nextGreen).toBeGreaterThan(250);
 
     const status = await (await fetch(`${api}/status`)).text();
     child.proc.kill('SIGTERM');
