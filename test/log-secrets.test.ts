@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KafkaClient } from '@teal/kafka';
 import { waitFor } from '@teal/runtime';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, freePort, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
+import { makeTestCertificates, type SecurePostgres, startSecurePostgres } from './support/secure-postgres.ts';
 
 // Contract item 13: secrets never reach logs. teal runs as a child process (pino writes JSON
 // to stdout), with a password in the blue URL (trust auth on loopback ignores it) and an API
@@ -29,10 +30,12 @@ interface Child {
 }
 
 function teal(args: string[], env: Record<string, string>, cwd: string): Child {
+  // No PG* variable of ours leaks into the child: each test says which it sets.
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PG')));
   const proc = spawn(process.execPath, [join(ROOT, 'bin/teal.mjs'), ...args], {
     cwd,
     // Every level, so that debug lines are checked too (under vitest teal logs only warnings).
-    env: { ...process.env, VITEST: '', TEAL_LOG_LEVEL: 'trace', ...env, NO_COLOR: '1' },
+    env: { ...base, VITEST: '', TEAL_LOG_LEVEL: 'trace', ...env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const chunks: Buffer[] = [];
@@ -49,9 +52,9 @@ function teal(args: string[], env: Record<string, string>, cwd: string): Child {
   return { proc, output: () => Buffer.concat(chunks).toString('utf8'), exited };
 }
 
-function expectNoSecrets(output: string): void {
+function expectNoSecrets(output: string, secrets: readonly string[] = []): void {
   expect(output.length).toBeGreaterThan(0);
-  for (const secret of [PASSWORD, TOKEN, encodeURIComponent(PASSWORD), TOKEN.slice(4, 24)]) {
+  for (const secret of [PASSWORD, TOKEN, encodeURIComponent(PASSWORD), TOKEN.slice(4, 24), ...secrets]) {
     const at = output.indexOf(secret);
     expect(at, at < 0 ? '' : `secret found in: ${output.slice(Math.max(0, at - 300), at + 100)}`).toBe(-1);
   }
@@ -179,6 +182,125 @@ describe('secrets never reach logs', () => {
       const out = child.output();
       expect(out, command).toMatch(/5999|5998|ECONNREFUSED|unreachable/i);
       expectNoSecrets(out);
+    }
+  });
+});
+
+// Issue 14 item 3, Postgres half: the passwords teal finds itself (PGPASSWORD, a passfile) and
+// the TLS client key it reads (PGSSLKEY) are secrets too, on blue and green behind hostssl +
+// SCRAM. A wrong password is one as well: the refusal names the server, never the password.
+describe('secrets teal reads itself: PGPASSWORD, a passfile, a TLS client key', () => {
+  const ENV_PASSWORD = 'pgpassword-Secret-3e1f07';
+  const FILE_PASSWORD = 'passfile-Secret-a6d2c9';
+  const WRONG_PASSWORD = 'wrong-Secret-77b1e5';
+
+  test('teal run, /status, teal check (right and wrong passwords) and teal producer print none of them', async () => {
+    const name = uniqueName('logsec_tls');
+    const certs = makeTestCertificates();
+    onTestFinished(() => certs.remove());
+    const servers: SecurePostgres[] = [];
+    onTestFinished(() => {
+      for (const s of servers) s.destroy();
+    });
+    const blue = await startSecurePostgres(certs);
+    servers.push(blue);
+    const green = await startSecurePostgres(certs);
+    servers.push(green);
+    for (const server of servers) {
+      const admin = await server.admin();
+      // One role, the PGPASSWORD password; another with the passfile's.
+      await admin.query(`CREATE ROLE teal_env SUPERUSER LOGIN PASSWORD '${ENV_PASSWORD}'`);
+      await admin.query(`CREATE ROLE teal_file SUPERUSER LOGIN PASSWORD '${FILE_PASSWORD}'`);
+      await admin.query(`CREATE TABLE public.${name} (id int PRIMARY KEY, v text)`);
+      await admin.end();
+    }
+    onTestFinished(async () => {
+      const kafka = new KafkaClient({ brokers: kafkaBrokers(), clientId: 'teal-log-secrets-test' });
+      const admin = kafka.admin();
+      await admin.deleteTopics(await admin.listTopics(`${name}.`)).catch(() => undefined);
+      await admin.close();
+      await kafka.close();
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'teal-log-secrets-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(
+      join(dir, 'teal.config.ts'),
+      `export default ${JSON.stringify({ slot: name, publication: name, tables: [`public.${name}`], kafka: { topicPrefix: name, partitions: 1 } })};\n`,
+    );
+    const passfile = join(dir, 'pgpass');
+    writeFileSync(passfile, `*:*:*:teal_file:${FILE_PASSWORD}\n`);
+    chmodSync(passfile, 0o600);
+    // The key's base64 body, line by line: none may appear anywhere.
+    const keyLines = readFileSync(certs.clientKeyFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.length > 20 && !l.startsWith('-----'));
+    expect(keyLines.length).toBeGreaterThan(0);
+    const secrets = [ENV_PASSWORD, FILE_PASSWORD, WRONG_PASSWORD, ...keyLines];
+    const url = (s: SecurePostgres, user: string) =>
+      `${s.tcpUrl(user)}?sslmode=verify-full&sslrootcert=${encodeURIComponent(certs.caFile)}`;
+    const common = {
+      TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
+      PGSSLCERT: certs.clientCertFile,
+      PGSSLKEY: certs.clientKeyFile,
+    };
+    const envUser = {
+      ...common,
+      TEAL_BLUE_URL: url(blue, 'teal_env'),
+      TEAL_GREEN_URL: url(green, 'teal_env'),
+    };
+
+    // teal run with PGPASSWORD: rows flow, /status is read, then it stops.
+    const port = await freePort();
+    const run = teal(['run'], { ...envUser, PGPASSWORD: ENV_PASSWORD, TEAL_API_PORT: String(port) }, dir);
+    const api = `http://127.0.0.1:${port}`;
+    await waitFor(
+      async () => {
+        if (run.proc.exitCode !== null) throw new Error(`teal run exited early:\n${run.output()}`);
+        return (await fetch(`${api}/healthz`).catch(() => undefined))?.ok || undefined;
+      },
+      { what: 'control API up', timeoutMs: 60_000 },
+    );
+    const blueAdmin = await blue.admin();
+    const greenAdmin = await green.admin();
+    onTestFinished(async () => {
+      await blueAdmin.end();
+      await greenAdmin.end();
+    });
+    await blueAdmin.query(`INSERT INTO public.${name} VALUES (1, 'one')`);
+    await waitFor(async () => (await greenAdmin.query(`SELECT v FROM public.${name}`)).rows.length === 1, {
+      what: 'row replicated over TLS',
+      timeoutMs: 60_000,
+    });
+    expectNoSecrets(await (await fetch(`${api}/status`)).text(), secrets);
+    run.proc.kill('SIGTERM');
+    await run.exited;
+    expectNoSecrets(run.output(), secrets);
+
+    // teal check with the passfile's password: it connects, and says so without it.
+    const fileUser = {
+      ...common,
+      TEAL_BLUE_URL: url(blue, 'teal_file'),
+      TEAL_GREEN_URL: url(green, 'teal_file'),
+    };
+    const check = teal(['check'], { ...fileUser, PGPASSFILE: passfile }, dir);
+    await check.exited;
+    expect(check.output()).toMatch(/1 table checked: 0 blocking/);
+    expectNoSecrets(check.output(), secrets);
+
+    // A wrong password: teal check and teal producer (its preflight) end at once with the
+    // TEAL_PG_AUTH message naming the server, exit 1, no retry loop.
+    for (const command of ['check', 'producer']) {
+      const child = teal([command], { ...envUser, PGPASSWORD: WRONG_PASSWORD }, dir);
+      const code = await Promise.race([
+        child.exited,
+        new Promise((r) => setTimeout(() => r('timeout'), 60_000)),
+      ]);
+      const out = child.output();
+      expect(code, `${command} did not exit:\n${out}`).not.toBe('timeout');
+      expect(code, out).toBe(1);
+      expect(out, command).toMatch(/refused the login \(28P01: password authentication failed/);
+      expect(out, command).toContain(`Postgres at 127.0.0.1:${blue.port}`);
+      expectNoSecrets(out, secrets);
     }
   });
 });
