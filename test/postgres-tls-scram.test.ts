@@ -212,6 +212,22 @@ describe('each failure is one clear error, at once', () => {
     expect(await sslOf(fallback)).toMatchObject({ ssl: 'f' });
   });
 
+  test("sslmode=allow: plaintext first, and over TLS when the server's pg_hba rejects plaintext (hostssl only)", async () => {
+    withEnv({ PGPASSWORD: PASSWORD });
+    const onSecure = await connectClient(`${secure.tcpUrl('teal')}?sslmode=allow`, {
+      applicationName: 'teal-tls-test',
+    });
+    onTestFinished(() => onSecure.end());
+    expect(await sslOf(onSecure)).toMatchObject({ ssl: 't' });
+    const onPlain = await connectClient(`${plain.url}?sslmode=allow`, { applicationName: 'teal-tls-test' });
+    onTestFinished(() => onPlain.end());
+    expect(await sslOf(onPlain)).toMatchObject({ ssl: 'f' });
+    // Refused both ways (a wrong password): the one error is the login's.
+    withEnv({ PGPASSWORD: 'wrong' });
+    const { err } = await connectError(`${secure.tcpUrl('teal')}?sslmode=allow`);
+    expect(err.code).toBe('TEAL_PG_AUTH');
+  });
+
   test('verify-ca checks the chain but not the host name; verify-full refuses a certificate for another name', async () => {
     const misnamed = await startSecurePostgres(certs, {
       server: { certFile: certs.misnamedCertFile, keyFile: certs.misnamedKeyFile },

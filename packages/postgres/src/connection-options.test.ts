@@ -26,7 +26,7 @@ describe('connectionPlan: libpq sslmode semantics', () => {
 
   it.each([
     ['disable', 'off', false, false],
-    ['allow', 'fallback', false, false],
+    ['allow', 'plaintext-first', false, false],
     ['prefer', 'fallback', false, false],
     ['require', 'required', false, false],
     ['verify-ca', 'required', true, false],

@@ -23,8 +23,11 @@ export interface PgEnv {
 
 export interface TlsPlan {
   readonly sslmode: SslMode;
-  /** Off: no SSLRequest. Fallback: TLS first, plaintext when the server answers 'N' (prefer, allow). */
-  readonly tls: 'off' | 'fallback' | 'required';
+  /**
+   * off: no SSLRequest (disable). fallback: TLS first, plaintext when the server answers 'N'
+   * (prefer). plaintext-first: plaintext, TLS when the server rejects that startup (allow).
+   */
+  readonly tls: 'off' | 'fallback' | 'plaintext-first' | 'required';
   /**
    * verify-ca and verify-full: the chain must be checked, so a root certificate must be found.
    * Any other TLS mode checks the chain too when a root certificate is there (libpq's rule, so
@@ -100,7 +103,13 @@ function tlsPlan(url: string, params: Record<string, string>, env: PgEnv): TlsPl
   const explicitRoot = params.sslrootcert ?? (env.PGSSLROOTCERT || undefined);
   const rootCert = explicitRoot ?? defaultTlsFile(env.HOME, 'root');
   const tls =
-    sslmode === 'disable' ? 'off' : sslmode === 'allow' || sslmode === 'prefer' ? 'fallback' : 'required';
+    sslmode === 'disable'
+      ? 'off'
+      : sslmode === 'prefer'
+        ? 'fallback'
+        : sslmode === 'allow'
+          ? 'plaintext-first'
+          : 'required';
   return {
     sslmode,
     tls,

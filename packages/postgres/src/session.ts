@@ -91,7 +91,7 @@ export class TealClient extends pg.Client {
           keepAlive: config.keepAlive ?? false,
           keepAliveInitialDelayMillis: config.keepAliveInitialDelayMillis ?? 0,
         },
-        this.plan.tls.tls === 'fallback',
+        this.plan.tls.tls,
       );
     }
     // An idle client whose server goes away emits 'error'; without a listener Node crashes.

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import {
@@ -99,26 +100,37 @@ interface PgConnectionInternals {
 
 const PgConnection = (pg as unknown as { Connection: new (config: object) => object }).Connection;
 
+/** How one connection negotiates TLS: TlsPlan['tls'] without 'off'. */
+export type Negotiation = 'fallback' | 'plaintext-first' | 'required';
+
 /**
- * node-postgres's Connection with libpq's `prefer`: TLS first, and when the server answers
- * the SSLRequest with 'N', the startup goes on over the same plaintext socket (pg ends the
- * connection there). It records the answer so that a refusal under `require` or stricter is
- * told as such, from the protocol byte rather than from an error's text.
+ * node-postgres's Connection with libpq's `prefer` and `allow`. prefer: TLS first, and when
+ * the server answers the SSLRequest with 'N', the startup goes on over the same plaintext
+ * socket (pg ends the connection there). allow: a plaintext startup first, and when the
+ * server rejects it (an ErrorResponse before the session is up: a hostssl-only pg_hba), once
+ * more over a new TLS socket, as libpq does. It records the server's answer so that a refusal
+ * under `require` or stricter is told as such, from the protocol byte, not an error's text.
  * Follows pg 8's Connection.connect (lib/connection.js); the TLS tests run it for real.
  */
 export class NegotiatingConnection extends PgConnection {
   /** The server's answer to the SSLRequest: 'S', 'N', another byte, or undefined (none yet). */
   tlsAnswer: string | undefined;
+  private plaintext: boolean;
+  private sessionUp = false;
+  private plaintextError: unknown;
+  private target: [number, string] = [0, ''];
 
   constructor(
     config: object,
-    private readonly fallback: boolean,
+    private readonly negotiation: Negotiation,
   ) {
     super(config);
+    this.plaintext = negotiation === 'plaintext-first';
   }
 
   connect(port: number, host: string): void {
     const self = this as unknown as PgConnectionInternals & NegotiatingConnection;
+    this.target = [port, host];
     self._connecting = true;
     self.stream.setNoDelay(true);
     self.stream.connect(port, host);
@@ -132,7 +144,7 @@ export class NegotiatingConnection extends PgConnection {
     };
     self.stream.on('error', reportStreamError);
     self.stream.on('close', () => self.emit('end'));
-    if (!self.ssl) {
+    if (this.plaintext) {
       self.attachListeners(self.stream);
       return;
     }
@@ -143,7 +155,7 @@ export class NegotiatingConnection extends PgConnection {
         self.upgradeToSSL(host, reportStreamError);
         return;
       }
-      if (answer === 'N' && self.fallback) {
+      if (answer === 'N' && this.negotiation === 'fallback') {
         // The server said no in one byte and nothing else (protocol-flow.html#PROTOCOL-FLOW-SSL):
         // the socket is ready for the plaintext startup message, which the client sends on this event.
         self.attachListeners(self.stream);
@@ -151,6 +163,11 @@ export class NegotiatingConnection extends PgConnection {
         return;
       }
       self.stream.end();
+      // allow: neither way in; the plaintext refusal is the one that says why.
+      if (this.plaintextError !== undefined) {
+        self.emit('errorMessage', this.plaintextError);
+        return;
+      }
       self.emit(
         'error',
         new Error(
@@ -160,5 +177,36 @@ export class NegotiatingConnection extends PgConnection {
         ),
       );
     });
+  }
+
+  /** pg's client asks for TLS on 'connect' (its ssl is on); a plaintext attempt starts up instead. */
+  requestSsl(): void {
+    if (this.plaintext) {
+      (this as unknown as PgConnectionInternals).emit('sslconnect');
+      return;
+    }
+    (PgConnection.prototype as unknown as { requestSsl(): void }).requestSsl.call(this);
+  }
+
+  emit(event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'readyForQuery') this.sessionUp = true;
+    if (event === 'errorMessage' && this.plaintext && !this.sessionUp) {
+      // allow: the plaintext startup was rejected; try once more over TLS on a new socket.
+      this.plaintext = false;
+      this.plaintextError = args[0];
+      const self = this as unknown as PgConnectionInternals;
+      const old = self.stream;
+      old.removeAllListeners();
+      old.on('error', () => {});
+      old.destroy();
+      self.stream = new Socket();
+      this.connect(...this.target);
+      return true;
+    }
+    return (PgConnection.prototype as unknown as { emit: (...a: unknown[]) => boolean }).emit.call(
+      this,
+      event,
+      ...args,
+    );
   }
 }
