@@ -163,7 +163,12 @@ describe('teal check findings', () => {
     const root = blueTable('public.events', { kind: 'partitioned' });
     const leaf = blueTable('public.events_2026', { kind: 'partition', partitionRoot: 'public.events' });
     const list = findings(facts([root, leaf]));
-    expect(pick(list, 'partitioned-table')[0]).toMatchObject({ table: 'public.events', severity: 'info' });
+    expect(pick(list, 'partitioned-table')[0]).toMatchObject({
+      table: 'public.events',
+      severity: 'info',
+      teal: expect.stringContaining('does not publish a TRUNCATE of one partition alone'),
+      fix: expect.stringContaining('TRUNCATE public.events as a whole'),
+    });
     expect(pick(list, 'partition-named')[0]).toMatchObject({
       table: 'public.events_2026',
       severity: 'block',

@@ -237,8 +237,8 @@ function tableFindings(
       severity: 'info',
       check: 'partitioned-table',
       what: `${name} is partitioned`,
-      teal: "replicates it through its root (publish_via_partition_root): every partition's changes go to this table's topic, and green may partition it differently or not at all",
-      fix: null,
+      teal: "replicates it through its root (publish_via_partition_root): every partition's changes go to this table's topic, and green may partition it differently or not at all. PostgreSQL does not publish a TRUNCATE of one partition alone through the root (nor a DETACH or DROP of a partition): teal logs it as an error and green keeps those rows",
+      fix: `empty a partition with DELETE, or TRUNCATE ${name} as a whole; detach a partition only after deleting its rows`,
     });
   }
 
@@ -318,7 +318,7 @@ function tableFindings(
         severity: 'warn',
         check: 'nullable-key',
         what: `${name}'s key (${key.kind === 'full' ? 'REPLICA IDENTITY FULL: every column' : key.columns.join(', ')}) has nullable column${nullable.length === 1 ? '' : 's'} ${nullable.join(', ')}`,
-        teal: 'matches keys NULL-safely (IS NOT DISTINCT FROM); rows whose keys are equal, NULLs included, are one row to teal',
+        teal: 'matches keys NULL-safely (IS NULL where a key value is NULL); rows whose keys are equal, NULLs included, are one row to teal, unless green has no unique index over the key (then changes apply in stream order and equal rows stay as many as blue has)',
         fix: `make the key NOT NULL, or give ${name} a primary key (or keyColumns of NOT NULL columns)`,
       });
     }
