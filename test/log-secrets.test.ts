@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import { waitFor } from '@teal/runtime';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, freePort, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
 import { makeTestCertificates, type SecurePostgres, startSecurePostgres } from './support/secure-postgres.ts';
+import { spawnTeal, type TealChild } from './support/teal-child.ts';
 
 // Contract item 13: secrets never reach logs. teal runs as a child process (pino writes JSON
 // to stdout), with a password in the blue URL (trust auth on loopback ignores it) and an API
@@ -14,7 +14,6 @@ import { makeTestCertificates, type SecurePostgres, startSecurePostgres } from '
 
 const PASSWORD = 's3cr3t-pw';
 const TOKEN = 'tok-9f8e7d6c5b4a39281706-secret';
-const ROOT = join(import.meta.dirname, '..');
 
 function withPassword(url: string, port?: number): string {
   const u = new URL(url);
@@ -23,33 +22,15 @@ function withPassword(url: string, port?: number): string {
   return u.toString();
 }
 
-interface Child {
-  proc: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function teal(args: string[], env: Record<string, string>, cwd: string): Child {
-  // No PG* variable of ours leaks into the child: each test says which it sets.
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PG')));
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/teal.mjs'), ...args], {
+function teal(args: string[], env: Record<string, string>, cwd: string): TealChild {
+  // No PG* variable of ours leaks into the child: each test says which it sets. Every level,
+  // so that debug lines are checked too (under vitest teal logs only warnings).
+  return spawnTeal(args, {
     cwd,
-    // Every level, so that debug lines are checked too (under vitest teal logs only warnings).
-    env: { ...base, VITEST: '', TEAL_LOG_LEVEL: 'trace', ...env, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { TEAL_LOG_LEVEL: 'trace', ...env },
+    dropEnv: ['PG'],
+    stopWaitMs: 10_000,
   });
-  const chunks: Buffer[] = [];
-  proc.stdout!.on('data', (c: Buffer) => chunks.push(c));
-  proc.stderr!.on('data', (c: Buffer) => chunks.push(c));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  onTestFinished(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    }
-  });
-  return { proc, output: () => Buffer.concat(chunks).toString('utf8'), exited };
 }
 
 function expectNoSecrets(output: string, secrets: readonly string[] = []): void {

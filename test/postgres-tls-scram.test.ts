@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,6 +15,7 @@ import {
   startSecurePostgres,
   type TestCertificates,
 } from './support/secure-postgres.ts';
+import { spawnTeal, type TealChild } from './support/teal-child.ts';
 
 // Issue 14 item 1: every connection teal makes speaks TLS with libpq's sslmode and logs in
 // with a SCRAM (or md5) password that is not in the URL. The servers here let nobody in over
@@ -295,38 +295,12 @@ describe('each failure is one clear error, at once', () => {
 
 // ---- the whole pipeline through TLS + SCRAM ----
 
-const ROOT = path.join(import.meta.dirname, '..');
 const BLUE_PASSWORD = 'Blue-scram-2c81e4';
 const GREEN_PASSWORD = 'Green-scram-94d07b';
 
-interface Child {
-  proc: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-/** `npx teal <args>` as a child, with exactly the environment given on top of ours minus PG*. */
-function teal(args: string[], env: Record<string, string>, cwd: string): Child {
-  const base: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (v !== undefined && !k.startsWith('PG') && !k.startsWith('TEAL_')) base[k] = v;
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/teal.mjs'), ...args], {
-    cwd,
-    env: { ...base, VITEST: '', TEAL_LOG_LEVEL: 'debug', NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const chunks: Buffer[] = [];
-  proc.stdout!.on('data', (c: Buffer) => chunks.push(c));
-  proc.stderr!.on('data', (c: Buffer) => chunks.push(c));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  onTestFinished(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000).unref())]);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    }
-  });
-  return { proc, output: () => Buffer.concat(chunks).toString('utf8'), exited };
+/** `npx teal <args>` as a child, with exactly the environment given on top of ours minus PG* and TEAL_*. */
+function teal(args: string[], env: Record<string, string>, cwd: string): TealChild {
+  return spawnTeal(args, { cwd, env: { TEAL_LOG_LEVEL: 'debug', ...env }, dropEnv: ['PG', 'TEAL_'] });
 }
 
 async function post(url: string, body: unknown = {}): Promise<Record<string, unknown>> {

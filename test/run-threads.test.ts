@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,13 +8,12 @@ import { describe, expect, onTestFinished, test } from 'vitest';
 import { portOf, terminateSessions } from '../soak/faults.ts';
 import { connect } from './support/check-databases.ts';
 import { blueUrl, freePort, greenUrl, kafkaBrokers, uniqueName, withDatabase } from './support/env.ts';
+import { spawnTeal, type TealChild } from './support/teal-child.ts';
 
 // `teal run` runs the producer in a worker thread and the consumer and the API on the main
 // thread: one process, two cores. Seen from outside nothing changes: rows flow, /status
 // shows the producer, /metrics counts what it produced, SIGTERM stops it with blue's slot
 // released, and a producer that fails inside its thread fails the process, loudly.
-
-const ROOT = join(import.meta.dirname, '..');
 
 interface Setup {
   name: string;
@@ -69,19 +67,12 @@ async function setup(prefix: string, ddl: string, children: Child[]): Promise<Se
   return s;
 }
 
-interface Child {
-  proc: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-  stop: () => Promise<void>;
-}
+type Child = TealChild;
 
 function tealRun(s: Setup, env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/teal.mjs'), 'run'], {
+  return spawnTeal(['run'], {
     cwd: s.dir,
     env: {
-      ...process.env,
-      VITEST: '',
       TEAL_LOG_LEVEL: 'info',
       TEAL_BLUE_URL: s.blueUrl,
       TEAL_GREEN_URL: s.greenUrl,
@@ -89,23 +80,9 @@ function tealRun(s: Setup, env: Record<string, string>): Child {
       TEAL_SLOT: s.name,
       TEAL_PUBLICATION: s.name,
       TEAL_TOPIC_PREFIX: s.name,
-      NO_COLOR: '1',
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const chunks: Buffer[] = [];
-  proc.stdout!.on('data', (c: Buffer) => chunks.push(c));
-  proc.stderr!.on('data', (c: Buffer) => chunks.push(c));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  const stop = async () => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGCONT');
-    proc.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000).unref())]);
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-  };
-  return { proc, output: () => Buffer.concat(chunks).toString('utf8'), exited, stop };
 }
 
 /** Resolves with the exit code, or fails the test after `ms`. */
