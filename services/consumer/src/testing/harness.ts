@@ -52,7 +52,7 @@ export interface EventInput {
 export function changeEvent(table: TableSchema, e: EventInput): ChangeEvent {
   const after = e.after ?? null;
   const key: Row = {};
-  if (e.op !== 't') for (const k of table.keyColumns) key[k] = (e.key ?? after ?? {})[k] ?? null;
+  if (e.op !== 't') for (const k of table.keyColumns) key[k] = (e.key ?? after)?.[k] ?? null;
   return {
     op: e.op,
     schema: table.schema,
