@@ -182,7 +182,7 @@ describe('teal run: the producer in a worker thread', () => {
       expect(metrics).toMatch(/^teal_events_applied_total\{/m);
       expect(metrics).toMatch(/^teal_slot_retained_wal_bytes \d+/m);
       // The process metrics come from the main thread only, once.
-      expect(metrics.match(/^teal_process_process_cpu_user_seconds_total /gm)).toHaveLength(1);
+      expect(metrics.match(/^teal_process_cpu_user_seconds_total /gm)).toHaveLength(1);
       expect(metrics.match(/^# TYPE teal_events_produced_total /gm)).toHaveLength(1);
 
       expect(await slotActive(s.blue, s.name)).toBe(true);

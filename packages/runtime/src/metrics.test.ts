@@ -24,15 +24,32 @@ describe('mergeMetrics', () => {
     expect(text).toMatch(/^teal_slot_lag_bytes 5$/m);
     expect(text).toContain('teal_state{state="streaming"} 1');
     expect(text).toContain('teal_state{state="consumer_running"} 1');
-    expect(text.match(/^# TYPE teal_process_process_cpu_seconds_total /gm)).toHaveLength(1);
+    expect(text.match(/^# TYPE teal_process_cpu_seconds_total /gm)).toHaveLength(1);
     expect(text.match(/^# TYPE teal_events_produced_total /gm)).toHaveLength(1);
   });
 
   test('createMetrics() still collects the process metrics by default', async () => {
     const text = await createMetrics().registry.metrics();
-    expect(text).toMatch(/^teal_process_process_cpu_seconds_total /m);
+    expect(text).toMatch(/^teal_process_cpu_seconds_total /m);
+    expect(text).toMatch(/^teal_nodejs_eventloop_lag_seconds /m);
     expect(await createMetrics(undefined, { defaultMetrics: false }).registry.metrics()).not.toMatch(
-      /teal_process_/,
+      /teal_(process|nodejs)_/,
     );
+  });
+});
+
+// Issue 16: process metrics came out as teal_process_process_cpu_user_seconds_total.
+describe('metric names follow Prometheus conventions', () => {
+  test('one teal_ prefix, _total on counters only, base units', async () => {
+    const metrics = await createMetrics().registry.getMetricsAsJSON();
+    expect(metrics.length).toBeGreaterThan(30);
+    for (const { name, type } of metrics) {
+      expect(name).toMatch(/^teal_[a-z0-9_]+$/);
+      expect(name).not.toMatch(/^teal_(process_process|process_nodejs|teal)_/);
+      if (String(type) === 'counter') expect(name, `${name} is a counter`).toMatch(/_total$/);
+      else expect(name, `${name} is a ${type}`).not.toMatch(/_total$/);
+      // Units are seconds and bytes, spelled out, never ms/kb.
+      expect(name).not.toMatch(/_(ms|milliseconds|us|microseconds|kb|mb|kilobytes|megabytes)(_|$)/);
+    }
   });
 });

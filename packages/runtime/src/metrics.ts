@@ -9,18 +9,29 @@ import {
   Registry,
 } from 'prom-client';
 
+const GAUGES_NAMED_LIKE_COUNTERS = [
+  'teal_nodejs_active_handles_total',
+  'teal_nodejs_active_requests_total',
+  'teal_nodejs_active_resources_total',
+];
+
 // Every teal_* metric, in one place so producer, consumer and API share one registry when
 // they run in one process (`teal run`) and the names stay consistent when they do not.
 // Naming follows Prometheus conventions: base units (seconds, bytes), _total for counters.
 export function createMetrics(
   registry = new Registry(),
   options: {
-    /** teal_process_* (CPU, memory, event loop); false in a worker thread, whose process the main thread reports. */
+    /** teal_process_* and teal_nodejs_* (CPU, memory, event loop, GC); false in a worker thread, whose process the main thread reports. */
     defaultMetrics?: boolean;
   } = {},
 ) {
-  if (options.defaultMetrics !== false)
-    collectDefaultMetrics({ register: registry, prefix: 'teal_process_' });
+  if (options.defaultMetrics !== false) {
+    // prom-client's names already start with process_ / nodejs_: one teal_ in front of them.
+    collectDefaultMetrics({ register: registry, prefix: 'teal_' });
+    // Gauges named like counters (_total is for counters only); each is the sum over the
+    // `type` label of the gauge beside it (teal_nodejs_active_handles, ...).
+    for (const name of GAUGES_NAMED_LIKE_COUNTERS) registry.removeSingleMetric(name);
+  }
   const r = [registry];
   return {
     registry,
