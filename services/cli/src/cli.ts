@@ -28,6 +28,12 @@ const json: Options = { json: { type: 'boolean' } };
 // The preflight can be wrong about a shape (a new Postgres feature, a catalog it misreads): the
 // operator may skip it knowingly. The producer's own refusals (no key, a leaf partition) stay.
 const skipCheck: Options = { 'skip-check': { type: 'boolean' } };
+// A pod of one part alone still answers its probes and its scrape: --api serves the control
+// API (health, readiness, /metrics with this process's counters, /status) beside it.
+const withApi: Options = { api: { type: 'boolean' } };
+const API_DETAILS =
+  '--api also serves the control API on TEAL_API_HOST:TEAL_API_PORT (/healthz, /readyz, /metrics, /status),\n' +
+  'for a pod of its own that is probed and scraped (infra/helm/teal).';
 
 const COMMANDS: Record<string, Command> = {
   run: {
@@ -49,21 +55,23 @@ const COMMANDS: Record<string, Command> = {
   },
   producer: {
     summary: 'blue -> Kafka only',
-    usage: 'teal producer [--config FILE] [--skip-check]',
-    options: skipCheck,
+    usage: 'teal producer [--config FILE] [--skip-check] [--api]',
+    options: { ...skipCheck, ...withApi },
+    details: API_DETAILS,
     run: (v, io) =>
       runPipeline(v, io, {
         producer: true,
         consumer: false,
-        api: false,
+        api: v.api === true,
         preflight: v['skip-check'] !== true,
       }),
   },
   consumer: {
     summary: 'Kafka -> green only',
-    usage: 'teal consumer [--config FILE]',
-    options: {},
-    run: (v, io) => runPipeline(v, io, { producer: false, consumer: true, api: false }),
+    usage: 'teal consumer [--config FILE] [--api]',
+    options: withApi,
+    details: API_DETAILS,
+    run: (v, io) => runPipeline(v, io, { producer: false, consumer: true, api: v.api === true }),
   },
   api: {
     summary: 'the control API alone (status from blue, green and Kafka)',
