@@ -150,20 +150,59 @@ export async function drain(deps: DrainDeps, opts: DrainOptions): Promise<DrainR
   }
 
   const target = await currentWalLsn(deps.blue);
-  await emitHeartbeat(deps.blue);
-  let lastHeartbeat = Date.now();
-
-  let confirmed = 0n;
   // Step 1: every snapshot is done, so its rows are in Kafka before the ends are read.
   for (;;) {
     checkAbort();
     const pending = await unfinishedSnapshots(deps.blue, deps.green, deps.tables);
     if (pending.length === 0) break;
-    if (Date.now() >= deadline)
-      throw snapshotTimeout(opts.timeoutMs, started, target, confirmed, pending, fenced);
+    if (Date.now() >= deadline) throw snapshotTimeout(opts.timeoutMs, started, target, 0n, pending, fenced);
     await abortableDelay(Math.min(pollMs, Math.max(1, deadline - Date.now())), opts.signal);
   }
+  const { confirmed, partitions } = await waitApplied(deps, target, { ...opts, started, fenced });
 
+  // Read after green applied them: a record is dead-lettered (acks=all) before its position commits.
+  const deadLetterTotal = (await readTopicEnds(deps.admin, deps.topicPrefix)).deadLetters;
+  const deadLetters =
+    deadLetterTotal === 0
+      ? { total: 0, tables: [] }
+      : ((await deps.countDeadLetters?.()) ?? {
+          total: deadLetterTotal,
+          tables: [{ table: NOT_COUNTED, count: deadLetterTotal }],
+        });
+  return {
+    drained: true,
+    clean: deadLetters.total === 0,
+    deadLetters,
+    lsn: formatLsn(target),
+    targetLsn: formatLsn(target),
+    confirmedLsn: formatLsn(confirmed),
+    partitions,
+    waitedMs: Date.now() - started,
+    fenced,
+  };
+}
+
+/**
+ * Steps 2 and 3 of a drain: the slot confirmed `target`, then green applied everything Kafka
+ * held at that moment. Online verify waits on it too, before it re-checks a chunk that
+ * differed while the blue changes of its snapshot were in flight.
+ */
+export async function waitApplied(
+  deps: DrainDeps,
+  target: Lsn,
+  opts: DrainOptions & { started?: number; fenced?: boolean },
+): Promise<{ confirmed: Lsn; partitions: PartitionProgress[] }> {
+  const started = opts.started ?? Date.now();
+  const deadline = started + opts.timeoutMs;
+  const pollMs = deps.pollMs ?? 200;
+  const fenced = opts.fenced ?? false;
+  const checkAbort = () => {
+    if (opts.signal?.aborted)
+      throw new TealError('TEAL_ABORTED', 'drain was aborted (the server is shutting down)', { status: 503 });
+  };
+  await emitHeartbeat(deps.blue);
+  let lastHeartbeat = Date.now();
+  let confirmed = 0n;
   // Step 2: the producer has confirmed the target.
   for (;;) {
     checkAbort();
@@ -204,27 +243,7 @@ export async function drain(deps: DrainDeps, opts: DrainOptions): Promise<DrainR
     }
     await abortableDelay(Math.min(pollMs, Math.max(1, deadline - Date.now())), opts.signal);
   }
-
-  // Read after green applied them: a record is dead-lettered (acks=all) before its position commits.
-  const deadLetterTotal = (await readTopicEnds(deps.admin, deps.topicPrefix)).deadLetters;
-  const deadLetters =
-    deadLetterTotal === 0
-      ? { total: 0, tables: [] }
-      : ((await deps.countDeadLetters?.()) ?? {
-          total: deadLetterTotal,
-          tables: [{ table: NOT_COUNTED, count: deadLetterTotal }],
-        });
-  return {
-    drained: true,
-    clean: deadLetters.total === 0,
-    deadLetters,
-    lsn: formatLsn(target),
-    targetLsn: formatLsn(target),
-    confirmedLsn: formatLsn(confirmed),
-    partitions,
-    waitedMs: Date.now() - started,
-    fenced,
-  };
+  return { confirmed, partitions };
 }
 
 function timeout(

@@ -17,6 +17,7 @@ import {
   blueLookupQueries,
   type ChunkQuery,
   type ColumnMeta,
+  type ExpectedChunk,
   expectedRows,
   greenKeyPageQuery,
   greenLookupQueries,
@@ -201,60 +202,204 @@ export function checkAbort(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new TealError('TEAL_VERIFY_ABORTED', 'verify was cancelled', { status: 499 });
 }
 
+/** One table's plan and the reads of a comparison, on clients whose transactions the caller owns. */
+export interface TableRun {
+  readonly blueName: string;
+  readonly plan: TablePlan;
+  readonly opts: VerifyOptions;
+  readonly blue: pg.Client;
+  readonly green: pg.Client;
+  run(client: pg.Client, side: 'blue' | 'green', query: ChunkQuery): Promise<PgText[][]>;
+  /** Blue rows through the transforms, then through green's input functions where types differ. */
+  expectedOf(blueRows: PgText[][]): Promise<{ expected: ExpectedChunk; rows: CompareRow[] }>;
+}
+
+export type VerifyClients = { blue: pg.Client; green: pg.Client; casts: GreenCasts };
+
+export async function openTable(
+  clients: VerifyClients,
+  opts: VerifyOptions,
+  blueName: string,
+): Promise<TableRun | PlanError> {
+  const { blue, green, casts } = clients;
+  const plan = await readPlan(blue, green, opts, blueName);
+  if ('error' in plan) return plan;
+  return {
+    blueName,
+    plan,
+    opts,
+    blue,
+    green,
+    run: async (client, side, query) => {
+      opts.onChunkQuery?.(side, query);
+      return (await client.query<PgText[]>({ ...query, rowMode: 'array' })).rows;
+    },
+    expectedOf: async (blueRows) => {
+      const expected = expectedRows(plan, opts.transforms, blueRows);
+      return { expected, rows: (await normalizeChunk(casts.run, plan, expected.rows, null)).rows };
+    },
+  };
+}
+
+const toCompare = (nKeys: number, r: PgText[]): CompareRow => ({
+  key: r.slice(0, nKeys),
+  values: r.slice(nKeys),
+});
+
+/** Green's rows of these green keys (green text), compared columns after the keys. */
+async function greenRowsOf(t: TableRun, keys: readonly (readonly PgText[])[]): Promise<CompareRow[]> {
+  const actual: CompareRow[] = [];
+  for (const query of greenLookupQueries(t.plan, keys))
+    for (const r of await t.run(t.green, 'green', query)) actual.push(toCompare(t.plan.greenKeys.length, r));
+  return actual;
+}
+
+export interface BlueChunk {
+  expected: ExpectedChunk;
+  /** Blue's rows as green should hold them, and green's rows of the same keys. */
+  rows: CompareRow[];
+  actual: CompareRow[];
+  blueRows: number;
+  lastKey: PgText[];
+  /** The chunk was full: more blue rows may follow `lastKey`. */
+  full: boolean;
+}
+
+/** The next chunk of blue after `after` (blue's key, blue text) and green's rows of its keys; null past the end. */
+export async function readBlueChunk(
+  t: TableRun,
+  after: PgText[] | null,
+  chunkRows: number,
+): Promise<BlueChunk | null> {
+  const { plan } = t;
+  let blueRows = await t.run(t.blue, 'blue', blueChunkQuery(plan, after, chunkRows));
+  const full = blueRows.length === chunkRows;
+  if (blueRows.length === 0) return null;
+  const lastKey = plan.blueKeyIndex.map((i) => blueRows[blueRows.length - 1][i]);
+  if (full && !plan.blueKeyUnique) {
+    // Rows may share a key: the chunk takes every row of its last key, the next starts after it.
+    const same = await t.run(t.blue, 'blue', blueKeyQuery(plan, lastKey));
+    const inRun = new Set(same.map((r) => canonicalKey(plan.blueKeyIndex.map((i) => r[i]))));
+    blueRows = [
+      ...blueRows.filter((r) => !inRun.has(canonicalKey(plan.blueKeyIndex.map((i) => r[i])))),
+      ...same,
+    ];
+  }
+  const { expected, rows } = await t.expectedOf(blueRows);
+  // A key green's type rejects is in no green row: it stays missing, and is not sent to green.
+  const keys = rows.map((r) => r.key).filter((k) => !k.some(isNotValidMark));
+  return { expected, rows, actual: await greenRowsOf(t, keys), blueRows: blueRows.length, lastKey, full };
+}
+
+/**
+ * Both sides of exactly these green keys (green text): green's rows by key, blue's by the same
+ * key through the transforms. What a re-check of known keys reads (online verify, cutover's delta).
+ */
+export async function readKeys(
+  t: TableRun,
+  greenKeys: PgText[][],
+): Promise<{ expected: ExpectedChunk; rows: CompareRow[]; actual: CompareRow[] }> {
+  const { expected, rows } = await t.expectedOf(await lookupInBlue(t.blue, t.plan, greenKeys, t.run));
+  return { expected, rows, actual: await greenRowsOf(t, greenKeys) };
+}
+
+/** One page of green's keys in green's order after `after`, with those of them blue (through the transforms) lacks. */
+export async function readGreenPage(
+  t: TableRun,
+  after: PgText[] | null,
+  limit: number,
+): Promise<{ keys: PgText[][]; extra: PgText[][] } | null> {
+  const nKeys = t.plan.greenKeys.length;
+  const page = await t.run(t.green, 'green', greenKeyPageQuery(t.plan, after, limit));
+  if (page.length === 0) return null;
+  const keys = page.map((r) => r.slice(0, nKeys));
+  const { rows } = await t.expectedOf(await lookupInBlue(t.blue, t.plan, keys, t.run));
+  const expectedKeys = new Set(rows.map((r) => canonicalKey(r.key)));
+  const extra = page.flatMap((r) =>
+    expectedKeys.has(canonicalKey(r.slice(0, nKeys))) ? [] : Array(Number(r[nKeys])).fill(r.slice(0, nKeys)),
+  );
+  return { keys, extra };
+}
+
+/** The report's verdict once its lists are filled. */
+export function concludeTable(
+  report: VerifyTableReport,
+  collector: DiffCollector,
+  opts: VerifyOptions,
+): void {
+  report.missingInGreen = collector.missingInGreen;
+  report.extraInGreen = collector.extraInGreen;
+  report.different = collector.different;
+  report.transformFailures = collector.transformFailures;
+  report.truncated = collector.truncated;
+  report.ok =
+    report.mismatchedChunks === 0 &&
+    collector.transformFailures.length === 0 &&
+    !collector.truncated &&
+    (report.skippedColumns.length === 0 || opts.config.apply.onMissingColumn === 'ignore');
+}
+
+/** A report and its collector for a table the run could plan. */
+export function startTableReport(t: TableRun): { report: VerifyTableReport; collector: DiffCollector } {
+  const report = emptyTableReport(t.blueName);
+  report.green = t.plan.greenName;
+  report.columns = t.plan.compared.map((c) => c.green);
+  report.skippedColumns = t.plan.skipped;
+  const collector = new DiffCollector(
+    t.plan.greenKeys.map((k) => k.name),
+    report.columns,
+    t.opts.maxKeysPerTable ?? 100,
+  );
+  return { report, collector };
+}
+
+/** Adds one compared set of rows to the report: a chunk, and its keys when it differs. */
+export function addCompared(
+  report: VerifyTableReport,
+  collector: DiffCollector,
+  expected: readonly CompareRow[],
+  actual: readonly CompareRow[],
+): boolean {
+  report.chunks++;
+  const a = summarizeChunk(expected);
+  const b = summarizeChunk(actual);
+  if (a.count === b.count && a.checksum === b.checksum) return true;
+  report.mismatchedChunks++;
+  collector.add(diffChunk(expected, actual));
+  return false;
+}
+
+export async function blueRowEstimate(t: TableRun): Promise<number> {
+  const estimate = await t.blue.query<string[]>({
+    text: 'SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass',
+    values: [t.plan.blueRel],
+    rowMode: 'array',
+  });
+  return Number(estimate.rows[0]?.[0] ?? 0);
+}
+
 export async function verifyTable(
-  clients: { blue: pg.Client; green: pg.Client; casts: GreenCasts },
+  clients: VerifyClients,
   opts: VerifyOptions,
   blueName: string,
 ): Promise<VerifyTableReport> {
-  const { blue, green, casts } = clients;
+  const { blue, green } = clients;
   const chunkRows = opts.chunkRows ?? 10_000;
-  const report = emptyTableReport(blueName);
   // Each side reads one snapshot for the whole table, so chunks cannot tear.
   await blue.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   await green.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    const plan = await readPlan(blue, green, opts, blueName);
-    report.green = plan.greenName;
-    if ('error' in plan) {
-      report.error = plan.error;
+    const t = await openTable(clients, opts, blueName);
+    if ('error' in t) {
+      const report = emptyTableReport(blueName);
+      report.green = t.greenName;
+      report.error = t.error;
       return report;
     }
-    report.columns = plan.compared.map((c) => c.green);
-    report.skippedColumns = plan.skipped;
-    const collector = new DiffCollector(
-      plan.greenKeys.map((k) => k.name),
-      report.columns,
-      opts.maxKeysPerTable ?? 100,
-    );
-    const estimate = await blue.query<string[]>({
-      text: 'SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass',
-      values: [plan.blueRel],
-      rowMode: 'array',
-    });
-    const rowsTotalEstimate = Number(estimate.rows[0]?.[0] ?? 0);
-    const nKeys = plan.greenKeys.length;
-    const run = async (client: pg.Client, side: 'blue' | 'green', query: ChunkQuery) => {
-      opts.onChunkQuery?.(side, query);
-      return (await client.query<PgText[]>({ ...query, rowMode: 'array' })).rows;
-    };
-    const toCompare = (r: PgText[]): CompareRow => ({ key: r.slice(0, nKeys), values: r.slice(nKeys) });
-    const compareChunk = (expected: readonly CompareRow[], actual: readonly CompareRow[]) => {
-      report.chunks++;
-      const a = summarizeChunk(expected);
-      const b = summarizeChunk(actual);
-      if (a.count !== b.count || a.checksum !== b.checksum) {
-        report.mismatchedChunks++;
-        collector.add(diffChunk(expected, actual));
-      }
-    };
-    // Blue rows through the transforms, then through green's input functions where types differ.
-    const expectedOf = async (blueRows: PgText[][]) => {
-      const expected = expectedRows(plan, opts.transforms, blueRows);
-      return { expected, rows: (await normalizeChunk(casts.run, plan, expected.rows, null)).rows };
-    };
-
+    const { report, collector } = startTableReport(t);
+    const rowsTotalEstimate = await blueRowEstimate(t);
     const greenCount = await green.query<string[]>({
-      text: `SELECT count(*) FROM ${plan.greenRel}`,
+      text: `SELECT count(*) FROM ${t.plan.greenRel}`,
       rowMode: 'array',
     });
     report.greenRows = Number(greenCount.rows[0][0]);
@@ -264,68 +409,33 @@ export async function verifyTable(
     let blueAfter: PgText[] | null = null; // blue's last key, blue text
     for (;;) {
       checkAbort(opts.signal);
-      let blueRows = await run(blue, 'blue', blueChunkQuery(plan, blueAfter, chunkRows));
-      const full = blueRows.length === chunkRows;
-      if (blueRows.length === 0) break;
-      const lastKey = plan.blueKeyIndex.map((i) => blueRows[blueRows.length - 1][i]);
-      if (full && !plan.blueKeyUnique) {
-        // Rows may share a key: the chunk takes every row of its last key, the next starts after it.
-        const same = await run(blue, 'blue', blueKeyQuery(plan, lastKey));
-        const inRun = new Set(same.map((r) => canonicalKey(plan.blueKeyIndex.map((i) => r[i]))));
-        blueRows = [
-          ...blueRows.filter((r) => !inRun.has(canonicalKey(plan.blueKeyIndex.map((i) => r[i])))),
-          ...same,
-        ];
-      }
-      const { expected, rows } = await expectedOf(blueRows);
-      for (const failure of expected.failures) collector.failure(failure.key, failure.error);
-      report.filteredRows += expected.filtered;
-      report.blueRows += blueRows.length;
-      // A key green's type rejects is in no green row: it stays missing, and is not sent to green.
-      const keys = rows.map((r) => r.key).filter((k) => !k.some(isNotValidMark));
-      const actual: CompareRow[] = [];
-      for (const query of greenLookupQueries(plan, keys))
-        for (const r of await run(green, 'green', query)) actual.push(toCompare(r));
-      matched += actual.length;
-      compareChunk(rows, actual);
+      const chunk = await readBlueChunk(t, blueAfter, chunkRows);
+      if (!chunk) break;
+      for (const failure of chunk.expected.failures) collector.failure(failure.key, failure.error);
+      report.filteredRows += chunk.expected.filtered;
+      report.blueRows += chunk.blueRows;
+      matched += chunk.actual.length;
+      addCompared(report, collector, chunk.rows, chunk.actual);
       opts.onProgress?.({ table: blueName, rowsDone: report.blueRows, rowsTotalEstimate });
-      blueAfter = lastKey;
-      if (!full) break;
+      blueAfter = chunk.lastKey;
+      if (!chunk.full) break;
     }
 
     // Rows only green has: green's keys in green's order, looked up in blue through the transforms.
     let greenAfter: PgText[] | null = null;
     while (matched !== report.greenRows) {
       checkAbort(opts.signal);
-      const page = await run(green, 'green', greenKeyPageQuery(plan, greenAfter, chunkRows));
-      if (page.length === 0) break;
+      const page = await readGreenPage(t, greenAfter, chunkRows);
+      if (!page) break;
       report.chunks++;
-      const greenKeys = page.map((r) => r.slice(0, nKeys));
-      const { rows } = await expectedOf(await lookupInBlue(blue, plan, greenKeys, run));
-      const expectedKeys = new Set(rows.map((r) => canonicalKey(r.key)));
-      const extra = page.flatMap((r) =>
-        expectedKeys.has(canonicalKey(r.slice(0, nKeys)))
-          ? []
-          : Array(Number(r[nKeys])).fill(r.slice(0, nKeys)),
-      );
-      if (extra.length > 0) {
+      if (page.extra.length > 0) {
         report.mismatchedChunks++;
-        collector.add({ missingInGreen: [], extraInGreen: extra, different: [] });
+        collector.add({ missingInGreen: [], extraInGreen: page.extra, different: [] });
       }
-      greenAfter = greenKeys[greenKeys.length - 1];
-      if (page.length < chunkRows) break;
+      greenAfter = page.keys[page.keys.length - 1];
+      if (page.keys.length < chunkRows) break;
     }
-
-    report.missingInGreen = collector.missingInGreen;
-    report.extraInGreen = collector.extraInGreen;
-    report.different = collector.different;
-    report.transformFailures = collector.transformFailures;
-    report.truncated = collector.truncated;
-    report.ok =
-      report.mismatchedChunks === 0 &&
-      collector.transformFailures.length === 0 &&
-      !collector.truncated &&
-      (report.skippedColumns.length === 0 || opts.config.apply.onMissingColumn === 'ignore');
+    concludeTable(report, collector, opts);
     return report;
   } finally {
     await blue.query('COMMIT').catch(() => {});
