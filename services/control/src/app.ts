@@ -6,6 +6,7 @@ import { registerRoutes } from './api-routes.ts';
 import { requireBearer } from './auth.ts';
 import type { ControlBackend } from './backend.ts';
 import { errorSchema } from './schemas.ts';
+import { registerUiRoutes } from './ui-routes.ts';
 
 // build() assembles the API from its parts: auth (auth.ts), errors (api-errors.ts), routes
 // (api-routes.ts). It opens no socket; server.ts calls listen().
@@ -102,6 +103,7 @@ export function build(opts: BuildOptions): FastifyInstance {
       moreMetrics: opts.moreMetrics,
       shutdown: shutdown.signal,
     });
+    registerUiRoutes(api, { backend: opts.backend, metrics: opts.metrics });
   });
 
   return api;

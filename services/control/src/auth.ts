@@ -17,9 +17,11 @@ export function bearerToken(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
-const PUBLIC_ROUTES = new Set(['/healthz', '/readyz']);
+// The status page's files (ui-routes.ts) hold no data: a browser loads them without a
+// header, and they ask for the token to read /status.
+const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/ui', '/ui/:file']);
 
-/** The onRequest hook: every route but /healthz and /readyz needs the bearer token, when one is set. */
+/** The onRequest hook: every route but /healthz, /readyz and the status page's files needs the bearer token, when one is set. */
 export function requireBearer(token: string | undefined) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (!token || PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;

@@ -1,0 +1,78 @@
+// A hand-written SVG line chart: time on x (the history's window, ending now), one line per
+// series, y from 0 to a rounded maximum. null values break the line (a gap, not a zero).
+
+const NS = 'http://www.w3.org/2000/svg';
+const W = 640;
+const H = 200;
+const PAD = { left: 64, right: 12, top: 12, bottom: 26 };
+
+function svg(tag, attrs = {}, text) {
+  const el = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+/** 1, 2 or 5 times a power of ten, at least `v`. */
+function niceCeiling(v) {
+  if (!(v > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+/**
+ * series: [{ key, label, cls, values: [[timeMs, number|null], ...] }]
+ * opts: { fromMs, toMs, format(v) -> string }
+ */
+export function lineChart(series, opts) {
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img' });
+  const max = Math.max(0, ...series.flatMap((s) => s.values.map(([, v]) => v ?? 0)));
+  const top = niceCeiling(max);
+  const span = Math.max(1, opts.toMs - opts.fromMs);
+  const x = (t) => PAD.left + ((t - opts.fromMs) / span) * (W - PAD.left - PAD.right);
+  const y = (v) => H - PAD.bottom - (v / top) * (H - PAD.top - PAD.bottom);
+
+  for (const f of [0, 0.5, 1]) {
+    const yy = y(top * f);
+    root.append(svg('line', { x1: PAD.left, x2: W - PAD.right, y1: yy, y2: yy, class: 'grid' }));
+    root.append(
+      svg('text', { x: PAD.left - 6, y: yy + 4, class: 'tick', 'text-anchor': 'end' }, opts.format(top * f)),
+    );
+  }
+  const minutes = Math.round(span / 60_000);
+  root.append(
+    svg(
+      'text',
+      { x: PAD.left, y: H - 6, class: 'tick' },
+      minutes >= 1 ? `−${minutes} min` : `−${Math.round(span / 1000)} s`,
+    ),
+  );
+  root.append(svg('text', { x: W - PAD.right, y: H - 6, class: 'tick', 'text-anchor': 'end' }, 'now'));
+
+  for (const s of series) {
+    let d = '';
+    let pen = false;
+    for (const [t, v] of s.values) {
+      if (v === null || v === undefined) {
+        pen = false;
+        continue;
+      }
+      d += `${pen ? 'L' : 'M'}${x(t).toFixed(1)} ${y(v).toFixed(1)} `;
+      pen = true;
+    }
+    const known = s.values.filter(([, v]) => v !== null && v !== undefined);
+    const last = known.length > 0 ? known[known.length - 1][1] : null;
+    root.append(
+      svg('path', {
+        d: d.trim() || 'M0 0',
+        class: `line ${s.cls}`,
+        'data-series': s.key,
+        'data-points': known.length,
+        'data-max': Math.max(0, ...known.map(([, v]) => v)),
+        'data-last': last ?? '',
+      }),
+    );
+  }
+  return root;
+}
