@@ -39,6 +39,68 @@ export interface TableTransform {
   filter?: (row: Readonly<Row>) => boolean;
 }
 
+/** SASL mechanisms teal speaks to Kafka (kafka.sasl.mechanism, TEAL_KAFKA_SASL_MECHANISM). */
+export const KAFKA_SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512', 'OAUTHBEARER'] as const;
+export type KafkaSaslMechanism = (typeof KAFKA_SASL_MECHANISMS)[number];
+
+/** What an OAUTHBEARER token hook returns: the token, and when it expires (it is asked again before). */
+export interface OAuthBearerToken {
+  /** The token as the broker takes it (a JWT for MSK IAM, Confluent Cloud, Event Hubs). */
+  token: string;
+  /** When it expires: epoch milliseconds or a Date. Left out: asked again after 5 minutes. */
+  expiresAt?: number | Date;
+  /** SASL extensions (KIP-342), e.g. Confluent Cloud's logicalCluster and identityPoolId. */
+  extensions?: Record<string, string>;
+}
+
+/** teal.config.ts `kafka.tls` (docs/kafka-security.md). */
+export interface KafkaTlsConfig {
+  /** CA bundle that signs the brokers' certificates: a file path or the PEM text. Default: Node's CAs. */
+  ca?: string;
+  /** Client certificate for mutual TLS: a file path or the PEM text; needs `key`. */
+  cert?: string;
+  /** The client certificate's private key: a file path (or PEM text). */
+  key?: string;
+  /** The key's passphrase, or better `passphraseFile` / TEAL_KAFKA_TLS_KEY_PASSPHRASE(_FILE). */
+  passphrase?: string;
+  passphraseFile?: string;
+  /** Check that the broker's certificate names the host teal dialed (default true). */
+  verifyHostname?: boolean;
+}
+
+/** teal.config.ts `kafka.sasl` (docs/kafka-security.md). */
+export interface KafkaSaslConfig {
+  mechanism: KafkaSaslMechanism | Lowercase<KafkaSaslMechanism>;
+  /** PLAIN and SCRAM. */
+  username?: string;
+  /** PLAIN and SCRAM: better `passwordFile` or TEAL_KAFKA_SASL_PASSWORD(_FILE) than inline. */
+  password?: string;
+  passwordFile?: string;
+  /** OAUTHBEARER: called for a token, and again before it expires. */
+  oauthBearer?: () => Promise<OAuthBearerToken> | OAuthBearerToken;
+}
+
+/** Resolved kafka.tls: file contents read at load; the private key and passphrase behind functions, so no JSON or log line holds them. */
+export interface KafkaTlsSettings {
+  readonly ca: string | undefined;
+  readonly cert: string | undefined;
+  readonly key: (() => string) | undefined;
+  readonly passphrase: (() => string) | undefined;
+  readonly verifyHostname: boolean;
+}
+
+/** Resolved kafka.sasl; the password behind a function (JSON and loggers leave functions out). */
+export type KafkaSaslSettings =
+  | {
+      readonly mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+      readonly username: string;
+      readonly password: () => string;
+    }
+  | {
+      readonly mechanism: 'OAUTHBEARER';
+      readonly oauthBearer: () => Promise<OAuthBearerToken> | OAuthBearerToken;
+    };
+
 export type OnMissingColumn = 'fail' | 'ignore' | 'add';
 export type SessionReplicationRole = 'origin' | 'replica';
 
@@ -67,6 +129,10 @@ export interface TealConfig {
      * Env TEAL_KAFKA_MAX_MESSAGE_BYTES.
      */
     maxMessageBytes?: number;
+    /** TLS to the brokers (`true`: Node's CAs). Env TEAL_KAFKA_TLS, TEAL_KAFKA_TLS_* win. */
+    tls?: boolean | KafkaTlsConfig;
+    /** SASL login. Env TEAL_KAFKA_SASL_* win (the OAUTHBEARER hook is in this file only). */
+    sasl?: KafkaSaslConfig;
   };
   /** Logical replication slot on blue, [a-z0-9_]{1,63}. Default teal_slot. */
   slot?: string;
@@ -101,6 +167,11 @@ export interface TealConfig {
   snapshot?: { chunkRows?: number };
   /** Slot lag thresholds, bytes of retained WAL. Default 1 GiB / 8 GiB. */
   lag?: { warnBytes?: number; criticalBytes?: number };
+  /**
+   * Online verify in the background of `teal run` (docs/cutover.md): blue rows read per second;
+   * 0 (the default) keeps it off, so only `teal verify --online` runs it.
+   */
+  verify?: { onlineRowsPerSecond?: number };
 }
 
 /** Types a teal.config.ts; returns its argument unchanged (loadConfig validates it). */
@@ -119,6 +190,10 @@ export interface ResolvedConfig {
     readonly headers: boolean;
     readonly client: KafkaClientName;
     readonly maxMessageBytes: number;
+    /** undefined: plaintext. */
+    readonly tls: KafkaTlsSettings | undefined;
+    /** undefined: no SASL. */
+    readonly sasl: KafkaSaslSettings | undefined;
   };
   readonly slot: string;
   readonly publication: string;
@@ -138,6 +213,7 @@ export interface ResolvedConfig {
   readonly heartbeatMs: number;
   readonly snapshot: { readonly chunkRows: number };
   readonly lag: { readonly warnBytes: number; readonly criticalBytes: number };
+  readonly verify: { readonly onlineRowsPerSecond: number };
   /** Absolute path of the config file that was loaded, undefined when none. */
   readonly configPath: string | undefined;
 }

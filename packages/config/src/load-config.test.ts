@@ -54,6 +54,7 @@ describe('resolveConfig', () => {
       heartbeatMs: 10_000,
       snapshot: { chunkRows: 10_000 },
       lag: { warnBytes: 1024 ** 3, criticalBytes: 8 * 1024 ** 3 },
+      verify: { onlineRowsPerSecond: 0 },
       configPath: undefined,
     });
     expect(Object.isFrozen(config.kafka.brokers)).toBe(true);
@@ -160,7 +161,7 @@ describe('resolveConfig', () => {
       heartbeatMs: '1000',
     });
     expect(problems).toEqual([
-      'blu: unknown key; did you mean "blue"? (allowed: blue, green, kafka, slot, publication, api, tables, transforms, apply, keyColumns, ordered, heartbeatMs, snapshot, lag)',
+      'blu: unknown key; did you mean "blue"? (allowed: blue, green, kafka, slot, publication, api, tables, transforms, apply, keyColumns, ordered, heartbeatMs, snapshot, lag, verify)',
       'kafka.brokers[0]: expected "host:port" like "127.0.0.1:9092", got "nohost"',
       'kafka.partitions: expected an integer from 1 to 1000, got 0',
       'slot: expected a slot name of 1-63 lowercase letters, digits or "_" like "teal_slot", got "Teal-Slot"',

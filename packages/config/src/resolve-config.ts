@@ -47,6 +47,7 @@ const TOP_KEYS = [
   'heartbeatMs',
   'snapshot',
   'lag',
+  'verify',
 ];
 const SLOT = /^[a-z0-9_]{1,63}$/;
 const PUBLICATION = /^[a-z_][a-z0-9_$]{0,62}$/;
@@ -112,6 +113,7 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
     ]),
     snapshot: section(p, raw, 'snapshot', ['chunkRows']),
     lag: section(p, raw, 'lag', ['warnBytes', 'criticalBytes']),
+    verify: section(p, raw, 'verify', ['onlineRowsPerSecond']),
   };
   // Each read gives the value (env over file) and the name to report a problem under.
   const settings = new Settings(p, sections, options.env ?? {});
@@ -188,6 +190,7 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
   const batchSize = int(p, ...read('apply.batchSize'), 1, 100_000);
   const heartbeatMs = int(p, ...read('heartbeatMs'), 100, 3_600_000);
   const chunkRows = int(p, ...read('snapshot.chunkRows'), 1, 10_000_000);
+  const onlineRowsPerSecond = int(p, ...read('verify.onlineRowsPerSecond'), 0, 100_000_000);
 
   if (p.list.length > 0) {
     throw new TealError(
@@ -224,6 +227,7 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
     heartbeatMs: heartbeatMs ?? DEFAULTS.heartbeatMs,
     snapshot: { chunkRows: chunkRows ?? DEFAULTS.chunkRows },
     lag: { warnBytes, criticalBytes },
+    verify: { onlineRowsPerSecond: onlineRowsPerSecond ?? 0 },
     configPath: options.configPath,
   });
 }

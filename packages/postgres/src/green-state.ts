@@ -8,6 +8,9 @@ import type pg from 'pg';
 //                           applied, written in the same transaction as the rows (positions.ts)
 //   teal.applied_truncate   truncates applied, so one runs once across partitions
 //   teal.snapshot_progress  per table: how far the snapshot got (snapshot-progress.ts)
+//   teal.verify_pass, teal.verify_chunk, teal.verify_changed
+//                           online verify: per table its passes, per chunk what it found, and
+//                           the keys green's tables changed since (control/online-verify-store.ts)
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
@@ -36,6 +39,19 @@ const STATE_DDL = [
      rows_done bigint NOT NULL DEFAULT 0, rows_estimated bigint NOT NULL DEFAULT 0,
      snapshot_lsn pg_lsn, updated_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (schema, "table"))`,
+  `CREATE TABLE IF NOT EXISTS teal.verify_pass (
+     pipeline text NOT NULL, blue_table text NOT NULL, pass int NOT NULL, green_table text NOT NULL,
+     green_snapshot pg_snapshot NOT NULL, triggers oid[] NOT NULL, chunks int NOT NULL DEFAULT 0,
+     rows bigint NOT NULL DEFAULT 0, complete boolean NOT NULL DEFAULT false,
+     started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz,
+     PRIMARY KEY (pipeline, blue_table, pass))`,
+  `CREATE TABLE IF NOT EXISTS teal.verify_chunk (
+     pipeline text NOT NULL, blue_table text NOT NULL, pass int NOT NULL, chunk int NOT NULL,
+     rows int NOT NULL, state text NOT NULL, keys jsonb, blue_lsn pg_lsn NOT NULL,
+     checks int NOT NULL, verified_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (pipeline, blue_table, pass, chunk))`,
+  `CREATE TABLE IF NOT EXISTS teal.verify_changed (
+     green_table text NOT NULL, key jsonb, xid xid8 NOT NULL DEFAULT pg_current_xact_id())`,
 ];
 
 // Two sessions running CREATE ... IF NOT EXISTS at once can still collide in the catalog
