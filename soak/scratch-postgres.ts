@@ -70,6 +70,13 @@ export interface ScratchOptions {
   hba?: readonly string[];
   /** A unix socket in the cluster's own directory (for a `local` line), instead of none. */
   unixSocket?: boolean;
+  /**
+   * Server binaries (initdb, pg_ctl) to run instead of the local environment's, e.g.
+   * `await ensurePostgres(17)` from infra/tools/postgres-versions.mjs.
+   */
+  binDir?: string;
+  /** This port instead of a free one the OS picks (the version tests keep to their own range). */
+  port?: number;
 }
 
 /** The postgres OS user's ids when we are root (the server must own its key file), else ours. */
@@ -84,11 +91,11 @@ export async function startScratchPostgres(
   settings: Record<string, string> = {},
   options: ScratchOptions = {},
 ): Promise<ScratchPostgres> {
-  const bin = binDir();
+  const bin = options.binDir ?? binDir();
   const root = mkdtempSync(path.join(tmpdir(), 'teal-scratch-pg-'));
   chmodSync(root, 0o777);
   const dataDir = path.join(root, 'data');
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   run(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-E', 'UTF8', '--auth=trust', '--no-sync']);
   const tlsConf: Record<string, string> = {};
   if (options.tls) {
