@@ -85,6 +85,7 @@ export async function ensure() {
   const home = nodeHome();
   const bin = path.join(home, 'bin');
   if (installed(home)) return bin;
+  process.stderr.write(`[node] installing Node ${NODE_VERSION} and npm ${NPM_VERSION} into ${home}\n`);
   fs.mkdirSync(CACHE, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(CACHE, `.${NODE_VERSION}-`));
   try {
