@@ -99,8 +99,12 @@ function render(s, history) {
       value('strong', v, text, { 'data-testid': testid }),
       h('span', {}, label),
     );
+  // The newest sample's commit→green (the history's own measure; /status has no such field).
+  const known = history.samples.filter((p) => p.commitToGreenSeconds !== null);
+  const commitToGreen = known.length > 0 ? known[known.length - 1].commitToGreenSeconds : null;
   fill(
     $('numbers'),
+    big('commit → green (last sample)', 'commit-to-green', commitToGreen, seconds(commitToGreen)),
     big('commit → Kafka (slot lag)', 'slot-lag-seconds', slot?.lagSeconds, seconds(slot?.lagSeconds)),
     big(
       'WAL retained',
@@ -140,7 +144,10 @@ function render(s, history) {
           cell: (r) => value('td', r.rowsDone, count(r.rowsDone), { 'data-testid': 'rows-done' }),
         },
         { title: 'estimated', cell: (r) => value('td', r.rowsEstimated, count(r.rowsEstimated)) },
-        { title: '', cell: (r) => h('td', { class: 'wide' }, progress(r.rowsDone, r.rowsEstimated)) },
+        {
+          title: '',
+          cell: (r) => h('td', { class: 'wide' }, progress(r.rowsDone, r.rowsEstimated, r.state === 'done')),
+        },
       ],
       {
         testid: 'snapshot-table',
@@ -285,7 +292,11 @@ function cutoverResult(r) {
     { class: 'result', 'data-testid': 'cutover-report' },
     h(
       'p',
-      { class: r.safeToSwitch ? 'ok' : 'bad', 'data-testid': 'safe-to-switch', 'data-value': r.safeToSwitch },
+      {
+        class: r.safeToSwitch ? 'ok' : 'bad',
+        'data-testid': 'safe-to-switch',
+        'data-value': String(r.safeToSwitch),
+      },
       r.safeToSwitch ? 'Safe to switch to green.' : 'NOT safe to switch to green.',
     ),
     r.drainLsn

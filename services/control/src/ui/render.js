@@ -106,9 +106,9 @@ export function generic(v) {
   return h('span', {}, String(v));
 }
 
-/** A progress bar: done of total (total null: unknown). */
-export function progress(done, total) {
-  const pct = total ? Math.min(100, (done / total) * 100) : null;
+/** A progress bar: done of total (total null: unknown; finished: full, whatever the estimate said). */
+export function progress(done, total, finished = false) {
+  const pct = finished ? 100 : total ? Math.min(100, (done / total) * 100) : null;
   const bar = h('div', { class: 'bar' });
   // Through the CSSOM: the page's CSP refuses style attributes.
   bar.style.width = `${pct === null ? 0 : pct.toFixed(1)}%`;
