@@ -2,6 +2,7 @@ export * from './catalog.ts';
 export * from './control-store.ts';
 export * from './green-state.ts';
 export * from './logical-messages.ts';
+export * from './pgoutput-protocol.ts';
 export * from './positions.ts';
 export * from './replication-connection.ts';
 export * from './session.ts';

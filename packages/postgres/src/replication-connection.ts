@@ -11,10 +11,15 @@ export interface ReplicationClientOptions {
   readonly connectionString: string;
   readonly slot: string;
   readonly publication: string;
-  /** pgoutput proto_version: 1-4 (2 for streaming on 14, 3 on 15, 4 on 16+). */
+  /** pgoutput proto_version: 1-4, as pgoutputProtocolFor() chooses for the server. */
   readonly protoVersion: number;
-  /** streaming 'on' (protocol >= 2): large in-progress transactions arrive in blocks. */
-  readonly streaming: boolean;
+  /**
+   * streaming 'on' (true; protocol >= 2): large in-progress transactions arrive in blocks;
+   * 'parallel' (protocol >= 4) also puts the abort LSN and time into Stream Abort.
+   */
+  readonly streaming: boolean | 'parallel';
+  /** messages 'true' (pgoutput 14+): logical decoding messages in the stream; default true. */
+  readonly messages?: boolean;
   /** Standby status every this many ms, default 10 000 (well under wal_sender_timeout). */
   readonly statusIntervalMs?: number;
   /** messages() pauses the socket above this many queued XLogData, default 1000. */
@@ -80,10 +85,11 @@ export class ReplicationClient extends EventEmitter {
         );
       }
     }
-    if (opts.protoVersion < 1 || opts.protoVersion > 4 || (opts.streaming && opts.protoVersion < 2)) {
+    const needs = opts.streaming === 'parallel' ? 4 : opts.streaming ? 2 : 1;
+    if (opts.protoVersion < needs || opts.protoVersion > 4) {
       throw new TealError(
         'TEAL_CONFIG_INVALID',
-        `pgoutput proto_version ${opts.protoVersion} is not usable${opts.streaming ? ' with streaming (needs >= 2)' : ''}: use 1-4`,
+        `pgoutput proto_version ${opts.protoVersion} is not usable${opts.streaming ? ` with streaming '${opts.streaming === 'parallel' ? 'parallel' : 'on'}' (needs >= ${needs})` : ''}: use ${needs}-4`,
       );
     }
   }
@@ -247,9 +253,11 @@ export class ReplicationClient extends EventEmitter {
     const options = [
       `proto_version '${this.opts.protoVersion}'`,
       `publication_names ${replicationLiteral(this.opts.publication)}`,
-      `messages 'true'`,
     ];
-    if (this.opts.streaming) options.push(`streaming 'on'`);
+    // 13's pgoutput refuses an option it does not know ("unrecognized pgoutput option").
+    if (this.opts.messages !== false) options.push(`messages 'true'`);
+    if (this.opts.streaming)
+      options.push(`streaming '${this.opts.streaming === 'parallel' ? 'parallel' : 'on'}'`);
     return `START_REPLICATION SLOT ${this.opts.slot} LOGICAL ${formatLsn(fromLsn)} (${options.join(', ')})`;
   }
 

@@ -7,6 +7,7 @@ import {
   type Row,
   type TableSchema,
 } from '@teal/change-event';
+import type { TealError } from '@teal/errors';
 import { emitWatermark } from '@teal/postgres';
 import { type TealMetrics, waitFor } from '@teal/runtime';
 import type pg from 'pg';
@@ -82,6 +83,13 @@ export interface ChunkSnapshotOptions {
   streaming(): Promise<void>;
   signal: AbortSignal;
   onError?(err: unknown, table: string): void;
+  /**
+   * Set when blue cannot bracket chunks with watermarks (13's pgoutput forwards no logical
+   * messages): the error for snapshotting `table` by chunk, which then stops the producer.
+   */
+  refuse?(table: string): TealError;
+  /** Called with refuse()'s error: a snapshot that cannot run is the producer's end, not a retry. */
+  onFatal?(err: TealError): void;
   /** Test hook: runs between reading a chunk and emitting its high watermark (the race the method handles). */
   afterChunkRead?(table: string, rows: readonly Row[]): Promise<void>;
 }
@@ -178,6 +186,11 @@ export class ChunkSnapshotter {
     rowsEstimated: number,
   ): Promise<void> {
     const name = `${table.schema}.${table.table}`;
+    const refused = this.opts.refuse?.(name);
+    if (refused) {
+      this.opts.onFatal?.(refused);
+      throw refused;
+    }
     const entry: TableProgress = { table: name, state: 'running', rowsDone, rowsEstimated };
     this.opts.progress.set(name, entry);
     let key = lastKey;

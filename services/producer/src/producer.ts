@@ -11,7 +11,14 @@ import {
 import type { ResolvedConfig } from '@teal/config';
 import { redactUrl, type TealError } from '@teal/errors';
 import { KafkaClient, SchemaTopic } from '@teal/kafka';
-import { controlKey, createPool, readSlot, slotKey } from '@teal/postgres';
+import {
+  controlKey,
+  createPool,
+  needsMessagesError,
+  readPgoutputProtocol,
+  readSlot,
+  slotKey,
+} from '@teal/postgres';
 import { abortableDelay, type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import { loadTableSchema, TypeCatalog } from './catalog.ts';
@@ -30,7 +37,7 @@ import { ensureSlot } from './slot-manager.ts';
 import { removeDeadSpillDirs } from './spill-cleanup.ts';
 import { StateStore } from './state-store.ts';
 import { StreamLoop } from './stream-loop.ts';
-import { type PublishingOptions, pgoutputProtoVersion } from './stream-session.ts';
+import type { PublishingOptions } from './stream-session.ts';
 import { stopsProducer, TopicLayouts } from './topic-layout.ts';
 
 // blue -> Kafka. start(): tables, publication, slot; then either the initial snapshot in
@@ -238,7 +245,7 @@ export class Producer extends EventEmitter {
       slotCreated: true,
       updatedAt: new Date().toISOString(),
     });
-    const protoVersion = await pgoutputProtoVersion(this.blue);
+    const protocol = await readPgoutputProtocol(this.blue);
 
     this.chunks = new ChunkSnapshotter({
       blue: this.blue,
@@ -250,6 +257,14 @@ export class Producer extends EventEmitter {
       signal: this.abort.signal,
       onError: (err, table) => this.log.warn({ err, table }, 'chunk snapshot failed; retrying the chunk'),
       afterChunkRead: this.deps.afterChunkRead,
+      refuse: protocol.messages
+        ? undefined
+        : (table) =>
+            needsMessagesError(
+              protocol,
+              `snapshotting ${table} while streaming (a table added later, or the rest of an interrupted initial snapshot)`,
+            ),
+      onFatal: (err) => this.halt(err),
     });
     this.heartbeat = new Heartbeat(this.blue, config.heartbeatMs);
     const mode = config.tables === 'all' ? 'all' : 'listed';
@@ -288,7 +303,7 @@ export class Producer extends EventEmitter {
         blueUrl: config.blue.url,
         slot: config.slot,
         publication: config.publication,
-        protoVersion,
+        protocol,
         publishing: this.publishing,
         types,
         tables: replicated.keys,

@@ -12,9 +12,8 @@ import type {
 } from '@teal/change-event';
 import { TealError } from '@teal/errors';
 import { type AssemblerOutput, FileSpillStore, TransactionAssembler } from '@teal/pgoutput';
-import { isTealMessage, ReplicationClient, WATERMARK_PREFIX } from '@teal/postgres';
+import { isTealMessage, type PgoutputProtocol, ReplicationClient, WATERMARK_PREFIX } from '@teal/postgres';
 import type { Logger } from '@teal/runtime';
-import type pg from 'pg';
 import type { TypeCatalog } from './catalog.ts';
 import type { ChunkSnapshotter } from './chunk-snapshot.ts';
 import { EventPublisher, type EventPublisherOptions } from './event-publisher.ts';
@@ -36,7 +35,8 @@ export interface StreamSessionOptions {
   blueUrl: string;
   slot: string;
   publication: string;
-  protoVersion: number;
+  /** What blue's pgoutput speaks (readPgoutputProtocol). */
+  protocol: PgoutputProtocol;
   startLsn: Lsn;
   publishing: PublishingOptions;
   types: TypeCatalog;
@@ -96,14 +96,6 @@ function asTable(table: TableSchema, event: ChangeEvent): ChangeEvent {
   return { ...event, schema: table.schema, table: table.table, key };
 }
 
-/** The highest pgoutput proto_version blue speaks (2+ streams in-progress transactions). */
-export async function pgoutputProtoVersion(blue: Pick<pg.ClientBase, 'query'>): Promise<number> {
-  // Not SHOW: its column is named after the setting, and a missing `v` meant proto 1 (no streaming).
-  const result = await blue.query<{ v: string }>("SELECT current_setting('server_version_num') AS v");
-  const v = Number(result.rows[0].v);
-  return v >= 160000 ? 4 : v >= 150000 ? 3 : v >= 140000 ? 2 : 1;
-}
-
 interface KnownTable {
   /** As published: the replicated table's name and key columns, the relation's columns. */
   table: TableSchema;
@@ -133,8 +125,14 @@ export class StreamSession {
       connectionString: opts.blueUrl,
       slot: opts.slot,
       publication: opts.publication,
-      protoVersion: opts.protoVersion,
-      streaming: opts.protoVersion >= 2,
+      protoVersion: opts.protocol.protoVersion,
+      streaming:
+        opts.protocol.streaming === 'off'
+          ? false
+          : opts.protocol.streaming === 'parallel'
+            ? 'parallel'
+            : true,
+      messages: opts.protocol.messages,
       settings: opts.settings,
       topicPrefix: opts.topicPrefix,
     });
@@ -152,7 +150,7 @@ export class StreamSession {
     this.spillDir = mkdtempSync(join(tmpdir(), `teal-spill-${opts.slot}-`));
     this.spill = new FileSpillStore(this.spillDir);
     this.assembler = new TransactionAssembler({
-      protoVersion: opts.protoVersion,
+      protoVersion: opts.protocol.protoVersion,
       spill: this.spill,
       resolveType: (oid) => opts.types.cached(oid),
       resolveKeyColumns: (schema, table) => opts.tables.get(`${schema}.${table}`),
