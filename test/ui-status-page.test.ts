@@ -104,7 +104,9 @@ describe('GET /ui: the status page in headless chromium', () => {
     await green.query(
       `CREATE TABLE ${name} (id int PRIMARY KEY, v text CHECK (v IS DISTINCT FROM 'refused by green'))`,
     );
-    onTestFinished(() => green.query(`DROP TABLE IF EXISTS ${name}`));
+    onTestFinished(async () => {
+      await green.query(`DROP TABLE IF EXISTS ${name}`);
+    });
     await blue.query(`INSERT INTO ${name} SELECT g, 'snap ' || g FROM generate_series(1, 2000) g`);
 
     const config = controlConfig(name, blueDb, [table]);
