@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { chooseLogFormat, configureLogger } from '@teal/runtime';
 import { ApiError, ApiUnreachable } from './api-client.ts';
 import { type CliIo, type Command, EXIT, type Options, print, UsageError } from './command.ts';
 import { runCheckCommand } from './commands/check.ts';
@@ -23,7 +24,11 @@ import { runThreads } from './thread-protocol.ts';
 
 export { type CliIo, EXIT } from './command.ts';
 
-const common: Options = { help: { type: 'boolean', short: 'h' }, config: { type: 'string' } };
+const common: Options = {
+  help: { type: 'boolean', short: 'h' },
+  config: { type: 'string' },
+  'log-format': { type: 'string' },
+};
 const json: Options = { json: { type: 'boolean' } };
 // The preflight can be wrong about a shape (a new Postgres feature, a catalog it misreads): the
 // operator may skip it knowingly. The producer's own refusals (no key, a leaf partition) stay.
@@ -153,6 +158,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'the end-to-end demo (env up, snapshot, workload, cutover)',
     usage: 'teal demo',
     options: {},
+    details:
+      'Prints its own story; teal logs only warnings (TEAL_LOG_LEVEL says otherwise), as readable\n' +
+      'lines even when piped (--log-format json or TEAL_LOG_FORMAT=json for JSON).',
+    logFormat: 'pretty',
     run: runDemo,
   },
 };
@@ -183,6 +192,20 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   if (values.help) {
     print(io, commandHelp(name, command));
     return EXIT.ok;
+  }
+  try {
+    // Before anything logs: pino writes fd 1, the stream io.stdout stands for.
+    configureLogger({
+      output: chooseLogFormat({
+        flag: values['log-format'] as string | undefined,
+        env: io.env,
+        isTTY: io.stdout.isTTY,
+        fallback: command.logFormat,
+      }),
+    });
+  } catch (err) {
+    io.stderr.write(`teal ${name}: ${(err as Error).message}\n`);
+    return EXIT.usage;
   }
   try {
     return await command.run(values, io);

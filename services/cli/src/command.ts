@@ -1,4 +1,5 @@
 import type { ResolvedConfig } from '@teal/config';
+import type { LogFormat } from '@teal/runtime';
 import type { ApiTarget } from './api-client.ts';
 import type { ProgressStream } from './format.ts';
 
@@ -27,6 +28,8 @@ export interface Command {
   usage: string;
   options: Options;
   details?: string;
+  /** The log format when neither --log-format nor TEAL_LOG_FORMAT says one (default: pretty on a TTY, else JSON). */
+  logFormat?: LogFormat;
   run(values: Values, io: CliIo): Promise<number>;
 }
 

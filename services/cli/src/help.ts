@@ -13,8 +13,9 @@ export function topHelp(commands: Record<string, Command>): string {
     'commands:',
     ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     '',
-    'options everywhere: --config FILE (default ./teal.config.ts), --help',
+    'options everywhere: --config FILE (default ./teal.config.ts), --log-format json|pretty, --help',
     'env: TEAL_BLUE_URL TEAL_GREEN_URL TEAL_KAFKA_BROKERS TEAL_API_HOST TEAL_API_PORT TEAL_API_TOKEN',
+    '     TEAL_LOG_LEVEL TEAL_LOG_FORMAT (logs: pretty lines on a terminal, JSON otherwise)',
     'exit codes: 0 ok, 1 failure / not safe / mismatch / check blocked, 2 usage, 3 API (or, for check, a server) unreachable, 4 drain timeout',
   ].join('\n');
 }
@@ -26,6 +27,6 @@ export function commandHelp(name: string, c: Command): string {
     `usage: ${c.usage}`,
     ...(c.details ? ['', c.details] : []),
     '',
-    'options: --config FILE, --help',
+    'options: --config FILE, --log-format json|pretty, --help',
   ].join('\n');
 }

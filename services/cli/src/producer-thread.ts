@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { ResolvedConfig } from '@teal/config';
 import { TealError } from '@teal/errors';
-import { type Logger, type MetricsJson, rootLogger } from '@teal/runtime';
+import { type Logger, loggerOutput, type MetricsJson, rootLogger } from '@teal/runtime';
 import {
   configSource,
   errorFromData,
@@ -72,6 +72,7 @@ export class ProducerThread extends EventEmitter {
     const workerData: WorkerInput = {
       source: configSource(this.config, this.options.cwd, this.options.env),
       statusIntervalMs: this.options.statusIntervalMs ?? 100,
+      log: loggerOutput(),
     };
     const worker = new Worker(this.options.entry ?? DEFAULT_ENTRY, {
       workerData,

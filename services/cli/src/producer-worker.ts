@@ -15,13 +15,14 @@ import {
 
 // `teal run`'s producer thread (started by producer-thread.ts through producer-worker.mjs):
 // one Producer, its status posted to the main thread whenever it changes, its metrics on
-// request. The logger writes to fd 1 itself, in the same JSON lines as the main thread.
+// request. The logger writes to fd 1 itself, in the same format as the main thread.
 
 if (!parentPort) throw new Error('producer-worker.ts runs in a worker thread started by producer-thread.ts');
 const port = parentPort;
 const input = workerData as WorkerInput;
-// The main thread has checked TEAL_LOG_LEVEL already; the worker sees the same environment.
-configureLogger({ level: logLevelFromEnv(process.env) });
+// The main thread has checked TEAL_LOG_LEVEL already; the worker sees the same environment,
+// and writes the main thread's format (JSON or pretty lines) to the same fd 1.
+configureLogger({ level: logLevelFromEnv(process.env), ...(input.log ? { output: input.log } : {}) });
 const metrics = createMetrics(undefined, { defaultMetrics: false });
 
 function post(message: FromWorker): void {

@@ -1,7 +1,7 @@
 import type { ResolvedConfig } from '@teal/config';
 import { runThreadsFromEnv } from '@teal/config';
 import { isErrorCode, TealError } from '@teal/errors';
-import type { MetricsJson } from '@teal/runtime';
+import type { LogOutput, MetricsJson } from '@teal/runtime';
 
 // The messages between `teal run`'s main thread (producer-thread.ts) and the producer's
 // worker thread (producer-worker.ts), and the pure helpers both sides share. Everything
@@ -24,6 +24,8 @@ export interface WorkerInput {
   source: ConfigSource;
   /** How often the worker posts its producer's status when it changed, ms. */
   statusIntervalMs: number;
+  /** The main thread's log format: a worker's own stdout is never a TTY, and --log-format is not in its env. */
+  log?: LogOutput;
 }
 
 /** An error as data: what the main thread needs to rebuild it (code and message drive the exit code and the output). */
