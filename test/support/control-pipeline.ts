@@ -19,6 +19,8 @@ export function controlConfig(
   blue: string,
   tables: string[],
   extra: Record<string, unknown> = {},
+  /** Another green than the shared one (a scratch cluster of another version, say). */
+  green: string = greenUrl(),
 ): ResolvedConfig {
   return resolveConfig(
     {
@@ -30,7 +32,7 @@ export function controlConfig(
       ...extra,
     },
     {
-      env: { TEAL_BLUE_URL: blue, TEAL_GREEN_URL: greenUrl(), TEAL_KAFKA_BROKERS: kafkaBrokers().join(',') },
+      env: { TEAL_BLUE_URL: blue, TEAL_GREEN_URL: green, TEAL_KAFKA_BROKERS: kafkaBrokers().join(',') },
     },
   );
 }

@@ -15,6 +15,8 @@ export async function startPipeline(
   name: string,
   tables: string[],
   overrides: Record<string, unknown> = {},
+  /** Other servers than the shared blue and green (scratch clusters of another version, say). */
+  urls: { blue: string; green: string } = { blue: blueUrl(), green: greenUrl() },
 ): Promise<{ config: ResolvedConfig; producer: Producer; consumer: Consumer }> {
   const config = resolveConfig(
     {
@@ -27,8 +29,8 @@ export async function startPipeline(
     },
     {
       env: {
-        TEAL_BLUE_URL: blueUrl(),
-        TEAL_GREEN_URL: greenUrl(),
+        TEAL_BLUE_URL: urls.blue,
+        TEAL_GREEN_URL: urls.green,
         TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
       },
     },
@@ -38,7 +40,7 @@ export async function startPipeline(
   onTestFinished(async () => {
     await consumer.stop();
     await producer.stop();
-    const blue = new pg.Client({ connectionString: blueUrl() });
+    const blue = new pg.Client({ connectionString: urls.blue });
     await blue.connect();
     try {
       await blue.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [
