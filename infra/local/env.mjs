@@ -2,7 +2,10 @@
 // The local environment without Docker: blue Postgres on 127.0.0.1:5433, green on :5434
 // and one Apache Kafka broker (KRaft, broker+controller) on :9092, all state under .teal/.
 //
-//   node infra/local/env.mjs up|down|status|reset
+//   node infra/local/env.mjs up|down|status|reset [--blue 13..18] [--green 13..18]
+//
+// --blue/--green choose each side's PostgreSQL major (same ports; default: the major its data
+// directory has, else Debian's 15); a side whose data another major made is made again.
 //
 // Plain Node ESM with builtins only: it runs before `npm ci` has anything to offer.
 // Every command is idempotent; `down` stops only what `up` started (data dirs, pid files).
@@ -12,7 +15,18 @@ import fs from 'node:fs';
 import { fail, LOG_DIR, log, logError, RUN_DIR, STATE, secs } from './lib/common.mjs';
 import { KAFKA_DATA, KAFKA_DIR, KAFKA_PORT, kafkaDown, kafkaPid, kafkaReady, kafkaUp } from './lib/kafka.mjs';
 import { withLock } from './lib/lock.mjs';
-import { PG_CLUSTERS, pgDataDir, pgDown, pgIsUp, pgRoot, pgUp, preparePgDirs } from './lib/postgres.mjs';
+import {
+  PG_CLUSTERS,
+  parsePgMajor,
+  pgDataDir,
+  pgDataMajor,
+  pgDown,
+  pgIsUp,
+  pgRoot,
+  pgServerVersion,
+  pgUp,
+  preparePgDirs,
+} from './lib/postgres.mjs';
 import { ensurePrerequisites, pgBinDir } from './lib/prerequisites.mjs';
 
 function prepareStateDirs() {
@@ -41,7 +55,7 @@ async function up() {
   const started = Date.now();
   await ensurePrerequisites();
   prepareStateDirs();
-  const ok = await settle([...PG_CLUSTERS.map(pgUp), kafkaUp()]);
+  const ok = await settle([...PG_CLUSTERS.map((c) => pgUp(c, majors[c.name])), kafkaUp()]);
   if (!ok) throw new Error('up failed; what did start is left running (npm run env:down stops it)');
   log(
     `up in ${secs(started)}: blue postgres://postgres@127.0.0.1:5433/app, green postgres://postgres@127.0.0.1:5434/app, kafka 127.0.0.1:${KAFKA_PORT}`,
@@ -66,8 +80,14 @@ async function status() {
   for (const cluster of PG_CLUSTERS) {
     const upNow = await pgIsUp(cluster);
     allUp &&= upNow;
+    const major = pgDataMajor(cluster);
+    const version = upNow
+      ? `PostgreSQL ${await pgServerVersion(cluster)}`
+      : major
+        ? `PostgreSQL ${major}`
+        : 'no data';
     lines.push(
-      `${cluster.name.padEnd(6)} ${upNow ? 'up  ' : 'down'} postgres://postgres@127.0.0.1:${cluster.port}/app (data ${pgDataDir(cluster)})`,
+      `${cluster.name.padEnd(6)} ${upNow ? 'up  ' : 'down'} ${version} postgres://postgres@127.0.0.1:${cluster.port}/app (data ${pgDataDir(cluster)})`,
     );
   }
   const pid = kafkaPid();
@@ -81,6 +101,8 @@ async function status() {
 }
 
 async function reset() {
+  // A side keeps its major through the wipe unless asked for another.
+  for (const cluster of PG_CLUSTERS) majors[cluster.name] ??= pgDataMajor(cluster);
   await down();
   // Data only: the Kafka jars in .teal/kafka/lib (and Maven's cache) stay.
   fs.rmSync(pgRoot(), { recursive: true, force: true });
@@ -96,9 +118,24 @@ const commands = {
   status,
   reset: () => withLock(reset),
 };
-const command = process.argv[2];
+const usage = 'usage: node infra/local/env.mjs up|down|status|reset [--blue 13..18] [--green 13..18]\n';
+const [command, ...options] = process.argv.slice(2);
+/** Each side's asked-for major ({ blue: 16 }): for up and reset, which make clusters. */
+const majors = {};
+for (let i = 0; i < options.length; i += 2) {
+  const side = /^--(blue|green)$/.exec(options[i])?.[1];
+  if (!side || !['up', 'reset'].includes(command)) {
+    process.stderr.write(`unknown argument ${options[i]}\n${usage}`);
+    process.exit(2);
+  }
+  try {
+    majors[side] = parsePgMajor(side, options[i + 1]);
+  } catch (err) {
+    fail(err.message);
+  }
+}
 if (!commands[command]) {
-  process.stderr.write('usage: node infra/local/env.mjs up|down|status|reset\n');
+  process.stderr.write(usage);
   process.exit(2);
 }
 try {

@@ -1,10 +1,27 @@
 // Blue and green: two Postgres clusters of our own (initdb, pg_ctl), on loopback only,
 // with trust auth, data under .teal/pg (or /var/tmp, see pgRoot) and logs in .teal/logs.
+// Each side runs the major it is asked for (`up --blue 16 --green 18`; server binaries from
+// infra/tools/postgres-versions.mjs, Debian's for its own major), else the one its data
+// directory was made by, else Debian's (15). psql and pg_isready are Debian's whatever the
+// server's major: the client tools of one major talk to every server teal supports.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { IS_ROOT, LOG_DIR, ROOT, run, runOk, STATE, secs, tail, tcpAnswers, waitFor } from './common.mjs';
+import { ensurePostgres, MAJORS, postgresBinDir } from '../../tools/postgres-versions.mjs';
+import {
+  IS_ROOT,
+  LOG_DIR,
+  log,
+  ROOT,
+  run,
+  runOk,
+  STATE,
+  secs,
+  tail,
+  tcpAnswers,
+  waitFor,
+} from './common.mjs';
 import { pgBinDir } from './prerequisites.mjs';
 
 const COMMON_PG_SETTINGS = {
@@ -96,8 +113,44 @@ host    all             all             127.0.0.1/32            trust
 host    replication     all             127.0.0.1/32            trust
 `;
 
-async function pgRunning(cluster) {
+/** The major the cluster's data directory was initialised by (its PG_VERSION); undefined when none. */
+export function pgDataMajor(cluster) {
+  try {
+    return Number(fs.readFileSync(path.join(pgDataDir(cluster), 'PG_VERSION'), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
+/** The major of the local environment's default binaries (Debian's, see prerequisites.mjs). */
+export function defaultPgMajor() {
   const bin = pgBinDir();
+  if (!bin) return undefined;
+  const fromPath = /postgresql\/(\d+)\/bin$/.exec(bin);
+  if (fromPath) return Number(fromPath[1]);
+  const res = spawnSync(path.join(bin, 'pg_ctl'), ['--version'], { encoding: 'utf8' });
+  const m = / (\d+)(?:\.\d+)?/.exec(res.stdout ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+/** `--blue 16`: a major teal supports, as a number, or a message that says which ones are. */
+export function parsePgMajor(side, value) {
+  const major = Number(value);
+  if (!MAJORS.includes(major))
+    throw new Error(
+      `--${side} ${value ?? '(nothing)'}: give a PostgreSQL major, one of ${MAJORS.join(', ')}`,
+    );
+  return major;
+}
+
+/** The server binaries that run this cluster's data directory: those of the major that made it. */
+function serverBinFor(cluster) {
+  const major = pgDataMajor(cluster);
+  return major === undefined ? pgBinDir() : (postgresBinDir(major) ?? pgBinDir());
+}
+
+async function pgRunning(cluster) {
+  const bin = serverBinFor(cluster);
   if (!bin || !fs.existsSync(path.join(pgDataDir(cluster), 'PG_VERSION'))) return false;
   const [cmd, args] = asPostgres(path.join(bin, 'pg_ctl'), ['status', '-D', pgDataDir(cluster)]);
   const { code } = await run(cmd, args, { cwd: '/' });
@@ -120,13 +173,35 @@ async function psql(cluster, sql, db = 'postgres') {
   return (await runOk(path.join(pgBinDir(), 'psql'), [...args, '-d', db, '-c', sql], { cwd: '/' })).trim();
 }
 
-/** Creates the cluster on first use, rewrites its config, starts it and creates `app`. */
-export async function pgUp(cluster) {
+/** The running server's version (`16.14`), or undefined when it does not answer. */
+export async function pgServerVersion(cluster) {
+  try {
+    return await psql(cluster, 'SHOW server_version');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Creates the cluster on first use, rewrites its config, starts it and creates `app`.
+ * `major`: the PostgreSQL major to run (installed when missing); a data directory another
+ * major made is scratch data, so it is stopped and made again, saying so on an [env] line.
+ */
+export async function pgUp(cluster, major) {
   const started = Date.now();
-  const bin = pgBinDir();
   const dataDir = pgDataDir(cluster);
+  const dataMajor = pgDataMajor(cluster);
+  const wanted = major ?? dataMajor ?? defaultPgMajor();
+  const bin = await ensurePostgres(wanted);
+  if (dataMajor !== undefined && dataMajor !== wanted) {
+    log(
+      `${cluster.name}: ${dataDir} was made by PostgreSQL ${dataMajor}, ${wanted} was asked for: its data is scratch, so it is stopped, removed and made again by ${wanted}`,
+    );
+    if (await pgRunning(cluster)) await pgDown(cluster);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
   if (await pgIsUp(cluster)) {
-    return `${cluster.name}: already running on 127.0.0.1:${cluster.port}`;
+    return `${cluster.name}: already running PostgreSQL ${await pgServerVersion(cluster)} on 127.0.0.1:${cluster.port}`;
   }
   if (!(await pgRunning(cluster)) && (await tcpAnswers(cluster.port))) {
     throw new Error(
@@ -181,12 +256,12 @@ export async function pgUp(cluster) {
   if ((await psql(cluster, "select count(*) from pg_database where datname = 'app'")) === '0') {
     await psql(cluster, 'create database app');
   }
-  return `${cluster.name}: ${created ? 'created and ' : ''}started on 127.0.0.1:${cluster.port} in ${secs(started)} (data ${dataDir})`;
+  return `${cluster.name}: PostgreSQL ${await pgServerVersion(cluster)} ${created ? 'created and ' : ''}started on 127.0.0.1:${cluster.port} in ${secs(started)} (data ${dataDir})`;
 }
 
 export async function pgDown(cluster) {
   if (!(await pgRunning(cluster))) return `${cluster.name}: not running`;
-  const [cmd, args] = asPostgres(path.join(pgBinDir(), 'pg_ctl'), [
+  const [cmd, args] = asPostgres(path.join(serverBinFor(cluster), 'pg_ctl'), [
     'stop',
     '-m',
     'fast',
