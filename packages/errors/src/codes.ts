@@ -36,6 +36,11 @@ export const errorCodes = {
   ),
   TEAL_API_INSECURE_BIND: code(false, 400, 'the API binds beyond loopback without TEAL_API_TOKEN'),
   TEAL_NOT_FOUND: code(false, 404, 'no such route'),
+  TEAL_METHOD_NOT_ALLOWED: code(
+    false,
+    405,
+    'the path exists but not with this method (Allow lists its methods)',
+  ),
   TEAL_TABLE_NOT_FOUND: code(false, 404, 'a configured table does not exist'),
 
   // Control plane states.

@@ -6,12 +6,15 @@ import { Exclusive } from './exclusive.ts';
 import {
   cutoverBody,
   cutoverResponse,
+  docsResponse,
   drainBody,
   drainResponse,
+  type ErrorStatus,
   emptyBody,
-  errorResponses,
+  errorReplies,
   fenceResponse,
   healthResponse,
+  metricsResponse,
   pausedResponse,
   readyResponse,
   statusResponse,
@@ -24,6 +27,8 @@ import type { CutoverOptions, DrainOptions } from './types.ts';
 
 export interface RouteOptions {
   backend: ControlBackend;
+  /** A token is configured: every route but the public ones can answer 401. */
+  auth: boolean;
   metrics: TealMetrics;
   moreMetrics?: () => Promise<MetricsJson[]>;
   /** Aborted when the server closes, so a running drain or verify stops. */
@@ -34,10 +39,16 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
   const { backend, shutdown } = opts;
   // The API keeps its own guard too: a fake or remote backend may not have one.
   const exclusive = new Exclusive();
+  // The statuses each route can answer, listed in the document (GET /docs), which must be exact.
+  const guarded = (...statuses: ErrorStatus[]) =>
+    errorReplies(...((opts.auth ? [401, ...statuses] : statuses) as ErrorStatus[]));
+  // A body is parsed (400, 413, 415) before the route runs.
+  const withBody: ErrorStatus[] = [400, 413, 415];
+  const publicRoute = { security: [] as never[] };
 
   app.get(
     '/healthz',
-    { schema: { summary: 'Liveness (no auth)', response: { 200: healthResponse } } },
+    { schema: { summary: 'Liveness (no auth)', ...publicRoute, response: { 200: healthResponse } } },
     async () => ({
       ok: true,
     }),
@@ -48,7 +59,8 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
     {
       schema: {
         summary: 'Readiness: blue, green and Kafka answer (no auth)',
-        response: { 200: readyResponse, ...errorResponses },
+        ...publicRoute,
+        response: { 200: readyResponse, ...errorReplies(500, 503) },
       },
     },
     async () => {
@@ -71,7 +83,7 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
     {
       schema: {
         summary: 'Pipeline state, slot lag, consumer lag',
-        response: { 200: statusResponse, ...errorResponses },
+        response: { 200: statusResponse, ...guarded(500, 503) },
       },
     },
     () => backend.status(),
@@ -97,7 +109,9 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
   for (const [path, fn, summary, response] of switches) {
     app.post(
       path,
-      { schema: { summary, body: emptyBody, response: { 200: response, ...errorResponses } } },
+      {
+        schema: { summary, body: emptyBody, response: { 200: response, ...guarded(...withBody, 500, 503) } },
+      },
       fn,
     );
   }
@@ -108,7 +122,7 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
       schema: {
         summary: 'Wait until everything committed on blue up to its current LSN is applied in green',
         body: drainBody,
-        response: { 200: drainResponse, ...errorResponses },
+        response: { 200: drainResponse, ...guarded(...withBody, 409, 500, 503, 504) },
       },
     },
     (request) =>
@@ -127,7 +141,8 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
       schema: {
         summary: 'Fence, drain, copy sequences, verify; report whether it is safe to switch to green',
         body: cutoverBody,
-        response: { 200: cutoverResponse, ...errorResponses },
+        // A failed step (the drain's timeout included) is in the report, not a status.
+        response: { 200: cutoverResponse, ...guarded(...withBody, 409, 500, 503) },
       },
     },
     (request) => exclusive.run('cutover', () => backend.cutover({ ...request.body })),
@@ -139,7 +154,7 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
       schema: {
         summary: 'Compare blue (transformed) with green: counts and checksums per key range',
         body: verifyBody,
-        response: { 200: verifyResponse, ...errorResponses },
+        response: { 200: verifyResponse, ...guarded(...withBody, 500, 503) },
       },
     },
     (request) => backend.verify({ tables: request.body.tables, signal: shutdown }),
@@ -149,8 +164,8 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
     '/metrics',
     {
       schema: {
-        summary: 'Prometheus metrics (text exposition format)',
-        response: { 200: { type: 'string' } },
+        summary: 'Prometheus metrics (text exposition format 0.0.4); the token as every route but health',
+        response: { 200: metricsResponse, ...guarded(500) },
       },
     },
     async (request, reply) => {
@@ -172,7 +187,7 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
     {
       schema: {
         summary: 'This OpenAPI document',
-        response: { 200: { type: 'object', additionalProperties: true } },
+        response: { 200: docsResponse, ...guarded() },
       },
     },
     async () => app.swagger(),

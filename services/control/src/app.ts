@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger';
 import type { Logger, MetricsJson, TealMetrics } from '@teal/runtime';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
-import { badUrl, setErrorHandlers } from './api-errors.ts';
+import { badUrl, RouteTable, setErrorHandlers } from './api-errors.ts';
 import { registerRoutes } from './api-routes.ts';
 import { requireBearer } from './auth.ts';
 import type { ControlBackend } from './backend.ts';
@@ -70,6 +70,16 @@ export function build(opts: BuildOptions): FastifyInstance {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: token ? [{ bearer: [] }] : [],
     },
+    // @fastify/swagger marks every body required; teal's POSTs take none as "all defaults".
+    transformObject: (documents) => {
+      if (!('openapiObject' in documents)) return documents.swaggerObject;
+      const { openapiObject } = documents;
+      for (const ops of Object.values(openapiObject.paths ?? {}))
+        for (const op of Object.values(ops ?? {}))
+          if (op && typeof op === 'object' && 'requestBody' in op && op.requestBody)
+            (op.requestBody as { required?: boolean }).required = false;
+      return openapiObject;
+    },
   });
 
   const shutdown = new AbortController();
@@ -86,19 +96,22 @@ export function build(opts: BuildOptions): FastifyInstance {
     );
   });
 
-  app.addHook('onRequest', requireBearer(token));
+  const routes = new RouteTable();
+  app.addHook('onRequest', requireBearer(token, routes));
 
   // POST without a body means "all defaults".
   app.addHook('preValidation', async (request) => {
-    if (request.method === 'POST' && (request.body === undefined || request.body === null)) request.body = {};
+    // Only an absent body: a JSON `null` is a body, and not the object the document asks for.
+    if (request.method === 'POST' && request.body === undefined) request.body = {};
   });
 
   // Fastify's type carries teal's logger type; the parts take the plain instance.
   const api = app as unknown as FastifyInstance;
-  setErrorHandlers(api, opts.bodyLimit ?? DEFAULT_BODY_LIMIT);
+  setErrorHandlers(api, opts.bodyLimit ?? DEFAULT_BODY_LIMIT, routes);
   app.after(() => {
     registerRoutes(api, {
       backend: opts.backend,
+      auth: token !== undefined,
       metrics: opts.metrics,
       moreMetrics: opts.moreMetrics,
       shutdown: shutdown.signal,

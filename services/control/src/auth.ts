@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { TealError } from '@teal/errors';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { pathOf, type RouteTable } from './api-errors.ts';
 
 // Tokens are compared as SHA-256 digests: equal length always, so timingSafeEqual never
 // throws and the comparison time says nothing about the token's length or prefix.
@@ -22,9 +23,11 @@ export function bearerToken(header: string | undefined): string | undefined {
 const PUBLIC_ROUTES = new Set(['/healthz', '/readyz', '/ui', '/ui/:file']);
 
 /** The onRequest hook: every route but /healthz, /readyz and the status page's files needs the bearer token, when one is set. */
-export function requireBearer(token: string | undefined) {
+export function requireBearer(token: string | undefined, routes?: RouteTable) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!token || PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
+    // A public path asked with another method matches no route: its 405 needs no token either.
+    const route = request.routeOptions.url ?? routes?.match(pathOf(request.url))?.url ?? '';
+    if (!token || PUBLIC_ROUTES.has(route)) return;
     const given = bearerToken(request.headers.authorization);
     if (given === undefined) {
       reply.header('WWW-Authenticate', 'Bearer realm="teal"');

@@ -15,9 +15,14 @@ function obj(properties: Record<string, unknown>, required: string[] = Object.ke
   return { type: 'object', additionalProperties: false, required, properties } as const;
 }
 
-export const errorSchema = {
-  $id: 'TealErrorResponse',
-  title: 'TealErrorResponse',
+// An object or null by type, not anyOf: the serializer picks an anyOf branch by validating
+// the whole value, so one field the branch does not declare failed the answer with a 500
+// (found by schemathesis on POST /cutover); by type, undeclared fields are dropped as everywhere.
+function orNull<T extends { type: 'object' }>(schema: T) {
+  return { ...schema, type: ['object', 'null'] } as const;
+}
+
+const errorBody = {
   ...obj({
     error: {
       type: 'object',
@@ -32,8 +37,37 @@ export const errorSchema = {
   }),
 } as const;
 
+export const errorSchema = { $id: 'TealErrorResponse', title: 'TealErrorResponse', ...errorBody } as const;
+
 const errorRef = { $ref: 'TealErrorResponse#' } as const;
+/** Any 4xx and 5xx in teal's error shape; routes list their statuses with `errorReplies()` instead. */
 export const errorResponses = { '4xx': errorRef, '5xx': errorRef } as const;
+
+/** Every error status the API answers with, and what it means in the OpenAPI document. */
+export const ERROR_STATUSES = {
+  400: 'TEAL_BAD_REQUEST: the body (or the URL) does not match this document; the message names the field and what to change.',
+  401: 'TEAL_UNAUTHORIZED: no or a wrong `Authorization: Bearer <token>` (TEAL_API_TOKEN) while a token is configured.',
+  409: 'The pipeline is not in a state for this: TEAL_BUSY (a drain or cutover runs), TEAL_PAUSED (resume first), TEAL_SLOT_MISSING / TEAL_SLOT_INVALIDATED.',
+  413: 'TEAL_BODY_TOO_LARGE: the body is larger than the API accepts (64 kB by default).',
+  415: 'TEAL_UNSUPPORTED_MEDIA_TYPE: a body that is not application/json.',
+  500: 'TEAL_INTERNAL (a bug; the log has the stack) or TEAL_FENCE_FAILED (blue refused ALTER DATABASE: not the owner).',
+  503: 'Blue, green or Kafka does not answer (TEAL_UNAVAILABLE, TEAL_NOT_READY, TEAL_VERIFY_CONNECT), refuses TLS or the login (TEAL_PG_TLS, TEAL_PG_AUTH), or the process is stopping (TEAL_ABORTED).',
+  504: 'TEAL_DRAIN_TIMEOUT: the drain did not finish within timeoutMs; `details` says what is behind.',
+} as const;
+export type ErrorStatus = keyof typeof ERROR_STATUSES;
+
+/** The error answers of one route: each status it can return, in teal's error shape. */
+export function errorReplies(...statuses: ErrorStatus[]): Record<number, object> {
+  const replies: Record<number, object> = {};
+  for (const status of statuses) {
+    replies[status] = {
+      description: ERROR_STATUSES[status],
+      ...(status === 401 ? { headers: { 'WWW-Authenticate': { type: 'string' } } } : {}),
+      ...errorBody,
+    };
+  }
+  return replies;
+}
 
 export const emptyBody = { type: 'object', additionalProperties: false, properties: {} } as const;
 
@@ -81,7 +115,9 @@ export const verifyBody = {
     tables: {
       type: 'array',
       maxItems: 1000,
-      items: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\s"]+$' },
+      uniqueItems: true,
+      // No space, quote or control character (Postgres refuses a NUL in any text: a 500, found by schemathesis).
+      items: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\s"\\x00-\\x1f\\x7f]+$' },
       description: 'Blue tables ("schema.table" or "table"); default: every replicated table.',
     },
   },
@@ -149,6 +185,22 @@ export const fenceResponse = obj({
 export const pausedResponse = obj({ paused: bool });
 export const healthResponse = obj({ ok: bool });
 
+export const metricsResponse = {
+  description: 'Prometheus text exposition format 0.0.4 (every teal_* metric; README lists them).',
+  content: { 'text/plain; version=0.0.4': { schema: { type: 'string' } } },
+} as const;
+export const docsResponse = {
+  description: 'This document (OpenAPI 3.0).',
+  type: 'object',
+  additionalProperties: true,
+  required: ['openapi', 'info', 'paths'],
+  properties: {
+    openapi: str,
+    info: { type: 'object', additionalProperties: true },
+    paths: { type: 'object', additionalProperties: true },
+  },
+} as const;
+
 const readyCheck = obj({ ok: bool, error: nstr });
 export const readyResponse = obj({
   ready: bool,
@@ -210,8 +262,8 @@ export const cutoverResponse = obj({
   safeToSwitch: bool,
   fenced: bool,
   drainLsn: nstr,
-  deadLetters: { anyOf: [{ type: 'null' }, deadLetterCounts] },
-  fenceHoles: { anyOf: [{ type: 'null' }, obj({ ...fenceHoles })] },
+  deadLetters: orNull(deadLetterCounts),
+  fenceHoles: orNull(obj({ ...fenceHoles })),
   steps: {
     type: 'array',
     items: obj({
@@ -222,7 +274,7 @@ export const cutoverResponse = obj({
     }),
   },
   sequences: { type: 'array', items: obj({ blue: str, green: nstr, value: nstr, ok: bool, note: nstr }) },
-  verify: { anyOf: [{ type: 'null' }, verifyResponse] },
+  verify: orNull(verifyResponse),
   warnings: { type: 'array', items: str },
 });
 
@@ -233,42 +285,36 @@ export const statusResponse = obj({
   },
   paused: bool,
   fenced: bool,
-  slot: {
-    anyOf: [
-      { type: 'null' },
-      obj({
-        name: str,
-        exists: bool,
-        active: bool,
-        walStatus: nstr,
-        currentLsn: nstr,
-        confirmedLsn: nstr,
-        restartLsn: nstr,
-        lagBytes: nnum,
-        retainedWalBytes: nnum,
-        lagSeconds: nnum,
-        level: { type: 'string', enum: ['ok', 'warn', 'critical'] },
-      }),
-    ],
-  },
-  producer: {
-    anyOf: [
-      { type: 'null' },
-      obj({
-        source: { type: 'string', enum: ['in-process', 'green'] },
-        state: str,
-        confirmedLsn: nstr,
-        lastShippedPosition: nstr,
-        lastCommitTimeUs: nstr,
-        updatedAt: nstr,
-        snapshot: {
-          type: 'array',
-          items: obj({ table: str, state: str, rowsDone: num, rowsEstimated: nnum }),
-        },
-        error: nstr,
-      }),
-    ],
-  },
+  slot: orNull(
+    obj({
+      name: str,
+      exists: bool,
+      active: bool,
+      walStatus: nstr,
+      currentLsn: nstr,
+      confirmedLsn: nstr,
+      restartLsn: nstr,
+      lagBytes: nnum,
+      retainedWalBytes: nnum,
+      lagSeconds: nnum,
+      level: { type: 'string', enum: ['ok', 'warn', 'critical'] },
+    }),
+  ),
+  producer: orNull(
+    obj({
+      source: { type: 'string', enum: ['in-process', 'green'] },
+      state: str,
+      confirmedLsn: nstr,
+      lastShippedPosition: nstr,
+      lastCommitTimeUs: nstr,
+      updatedAt: nstr,
+      snapshot: {
+        type: 'array',
+        items: obj({ table: str, state: str, rowsDone: num, rowsEstimated: nnum }),
+      },
+      error: nstr,
+    }),
+  ),
   consumer: obj({
     state: nstr,
     partitions: {
