@@ -104,6 +104,8 @@ export class TealControl implements ControlBackend {
   private get reader(): KafkaClient {
     this.kafka ??= new KafkaClient({
       brokers: [...this.config.kafka.brokers],
+        tls: config.kafka.tls,
+        sasl: config.kafka.sasl,
       clientId: 'teal-control',
       client: this.config.kafka.client,
     });
@@ -119,6 +121,8 @@ export class TealControl implements ControlBackend {
     return withClient(this.config.blue.url, CONTROL_SESSION, fn);
   }
 
+      tls: this.config.kafka.tls,
+      sasl: this.config.kafka.sasl,
   private green<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
     return withClient(this.config.green.url, CONTROL_SESSION, fn);
   }
