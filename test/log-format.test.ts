@@ -129,7 +129,13 @@ describe('log format', () => {
     expect(pretty.some((l) => /INFO: stopping \{"signal":"SIGTERM"\}/.test(l))).toBe(true);
   }, 120_000);
 
-  test.each([
+  test.each<{
+    where: string;
+    run: typeof onPipe;
+    args: string[];
+    env: Record<string, string>;
+    expect: string;
+  }>([
     { where: 'a pipe', run: onPipe, args: ['api'], env: {}, expect: 'json' },
     // The flag over the variable over the terminal is unit-tested (logger.test.ts); here each way once.
     {
