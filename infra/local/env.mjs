@@ -13,7 +13,17 @@
 // postgres.mjs (blue and green), kafka.mjs (the broker), lock.mjs, common.mjs (helpers).
 import fs from 'node:fs';
 import { fail, LOG_DIR, log, logError, RUN_DIR, STATE, secs } from './lib/common.mjs';
-import { KAFKA_DATA, KAFKA_DIR, KAFKA_PORT, kafkaDown, kafkaPid, kafkaReady, kafkaUp } from './lib/kafka.mjs';
+import {
+  KAFKA_DATA,
+  KAFKA_DIR,
+  KAFKA_PORT,
+  kafkaDown,
+  kafkaPid,
+  kafkaReady,
+  kafkaSaslSslUp,
+  kafkaSecurityLine,
+  kafkaUp,
+} from './lib/kafka.mjs';
 import { withLock } from './lib/lock.mjs';
 import {
   PG_CLUSTERS,
@@ -60,6 +70,7 @@ async function up() {
   log(
     `up in ${secs(started)}: blue postgres://postgres@127.0.0.1:5433/app, green postgres://postgres@127.0.0.1:5434/app, kafka 127.0.0.1:${KAFKA_PORT}`,
   );
+  log(`kafka ${kafkaSecurityLine()}`);
 }
 
 async function down() {
@@ -95,6 +106,11 @@ async function status() {
   allUp &&= kafkaUpNow;
   lines.push(
     `${'kafka'.padEnd(6)} ${kafkaUpNow ? 'up  ' : 'down'} 127.0.0.1:${KAFKA_PORT}${pid ? ` (pid ${pid})` : ''}`,
+  );
+  // Not part of "all up": a broker started before the listener existed has no :9093 yet.
+  const saslUp = kafkaUpNow && (await kafkaSaslSslUp());
+  lines.push(
+    `${''.padEnd(6)} ${saslUp ? 'up  ' : 'down'} ${kafkaSecurityLine()}${kafkaUpNow && !saslUp ? ' (absent: npm run env:down && npm run env:up)' : ''}`,
   );
   for (const line of lines) log(line);
   process.exit(allUp ? 0 : 3);

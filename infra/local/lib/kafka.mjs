@@ -1,6 +1,9 @@
-// One Apache Kafka broker in KRaft mode (broker and controller in one JVM) on 127.0.0.1:9092:
-// its jars resolved by Maven from infra/kafka/pom.xml, its storage formatted once, the
-// process detached with its pid in .teal/run/kafka.pid.
+// One Apache Kafka broker in KRaft mode (broker and controller in one JVM): PLAINTEXT on
+// 127.0.0.1:9092 for everything, SASL_SSL on 127.0.0.1:9093 for the Kafka security tests
+// (kafka-security.mjs), the controller on :9094; its jars resolved by Maven from
+// infra/kafka/pom.xml, its storage formatted once, the process detached with its pid in
+// .teal/run/kafka.pid. kafkaBroker() makes another one on other ports and directories (a
+// helper's own broker); the exports below it are the local environment's.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -21,15 +24,10 @@ import {
   tcpAnswers,
   waitFor,
 } from './common.mjs';
+import { SECURITY_FILE, saslSslListener, scramUpsertBodies, scramUpsertErrors } from './kafka-security.mjs';
 
-export const KAFKA_PORT = 9092;
-const KAFKA_CONTROLLER_PORT = 9093;
-export const KAFKA_DIR = path.join(STATE, 'kafka');
-const KAFKA_LIB = path.join(KAFKA_DIR, 'lib');
-export const KAFKA_DATA = path.join(KAFKA_DIR, 'data');
+const KAFKA_LIB = path.join(STATE, 'kafka', 'lib');
 const KAFKA_POM = path.join(ROOT, 'infra', 'kafka', 'pom.xml');
-const KAFKA_PID = path.join(RUN_DIR, 'kafka.pid');
-const KAFKA_LOG = path.join(LOG_DIR, 'kafka.log');
 const DEADLINE_KAFKA_MS = 120_000;
 const DEADLINE_STOP_MS = 30_000;
 
@@ -68,85 +66,7 @@ async function ensureKafkaJars() {
   return true;
 }
 
-function kafkaClusterId() {
-  const file = path.join(KAFKA_DIR, 'cluster-id');
-  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
-  // A Kafka Uuid is 16 random bytes, printed as URL-safe base64 without padding.
-  const id = randomBytes(16).toString('base64url');
-  fs.writeFileSync(file, `${id}\n`);
-  return id;
-}
-
-function kafkaServerProperties() {
-  return `# written by infra/local/env.mjs on every up; edits here are overwritten
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:${KAFKA_CONTROLLER_PORT}
-listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT},CONTROLLER://127.0.0.1:${KAFKA_CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://127.0.0.1:${KAFKA_PORT}
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-log.dirs=${KAFKA_DATA}
-num.partitions=4
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-# fewer than the default 50 partitions: the first consumer group on a fresh broker joins faster
-offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-min.insync.replicas=1
-`;
-}
-
-function kafkaLog4j() {
-  const file = KAFKA_LOG.replaceAll('\\', '/');
-  return `# written by infra/local/env.mjs
-log4j.rootLogger=INFO, file
-log4j.appender.file=org.apache.log4j.FileAppender
-log4j.appender.file.File=${file}
-log4j.appender.file.Append=true
-log4j.appender.file.layout=org.apache.log4j.PatternLayout
-log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka=INFO
-log4j.logger.org.apache.kafka=INFO
-log4j.logger.state.change.logger=WARN
-log4j.logger.kafka.request.logger=WARN
-`;
-}
-
-function kafkaJava(mainClass, args, heap) {
-  return [
-    'java',
-    [
-      ...heap,
-      '-XX:+UseG1GC',
-      '-XX:MaxGCPauseMillis=20',
-      '-XX:+ExitOnOutOfMemoryError',
-      '-Djava.awt.headless=true',
-      `-Dlog4j.configuration=file:${path.join(KAFKA_DIR, 'log4j.properties')}`,
-      `-Dkafka.logs.dir=${LOG_DIR}`,
-      '-cp',
-      `${KAFKA_LIB}/*`,
-      mainClass,
-      ...args,
-    ],
-  ];
-}
-
-/** The pid in .teal/run/kafka.pid, if that process is alive and is our broker (not a reused pid). */
-export function kafkaPid() {
-  const pid = readPid(KAFKA_PID);
-  if (!pid || !pidAlive(pid)) return undefined;
-  try {
-    const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!cmdline.includes(path.join(KAFKA_DIR, 'server.properties'))) return undefined;
-  } catch {}
-  return pid;
-}
-
-function kafkaRequest(apiKey, apiVersion, body, timeoutMs = 2000) {
+function kafkaRequest(port, apiKey, apiVersion, body, { flexible = false, timeoutMs = 2000 } = {}) {
   return new Promise((resolve, reject) => {
     const clientId = Buffer.from('teal-env');
     const header = Buffer.alloc(10);
@@ -154,10 +74,11 @@ function kafkaRequest(apiKey, apiVersion, body, timeoutMs = 2000) {
     header.writeInt16BE(apiVersion, 2);
     header.writeInt32BE(1, 4);
     header.writeInt16BE(clientId.length, 8);
-    const payload = Buffer.concat([header, clientId, body]);
+    // Request header v2 (flexible versions) ends with empty tagged fields.
+    const payload = Buffer.concat([header, clientId, flexible ? Buffer.from([0]) : Buffer.alloc(0), body]);
     const size = Buffer.alloc(4);
     size.writeInt32BE(payload.length, 0);
-    const socket = net.connect({ host: '127.0.0.1', port: KAFKA_PORT });
+    const socket = net.connect({ host: '127.0.0.1', port });
     let received = Buffer.alloc(0);
     const finish = (err, value) => {
       socket.destroy();
@@ -178,103 +99,260 @@ function kafkaRequest(apiKey, apiVersion, body, timeoutMs = 2000) {
 }
 
 /**
- * True once the broker answers a Metadata request (v1, no topics) listing itself: it is
- * registered with the controller and unfenced, so topics can be created.
- * Metadata v1 response: brokers [node_id int32, host string, port int32, rack nullable string],
- * controller_id int32, topics [...].
+ * One local broker. Defaults: the local environment's (.teal/kafka, ports 9092/9093/9094,
+ * pid and logs in .teal/run and .teal/logs); a helper's own broker passes others, e.g.
+ * kafkaBroker({ port: 19092, saslSslPort: 19093, controllerPort: 19094, dir: '/tmp/x/kafka' }).
  */
-export async function kafkaReady() {
-  try {
-    const body = Buffer.alloc(4);
-    body.writeInt32BE(0, 0);
-    const res = await kafkaRequest(3, 1, body);
-    return res.readInt32BE(0) >= 1;
-  } catch {
-    return false;
-  }
-}
+export function kafkaBroker({
+  port = 9092,
+  saslSslPort = 9093,
+  controllerPort = 9094,
+  dir = path.join(STATE, 'kafka'),
+  runDir = RUN_DIR,
+  logDir = LOG_DIR,
+} = {}) {
+  const data = path.join(dir, 'data');
+  const securityDir = path.join(dir, 'security');
+  const pidFile = path.join(runDir, 'kafka.pid');
+  const logFile = path.join(logDir, 'kafka.log');
+  const outFile = path.join(logDir, 'kafka.out');
+  const propertiesFile = path.join(dir, 'server.properties');
+  const saslSslAddress = `127.0.0.1:${saslSslPort}`;
 
-/** Resolves the jars and formats the storage when needed, starts the broker, waits until it is ready. */
-export async function kafkaUp() {
-  const started = Date.now();
-  const pid = kafkaPid();
-  if (pid && (await kafkaReady())) return `kafka: already running on 127.0.0.1:${KAFKA_PORT} (pid ${pid})`;
-  if (!pid && (await tcpAnswers(KAFKA_PORT))) {
-    throw new Error(
-      `port ${KAFKA_PORT} is taken by a process that is not teal's Kafka (${KAFKA_PID}): stop it (another checkout's \`npm run env:down\`?) and retry`,
-    );
+  function clusterId() {
+    const file = path.join(dir, 'cluster-id');
+    if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+    // A Kafka Uuid is 16 random bytes, printed as URL-safe base64 without padding.
+    const id = randomBytes(16).toString('base64url');
+    fs.writeFileSync(file, `${id}\n`);
+    return id;
   }
-  const jarsFetched = await ensureKafkaJars();
-  fs.writeFileSync(path.join(KAFKA_DIR, 'server.properties'), kafkaServerProperties());
-  fs.writeFileSync(path.join(KAFKA_DIR, 'log4j.properties'), kafkaLog4j());
-  let formatted = false;
-  if (!fs.existsSync(path.join(KAFKA_DATA, 'meta.properties'))) {
-    fs.mkdirSync(KAFKA_DATA, { recursive: true });
-    const [cmd, args] = kafkaJava(
-      'kafka.tools.StorageTool',
+
+  function serverProperties() {
+    const sasl = saslSslListener(securityDir, saslSslAddress);
+    // The controller moved from :9093 to :9094 when SASL_SSL took :9093; a data dir made
+    // before keeps working (a static quorum's voter endpoints come from this file only).
+    const text = `# written by infra/local/env.mjs on every up; edits here are overwritten
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:${controllerPort}
+listeners=PLAINTEXT://127.0.0.1:${port},SASL_SSL://${saslSslAddress},CONTROLLER://127.0.0.1:${controllerPort}
+advertised.listeners=PLAINTEXT://127.0.0.1:${port},SASL_SSL://${saslSslAddress}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=${data}
+num.partitions=4
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+# fewer than the default 50 partitions: the first consumer group on a fresh broker joins faster
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+min.insync.replicas=1
+# SASL_SSL (infra/local/lib/kafka-security.mjs): test CA and users in ${securityDir}
+${sasl.lines.join('\n')}
+`;
+    return { text, info: sasl.info };
+  }
+
+  function log4j() {
+    const file = logFile.replaceAll('\\', '/');
+    return `# written by infra/local/env.mjs
+log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=${file}
+log4j.appender.file.Append=true
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+log4j.logger.state.change.logger=WARN
+log4j.logger.kafka.request.logger=WARN
+`;
+  }
+
+  function java(mainClass, args, heap) {
+    return [
+      'java',
       [
-        'format',
-        '--ignore-formatted',
-        '-t',
-        kafkaClusterId(),
-        '-c',
-        path.join(KAFKA_DIR, 'server.properties'),
+        ...heap,
+        '-XX:+UseG1GC',
+        '-XX:MaxGCPauseMillis=20',
+        '-XX:+ExitOnOutOfMemoryError',
+        '-Djava.awt.headless=true',
+        `-Dlog4j.configuration=file:${path.join(dir, 'log4j.properties')}`,
+        `-Dkafka.logs.dir=${logDir}`,
+        '-cp',
+        `${KAFKA_LIB}/*`,
+        mainClass,
+        ...args,
       ],
-      ['-Xmx256m', '-XX:TieredStopAtLevel=1'],
-    );
-    await runOk(cmd, args, { cwd: KAFKA_DIR });
-    formatted = true;
+    ];
   }
-  let childPid = pid;
-  if (!childPid) {
-    const outFile = path.join(LOG_DIR, 'kafka.out');
-    const out = fs.openSync(outFile, 'a');
-    const [cmd, args] = kafkaJava(
-      'kafka.Kafka',
-      [path.join(KAFKA_DIR, 'server.properties')],
-      ['-Xms256m', '-Xmx768m'],
-    );
-    // Detached with its output in a file, so no caller (npm, vitest) waits on its pipes.
-    const child = spawn(cmd, args, { cwd: KAFKA_DIR, detached: true, stdio: ['ignore', out, out] });
-    fs.closeSync(out);
-    child.unref();
-    childPid = child.pid;
-    fs.writeFileSync(KAFKA_PID, `${childPid}\n`);
+
+  /** The pid in the pid file, if that process is alive and is this broker (not a reused pid). */
+  function pid() {
+    const found = readPid(pidFile);
+    if (!found || !pidAlive(found)) return undefined;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${found}/cmdline`, 'utf8');
+      if (!cmdline.includes(propertiesFile)) return undefined;
+    } catch {}
+    return found;
   }
-  await waitFor(kafkaReady, {
-    deadlineMs: DEADLINE_KAFKA_MS,
-    everyMs: 200,
-    check: () => {
-      if (pidAlive(childPid)) return;
-      fs.rmSync(KAFKA_PID, { force: true });
-      throw new Error(
-        `kafka: the broker exited while starting; ${KAFKA_LOG}:\n${tail(KAFKA_LOG)}\n${tail(path.join(LOG_DIR, 'kafka.out'), 10)}`,
+
+  /**
+   * True once the broker answers a Metadata request (v1, no topics) listing itself: it is
+   * registered with the controller and unfenced, so topics can be created.
+   * Metadata v1 response: brokers [node_id int32, host string, port int32, rack nullable string],
+   * controller_id int32, topics [...].
+   */
+  async function ready() {
+    try {
+      const body = Buffer.alloc(4);
+      body.writeInt32BE(0, 0);
+      const res = await kafkaRequest(port, 3, 1, body);
+      return res.readInt32BE(0) >= 1;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Upserts the SCRAM user (both mechanisms) through the PLAINTEXT listener; idempotent. */
+  async function ensureScramUser(info) {
+    const errors = [];
+    for (const body of scramUpsertBodies(info.scram.username, info.scram.password)) {
+      errors.push(
+        ...scramUpsertErrors(await kafkaRequest(port, 51, 0, body, { flexible: true, timeoutMs: 10_000 })),
       );
-    },
-    timeoutMessage: `kafka: not ready after ${DEADLINE_KAFKA_MS} ms; see ${KAFKA_LOG}`,
-  });
-  const what = [jarsFetched && 'jars resolved', formatted && 'formatted', 'started']
-    .filter(Boolean)
-    .join(', ');
-  return `kafka: ${what} on 127.0.0.1:${KAFKA_PORT} (pid ${childPid}) in ${secs(started)}`;
+    }
+    if (errors.length > 0) throw new Error(`kafka: cannot create the SCRAM test user: ${errors.join('; ')}`);
+  }
+
+  /** Whether the running broker was started from the server.properties up would write now. */
+  function runningConfigCurrent() {
+    try {
+      return fs.readFileSync(propertiesFile, 'utf8') === serverProperties().text;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Resolves the jars and formats the storage when needed, starts the broker, waits until it is ready. */
+  async function up() {
+    const started = Date.now();
+    const running = pid();
+    fs.mkdirSync(dir, { recursive: true });
+    for (const d of [runDir, logDir]) fs.mkdirSync(d, { recursive: true });
+    if (running && (await ready())) {
+      const current = runningConfigCurrent();
+      // Idempotent, and cheap: an environment started before the users existed gets them.
+      if (current) await ensureScramUser(serverProperties().info);
+      const stale = current
+        ? ''
+        : '; it runs an older config without the SASL_SSL listener: npm run env:down && npm run env:up';
+      return `kafka: already running on 127.0.0.1:${port} (pid ${running})${stale}`;
+    }
+    for (const p of [port, saslSslPort, controllerPort]) {
+      if (!running && (await tcpAnswers(p))) {
+        throw new Error(
+          `port ${p} is taken by a process that is not teal's Kafka (${pidFile}): stop it (another checkout's \`npm run env:down\`?) and retry`,
+        );
+      }
+    }
+    const jarsFetched = await ensureKafkaJars();
+    const { text, info } = serverProperties();
+    fs.writeFileSync(propertiesFile, text, { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'log4j.properties'), log4j());
+    let formatted = false;
+    if (!fs.existsSync(path.join(data, 'meta.properties'))) {
+      fs.mkdirSync(data, { recursive: true });
+      const [cmd, args] = java(
+        'kafka.tools.StorageTool',
+        ['format', '--ignore-formatted', '-t', clusterId(), '-c', propertiesFile],
+        ['-Xmx256m', '-XX:TieredStopAtLevel=1'],
+      );
+      await runOk(cmd, args, { cwd: dir });
+      formatted = true;
+    }
+    let childPid = running;
+    if (!childPid) {
+      const out = fs.openSync(outFile, 'a');
+      const [cmd, args] = java('kafka.Kafka', [propertiesFile], ['-Xms256m', '-Xmx768m']);
+      // Detached with its output in a file, so no caller (npm, vitest) waits on its pipes.
+      const child = spawn(cmd, args, { cwd: dir, detached: true, stdio: ['ignore', out, out] });
+      fs.closeSync(out);
+      child.unref();
+      childPid = child.pid;
+      fs.writeFileSync(pidFile, `${childPid}\n`);
+    }
+    await waitFor(ready, {
+      deadlineMs: DEADLINE_KAFKA_MS,
+      everyMs: 200,
+      check: () => {
+        if (pidAlive(childPid)) return;
+        fs.rmSync(pidFile, { force: true });
+        throw new Error(
+          `kafka: the broker exited while starting; ${logFile}:\n${tail(logFile)}\n${tail(outFile, 10)}`,
+        );
+      },
+      timeoutMessage: `kafka: not ready after ${DEADLINE_KAFKA_MS} ms; see ${logFile}`,
+    });
+    await ensureScramUser(info);
+    const what = [jarsFetched && 'jars resolved', formatted && 'formatted', 'started']
+      .filter(Boolean)
+      .join(', ');
+    return `kafka: ${what} on 127.0.0.1:${port} (pid ${childPid}) in ${secs(started)}`;
+  }
+
+  /** SIGTERM, then SIGKILL when the broker has not exited after DEADLINE_STOP_MS. */
+  async function down() {
+    const running = pid();
+    if (!running) {
+      fs.rmSync(pidFile, { force: true });
+      return 'kafka: not running';
+    }
+    process.kill(running, 'SIGTERM');
+    const deadline = Date.now() + DEADLINE_STOP_MS;
+    while (pidAlive(running) && Date.now() < deadline) await delay(100);
+    let how = 'stopped';
+    if (pidAlive(running)) {
+      process.kill(running, 'SIGKILL');
+      while (pidAlive(running)) await delay(50);
+      how = `killed (no exit ${DEADLINE_STOP_MS} ms after SIGTERM)`;
+    }
+    fs.rmSync(pidFile, { force: true });
+    return `kafka: ${how}`;
+  }
+
+  /** Whether the running broker has the SASL_SSL listener (one started before it existed has its controller on that port). */
+  async function saslSslUp() {
+    let props = '';
+    try {
+      props = fs.readFileSync(propertiesFile, 'utf8');
+    } catch {}
+    return props.includes(`SASL_SSL://${saslSslAddress}`) && (await tcpAnswers(saslSslPort));
+  }
+
+  /** The line env:up and env:status print about the SASL_SSL listener. */
+  function securityLine() {
+    return `SASL_SSL ${saslSslAddress} (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER unsecured test tokens), CA ${path.join(securityDir, 'ca.pem')}, test users in ${path.join(securityDir, SECURITY_FILE)}`;
+  }
+
+  return { port, saslSslPort, dir, data, securityDir, up, down, pid, ready, saslSslUp, securityLine };
 }
 
-/** SIGTERM, then SIGKILL when the broker has not exited after DEADLINE_STOP_MS. */
-export async function kafkaDown() {
-  const pid = kafkaPid();
-  if (!pid) {
-    fs.rmSync(KAFKA_PID, { force: true });
-    return 'kafka: not running';
-  }
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + DEADLINE_STOP_MS;
-  while (pidAlive(pid) && Date.now() < deadline) await delay(100);
-  let how = 'stopped';
-  if (pidAlive(pid)) {
-    process.kill(pid, 'SIGKILL');
-    while (pidAlive(pid)) await delay(50);
-    how = `killed (no exit ${DEADLINE_STOP_MS} ms after SIGTERM)`;
-  }
-  fs.rmSync(KAFKA_PID, { force: true });
-  return `kafka: ${how}`;
-}
+const local = kafkaBroker();
+export const KAFKA_PORT = local.port;
+export const KAFKA_DIR = local.dir;
+export const KAFKA_DATA = local.data;
+/** Where the local broker's SASL_SSL address, test CA and users are (kafka-security.mjs). */
+export const KAFKA_SECURITY_FILE = path.join(local.securityDir, SECURITY_FILE);
+export const kafkaPid = local.pid;
+export const kafkaReady = local.ready;
+export const kafkaUp = local.up;
+export const kafkaDown = local.down;
+export const kafkaSecurityLine = local.securityLine;
+export const kafkaSaslSslUp = local.saslSslUp;

@@ -46,6 +46,11 @@ const count = (text: string) => (/^\d{1,12}$/.test(text) ? Number(text) : text);
  * - TEAL_KAFKA_HEADERS: 1, 0, true or false
  * - TEAL_KAFKA_CLIENT: kafkajs or platformatic (blank = unset)
  * - TEAL_KAFKA_MAX_MESSAGE_BYTES: the largest change record, bytes
+ * - TEAL_KAFKA_TLS: 1 or 0 (TLS to the brokers; any TEAL_KAFKA_TLS_* turns it on)
+ * - TEAL_KAFKA_TLS_CA, TEAL_KAFKA_TLS_CERT, TEAL_KAFKA_TLS_KEY: a PEM file path (or the PEM)
+ * - TEAL_KAFKA_TLS_KEY_PASSPHRASE(_FILE), TEAL_KAFKA_TLS_VERIFY_HOSTNAME (1 or 0)
+ * - TEAL_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER),
+ *   TEAL_KAFKA_SASL_USERNAME, TEAL_KAFKA_SASL_PASSWORD(_FILE) (kafka-security.ts)
  * - TEAL_API_HOST, TEAL_API_PORT, TEAL_API_TOKEN: the control API's bind address and token
  *
  * Settings of one process rather than of the pipeline are not in the file and not here:
@@ -59,6 +64,21 @@ const ENV_OVERRIDES = [
   { name: 'TEAL_KAFKA_HEADERS', path: 'kafka.headers', parse: flag },
   { name: 'TEAL_KAFKA_CLIENT', path: 'kafka.client', parse: (text) => text.trim() || undefined },
   { name: 'TEAL_KAFKA_MAX_MESSAGE_BYTES', path: 'kafka.maxMessageBytes', parse: count },
+  { name: 'TEAL_KAFKA_TLS', path: 'kafka.tls', parse: flag },
+  { name: 'TEAL_KAFKA_TLS_CA', path: 'kafka.tls.ca' },
+  { name: 'TEAL_KAFKA_TLS_CERT', path: 'kafka.tls.cert' },
+  { name: 'TEAL_KAFKA_TLS_KEY', path: 'kafka.tls.key' },
+  { name: 'TEAL_KAFKA_TLS_KEY_PASSPHRASE', path: 'kafka.tls.passphrase' },
+  { name: 'TEAL_KAFKA_TLS_KEY_PASSPHRASE_FILE', path: 'kafka.tls.passphraseFile' },
+  { name: 'TEAL_KAFKA_TLS_VERIFY_HOSTNAME', path: 'kafka.tls.verifyHostname', parse: flag },
+  {
+    name: 'TEAL_KAFKA_SASL_MECHANISM',
+    path: 'kafka.sasl.mechanism',
+    parse: (text) => text.trim() || undefined,
+  },
+  { name: 'TEAL_KAFKA_SASL_USERNAME', path: 'kafka.sasl.username' },
+  { name: 'TEAL_KAFKA_SASL_PASSWORD', path: 'kafka.sasl.password' },
+  { name: 'TEAL_KAFKA_SASL_PASSWORD_FILE', path: 'kafka.sasl.passwordFile' },
   { name: 'TEAL_SLOT', path: 'slot' },
   { name: 'TEAL_PUBLICATION', path: 'publication' },
   { name: 'TEAL_API_HOST', path: 'api.host' },

@@ -3,6 +3,7 @@ import { DEFAULTS } from './defaults.ts';
 import type { ResolvedConfig } from './define-config.ts';
 import { type Env, Settings } from './env-overrides.ts';
 import { kafkaClient } from './kafka-client.ts';
+import { kafkaSecuritySections, resolveKafkaSasl, resolveKafkaTls } from './kafka-security.ts';
 import { resolveKeyColumns, resolveOrdered, resolveTables, resolveTransforms } from './resolve-tables.ts';
 import {
   bool,
@@ -103,6 +104,8 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
       'headers',
       'client',
       'maxMessageBytes',
+      'tls',
+      'sasl',
     ]),
     api: section(p, raw, 'api', ['host', 'port', 'token']),
     apply: section(p, raw, 'apply', [
@@ -115,8 +118,13 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
     lag: section(p, raw, 'lag', ['warnBytes', 'criticalBytes']),
     verify: section(p, raw, 'verify', ['onlineRowsPerSecond']),
   };
+  const kafkaSecurity = kafkaSecuritySections(p, sections.kafka);
   // Each read gives the value (env over file) and the name to report a problem under.
-  const settings = new Settings(p, sections, options.env ?? {});
+  const settings = new Settings(
+    p,
+    { ...sections, 'kafka.tls': kafkaSecurity.tls, 'kafka.sasl': kafkaSecurity.sasl },
+    options.env ?? {},
+  );
   const read = (path: string) => settings.read(path);
 
   const blueUrl = postgresUrl(p, ...read('blue.url'));
@@ -135,6 +143,8 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
   const client = kafkaClient(p, ...read('kafka.client'));
   // Below 1 MiB a row of ordinary size fails; Kafka's own ceiling is an int32.
   const maxMessageBytes = int(p, ...read('kafka.maxMessageBytes'), 1024 ** 2, 2 ** 31 - 1);
+  const tls = resolveKafkaTls(p, read, options.configPath);
+  const sasl = resolveKafkaSasl(p, read, options.configPath);
 
   const slot = str(
     p,
@@ -210,6 +220,8 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
       headers,
       client: client ?? DEFAULTS.kafkaClient,
       maxMessageBytes: maxMessageBytes ?? DEFAULTS.maxMessageBytes,
+      tls,
+      sasl,
     },
     slot: slot ?? DEFAULTS.slot,
     publication: publication ?? DEFAULTS.publication,

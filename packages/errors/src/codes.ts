@@ -106,6 +106,18 @@ export const errorCodes = {
 
   // Kafka and the wire format.
   TEAL_KAFKA_ERROR: code(true, 503, 'a Kafka request failed'),
+  // Not retriable, as TEAL_PG_TLS / TEAL_PG_AUTH: the same attempt fails the same way until
+  // someone fixes kafka.tls / kafka.sasl (docs/kafka-security.md).
+  TEAL_KAFKA_TLS: code(
+    false,
+    503,
+    'TLS to the Kafka brokers failed (an untrusted or mismatched certificate, a TLS client on a plaintext port); the message names the brokers and the fix',
+  ),
+  TEAL_KAFKA_AUTH: code(
+    false,
+    503,
+    'a Kafka broker refused the SASL login (user, password, mechanism), or the OAUTHBEARER token hook failed',
+  ),
   TEAL_ROW_TOO_LARGE: code(
     false,
     413,

@@ -68,7 +68,7 @@ export async function readBrokerLimits(
     }
     return { messageMaxBytes, socketRequestMaxBytes, topics: topicLimits };
   } catch (err) {
-    throw wrapKafkajsError(err, "cannot read the broker's message size limits");
+    throw wrapKafkajsError(err, "cannot read the broker's message size limits", client.options);
   } finally {
     await admin.disconnect().catch(() => undefined);
   }

@@ -40,7 +40,7 @@ export class SchemaTopic {
   /** Reads the whole topic, from its start to its current end. */
   async loadAll(): Promise<Map<string, string>> {
     await this.ensure();
-    const admin = new KafkajsAdmin(this.client.kafka.admin());
+    const admin = new KafkajsAdmin(this.client.kafka.admin(), this.client.options);
     const schemas = new Map<string, string>();
     const groupId = `teal-schema-reader-${randomUUID()}`;
     try {

@@ -5,6 +5,35 @@
 
 export type KafkaClientKind = 'kafkajs' | 'platformatic';
 
+/** An OAUTHBEARER token as a hook returns it (@teal/config's kafka.sasl.oauthBearer). */
+export interface OAuthBearerToken {
+  token: string;
+  /** Epoch milliseconds or a Date; left out: the token is asked for again after 5 minutes. */
+  expiresAt?: number | Date;
+  extensions?: Record<string, string>;
+}
+
+/** TLS to the brokers: PEM texts; the key and its passphrase behind functions (kept out of JSON and logs). */
+export interface KafkaTls {
+  readonly ca?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: (() => string) | undefined;
+  readonly passphrase?: (() => string) | undefined;
+  /** Check the certificate names the broker's host (default true). */
+  readonly verifyHostname?: boolean;
+}
+
+export type KafkaSasl =
+  | {
+      readonly mechanism: 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+      readonly username: string;
+      readonly password: () => string;
+    }
+  | {
+      readonly mechanism: 'OAUTHBEARER';
+      readonly oauthBearer: () => Promise<OAuthBearerToken> | OAuthBearerToken;
+    };
+
 export interface KafkaOptions {
   brokers: string[];
   clientId?: string;
@@ -19,6 +48,10 @@ export interface KafkaOptions {
    * group and topic readers fetch records that large. Left out: the broker's defaults.
    */
   maxMessageBytes?: number;
+  /** TLS to the brokers (every client of every role); undefined: plaintext. */
+  tls?: KafkaTls | undefined;
+  /** SASL login (every client of every role); undefined: none. */
+  sasl?: KafkaSasl | undefined;
 }
 
 export interface TopicSpec {

@@ -91,6 +91,8 @@ export class Consumer {
         brokers: [...config.kafka.brokers],
         clientId: 'teal-consumer',
         client: config.kafka.client,
+        tls: config.kafka.tls,
+        sasl: config.kafka.sasl,
         // The dead-letter topic takes, and the group fetches, records as large as the producer writes.
         maxMessageBytes: config.kafka.maxMessageBytes,
       });

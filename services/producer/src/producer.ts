@@ -184,6 +184,8 @@ export class Producer extends EventEmitter {
       brokers: [...config.kafka.brokers],
       clientId: 'teal-producer',
       client: config.kafka.client,
+      tls: config.kafka.tls,
+      sasl: config.kafka.sasl,
       maxMessageBytes: config.kafka.maxMessageBytes,
     });
     const admin = this.kafka.admin();

@@ -20,7 +20,7 @@ export class KafkajsAdmin implements TopicAdmin {
   private connect(): Promise<void> {
     this.connected ??= this.admin.connect().catch((err) => {
       this.connected = undefined;
-      throw wrapKafkajsError(err, 'cannot connect the Kafka admin client');
+      throw wrapKafkajsError(err, 'cannot connect the Kafka admin client', this.options);
     });
     return this.connected;
   }
@@ -48,10 +48,13 @@ export class KafkajsAdmin implements TopicAdmin {
       const exists =
         (err as { type?: string }).type === 'TOPIC_ALREADY_EXISTS' ||
         nested?.every((e) => e.type === 'TOPIC_ALREADY_EXISTS');
-      if (!exists) throw wrapKafkajsError(err, `cannot create topic ${topic}`);
-      created = false;
+      // Created, but kafkajs's waitForLeaders asked for metadata before the broker had it
+      // (it retries only LEADER_NOT_AVAILABLE): wait for the leaders here.
+      const unknownYet = (err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION';
+      if (!exists && !unknownYet) throw wrapKafkajsError(err, `cannot create topic ${topic}`);
+      created = unknownYet;
     }
-    const partitions = await this.partitionCount(topic);
+    const partitions = await this.waitForPartitions(topic);
     if (created || wanted === null) return { partitions, maxMessageBytes: wanted };
     return { partitions, maxMessageBytes: await this.raiseMessageBytes(topic, wanted) };
   }
@@ -92,6 +95,19 @@ export class KafkajsAdmin implements TopicAdmin {
     } catch (err) {
       reportLowLimit(topic, have, wanted, err);
       return have;
+    }
+  }
+
+  /** The topic's partition count once the broker's metadata has it (within 30 s). */
+  private async waitForPartitions(topic: string): Promise<number> {
+    const deadline = Date.now() + 30_000;
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1_000)) {
+      const partitions = await this.partitionCount(topic).catch((err) => {
+        if (Date.now() > deadline) throw err;
+        return 0;
+      });
+      if (partitions > 0 || Date.now() > deadline) return partitions;
+      await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
 

@@ -10,6 +10,8 @@ import type {
   TopicPartition,
 } from '../types.ts';
 import { KafkajsAdmin } from './admin.ts';
+import { kafkajsOptions } from './connection.ts';
+import { wrapKafkajsError } from './errors.ts';
 
 function toIncoming(topic: string, partition: number, m: KafkaMessage): IncomingRecord {
   // Per record: no Object.entries array (teal's own change records carry no headers).
@@ -107,7 +109,7 @@ export class KafkajsGroupConsumer implements GroupConsumer {
     private readonly options: GroupConsumerOptions,
     private readonly maxMessageBytes?: number,
   ) {
-    this.admin = new KafkajsAdmin(kafka.admin());
+    this.admin = new KafkajsAdmin(kafka.admin(), kafkajsOptions(kafka));
     this.batchBytes = options.maxBytesPerPartition ?? DEFAULT_BATCH_BYTES;
   }
 
@@ -181,7 +183,20 @@ export class KafkajsGroupConsumer implements GroupConsumer {
         if (this.assigning === assigning) this.assigning = undefined;
       });
     });
-    await withRetry(() => consumer.connect(), { isRetriable: () => !this.closed, deadlineMs: 60_000 });
+    // A refused TLS handshake or login is not retried: it fails the same way until fixed.
+    const options = kafkajsOptions(this.kafka);
+    await withRetry(
+      () =>
+        consumer
+          .connect()
+          .catch((err) =>
+            Promise.reject(wrapKafkajsError(err, 'cannot connect the Kafka consumer group', options)),
+          ),
+      {
+        isRetriable: (err) => !this.closed && (err as { code?: string }).code === 'TEAL_KAFKA_ERROR',
+        deadlineMs: 60_000,
+      },
+    );
     await consumer.subscribe({ topics: [...this.topics], fromBeginning: true });
     await consumer.run({
       autoCommit: false,

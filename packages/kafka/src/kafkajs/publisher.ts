@@ -2,7 +2,8 @@ import { type Kafka, Partitioners, type Producer } from 'kafkajs';
 import { OrderedSends } from '../ordered-sends.ts';
 import { partitionForKey } from '../partitioner.ts';
 import { brokerSaidTooLarge, tooLargeError } from '../record-size.ts';
-import type { OutgoingRecord, Publisher } from '../types.ts';
+import type { KafkaOptions, OutgoingRecord, Publisher } from '../types.ts';
+import { kafkajsOptions } from './connection.ts';
 import { wrapKafkajsError } from './errors.ts';
 
 /** A connected acks = all publisher on kafkajs. */
@@ -17,6 +18,7 @@ export async function openKafkajsPublisher(kafka: Kafka): Promise<KafkajsPublish
       allowAutoTopicCreation: false,
       createPartitioner: Partitioners.DefaultPartitioner,
     }),
+    kafkajsOptions(kafka),
   );
   await publisher.connect();
   return publisher;
@@ -25,13 +27,16 @@ export async function openKafkajsPublisher(kafka: Kafka): Promise<KafkajsPublish
 export class KafkajsPublisher implements Publisher {
   private readonly ordered = new OrderedSends();
 
-  constructor(private readonly producer: Producer) {}
+  constructor(
+    private readonly producer: Producer,
+    private readonly options?: KafkaOptions,
+  ) {}
 
   async connect(): Promise<void> {
     try {
       await this.producer.connect();
     } catch (err) {
-      throw wrapKafkajsError(err, 'cannot connect the Kafka producer');
+      throw wrapKafkajsError(err, 'cannot connect the Kafka producer', this.options);
     }
   }
 

@@ -3,7 +3,7 @@ import { TealError } from '@teal/errors';
 import { log } from '../log.ts';
 import { MAX_MESSAGE_BYTES, reportLowLimit, topicConfigs, wantedMessageBytes } from '../topic-config.ts';
 import type { KafkaOptions, TopicAdmin, TopicSpec, TopicState } from '../types.ts';
-import { platformaticOptions } from './connection.ts';
+import { checkSecurity, platformaticOptions } from './connection.ts';
 import { hasApiError, wrapPlatformaticError } from './errors.ts';
 
 /** TopicAdmin on @platformatic/kafka. */
@@ -15,6 +15,7 @@ export class PlatformaticAdmin implements TopicAdmin {
   }
 
   async ensureTopic(topic: string, spec: TopicSpec): Promise<TopicState> {
+    await checkSecurity(this.options);
     const wanted = wantedMessageBytes(spec, this.options);
     let created = true;
     try {
@@ -27,7 +28,7 @@ export class PlatformaticAdmin implements TopicAdmin {
     } catch (err) {
       // Two processes may race to create the same topic; the loser's error is harmless.
       if (!hasApiError(err, 'TOPIC_ALREADY_EXISTS'))
-        throw wrapPlatformaticError(err, `cannot create topic ${topic}`);
+        throw wrapPlatformaticError(err, `cannot create topic ${topic}`, this.options);
       created = false;
     }
     const partitions = await this.waitForLeaders(topic);
@@ -50,7 +51,7 @@ export class PlatformaticAdmin implements TopicAdmin {
       });
       have = Number(described[0]?.configs.find((c) => c.name === MAX_MESSAGE_BYTES)?.value);
     } catch (err) {
-      throw wrapPlatformaticError(err, `cannot read the configs of ${topic}`);
+      throw wrapPlatformaticError(err, `cannot read the configs of ${topic}`, this.options);
     }
     if (Number.isFinite(have) && have >= wanted) return have;
     try {
@@ -89,7 +90,8 @@ export class PlatformaticAdmin implements TopicAdmin {
         if (t && t.partitionsCount > 0 && t.partitions.every((p) => p !== undefined && p.leader >= 0))
           return t.partitionsCount;
       } catch (err) {
-        if (Date.now() > deadline) throw wrapPlatformaticError(err, `topic ${topic} has no leaders`);
+        const wrapped = wrapPlatformaticError(err, `topic ${topic} has no leaders`, this.options);
+        if (!wrapped.retriable || Date.now() > deadline) throw wrapped;
       }
       if (Date.now() > deadline)
         throw new TealError('TEAL_KAFKA_ERROR', `topic ${topic} has no leaders after 30 s`, {
@@ -100,29 +102,32 @@ export class PlatformaticAdmin implements TopicAdmin {
   }
 
   async partitionCount(topic: string): Promise<number> {
+    await checkSecurity(this.options);
     try {
       const md = await this.admin.metadata({ topics: [topic], forceUpdate: true });
       return md.topics.get(topic)?.partitionsCount ?? 0;
     } catch (err) {
-      throw wrapPlatformaticError(err, `cannot read the metadata of ${topic}`);
+      throw wrapPlatformaticError(err, `cannot read the metadata of ${topic}`, this.options);
     }
   }
 
   async partitionCounts(topics: readonly string[]): Promise<Map<string, number>> {
+    await checkSecurity(this.options);
     try {
       const md = await this.admin.metadata({ topics: [...topics], forceUpdate: true });
       return new Map(topics.map((t) => [t, md.topics.get(t)?.partitionsCount ?? 0] as const));
     } catch (err) {
-      throw wrapPlatformaticError(err, `cannot read the metadata of ${topics.join(', ')}`);
+      throw wrapPlatformaticError(err, `cannot read the metadata of ${topics.join(', ')}`, this.options);
     }
   }
 
   async listTopics(prefix = ''): Promise<string[]> {
+    await checkSecurity(this.options);
     try {
       const topics = await this.admin.listTopics();
       return topics.filter((t) => t.startsWith(prefix)).sort();
     } catch (err) {
-      throw wrapPlatformaticError(err, 'cannot list topics');
+      throw wrapPlatformaticError(err, 'cannot list topics', this.options);
     }
   }
 
@@ -160,16 +165,17 @@ export class PlatformaticAdmin implements TopicAdmin {
         .map((p) => ({ partition: p.partitionIndex, offset: p.offset }))
         .sort((a, b) => a.partition - b.partition);
     } catch (err) {
-      throw wrapPlatformaticError(err, `cannot read the ${what} offsets of ${topic}`);
+      throw wrapPlatformaticError(err, `cannot read the ${what} offsets of ${topic}`, this.options);
     }
   }
 
   async deleteTopics(topics: string[]): Promise<void> {
     if (topics.length === 0) return;
+    await checkSecurity(this.options);
     try {
       await this.admin.deleteTopics({ topics });
     } catch (err) {
-      throw wrapPlatformaticError(err, `cannot delete topics ${topics.join(', ')}`);
+      throw wrapPlatformaticError(err, `cannot delete topics ${topics.join(', ')}`, this.options);
     }
   }
 

@@ -1,8 +1,15 @@
 import { TealError } from '@teal/errors';
+import { securityError } from '../security.ts';
+import type { KafkaOptions } from '../types.ts';
 
-/** Errors carry `retriable`: network and broker errors yes, our own misuse (UserError) no. */
-export function wrapPlatformaticError(err: unknown, what: string): TealError {
+/**
+ * Errors carry `retriable`: network and broker errors yes, our own misuse (UserError) no; a
+ * refused TLS handshake or SASL login is TEAL_KAFKA_TLS / TEAL_KAFKA_AUTH (security.ts).
+ */
+export function wrapPlatformaticError(err: unknown, what: string, options?: KafkaOptions): TealError {
   if (err instanceof TealError) return err;
+  const security = options && securityError(err, what, options);
+  if (security) return security;
   const e = err as { code?: string; canRetry?: boolean; findBy?: (p: string, v: unknown) => unknown };
   // Not retriable: our own misuse, or a broker answer a retry cannot change (MESSAGE_TOO_LARGE ...).
   const retriable = e.code !== 'PLT_KFK_USER' && e.canRetry !== false && !e.findBy?.('canRetry', false);

@@ -5,7 +5,7 @@ import { OrderedSends } from '../ordered-sends.ts';
 import { partitionForKey, positiveHash } from '../partitioner.ts';
 import { brokerSaidTooLarge, tooLargeError } from '../record-size.ts';
 import type { KafkaOptions, OutgoingRecord, Publisher } from '../types.ts';
-import { platformaticOptions } from './connection.ts';
+import { checkSecurity, platformaticOptions } from './connection.ts';
 import { wrapPlatformaticError } from './errors.ts';
 
 // teal's Publisher on @platformatic/kafka (pure JS, callback core, no per-record promise or
@@ -73,10 +73,11 @@ export class PlatformaticPublisher implements Publisher {
 
   /** Fetches the producer id now, so a broker that is down fails here and not on the first send. */
   async connect(): Promise<void> {
+    await checkSecurity(this.options);
     try {
       await this.producer.initIdempotentProducer({});
     } catch (err) {
-      throw wrapPlatformaticError(err, 'cannot connect the Kafka producer');
+      throw wrapPlatformaticError(err, 'cannot connect the Kafka producer', this.options);
     }
   }
 
@@ -113,7 +114,7 @@ export class PlatformaticPublisher implements Publisher {
       await this.producer.send({ messages });
     } catch (err) {
       if (brokerSaidTooLarge(err)) throw tooLargeError(err, records);
-      throw wrapPlatformaticError(err, `Kafka did not acknowledge ${records.length} records`);
+      throw wrapPlatformaticError(err, `Kafka did not acknowledge ${records.length} records`, this.options);
     }
   }
 

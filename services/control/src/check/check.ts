@@ -140,6 +140,8 @@ async function readBroker(
     brokers: [...config.kafka.brokers],
     clientId: 'teal-check',
     client: config.kafka.client,
+    tls: config.kafka.tls,
+    sasl: config.kafka.sasl,
   });
   const topics = names.map((n) => {
     const p = parseTableName(n)!;
