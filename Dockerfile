@@ -1,6 +1,7 @@
 # teal's services (producer + consumer + control API) for docker-compose.yml.
 # TypeScript runs through tsx, so the image carries the sources and no build output.
-FROM node:20-slim
+# The major .ci/run tests on (infra/tools/node.mjs): Node 26, the active LTS line.
+FROM node:26-slim
 
 WORKDIR /app
 ENV TEAL_API_HOST=0.0.0.0 \
