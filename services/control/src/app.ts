@@ -116,7 +116,7 @@ export function build(opts: BuildOptions): FastifyInstance {
       moreMetrics: opts.moreMetrics,
       shutdown: shutdown.signal,
     });
-    registerUiRoutes(api, { backend: opts.backend, metrics: opts.metrics });
+    registerUiRoutes(api, { backend: opts.backend, metrics: opts.metrics, auth: token !== undefined });
   });
 
   return api;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { TealMetrics } from '@teal/runtime';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ControlBackend } from './backend.ts';
-import { errorResponses } from './schemas.ts';
+import { errorReplies } from './schemas.ts';
 import { lagTotals, type SamplerOptions, StatusSampler } from './status-history.ts';
 
 // The status page (GET /ui): static files from ./ui/, no build step, nothing from outside the
@@ -83,6 +83,8 @@ const publicPage = { security: [] as never[] };
 
 export interface UiRouteOptions {
   backend: ControlBackend;
+  /** A token is configured: /status/history answers 401 without it. */
+  auth: boolean;
   metrics: TealMetrics;
   sampler?: Partial<SamplerOptions>;
 }
@@ -143,7 +145,7 @@ export function registerUiRoutes(app: FastifyInstance, opts: UiRouteOptions): St
               [...new Set(Object.values(FILES))].map((type) => [type, { schema: { type: 'string' } }]),
             ),
           },
-          '4xx': errorResponses['4xx'],
+          ...errorReplies(400),
         },
       },
     },
@@ -156,7 +158,10 @@ export function registerUiRoutes(app: FastifyInstance, opts: UiRouteOptions): St
       schema: {
         summary:
           "The last minutes of lag, sampled in the API process from what /status computes (the page's chart)",
-        response: { 200: historyResponse, ...errorResponses },
+        response: {
+          200: historyResponse,
+          ...errorReplies(...(opts.auth ? ([401, 500, 503] as const) : ([500, 503] as const))),
+        },
       },
     },
     async () => {

@@ -52,24 +52,25 @@ export function lineChart(series, opts) {
 
   for (const s of series) {
     let d = '';
-    let pen = false;
-    for (const [t, v] of s.values) {
-      if (v === null || v === undefined) {
-        pen = false;
-        continue;
-      }
-      d += `${pen ? 'L' : 'M'}${x(t).toFixed(1)} ${y(v).toFixed(1)} `;
-      pen = true;
-    }
-    const known = s.values.filter(([, v]) => v !== null && v !== undefined);
-    const last = known.length > 0 ? known[known.length - 1][1] : null;
+    const values = s.values;
+    const known = (i) => i >= 0 && i < values.length && values[i][1] !== null && values[i][1] !== undefined;
+    values.forEach(([t, v], i) => {
+      if (!known(i)) return;
+      const px = x(t).toFixed(1);
+      const py = y(v).toFixed(1);
+      d += `${known(i - 1) ? 'L' : 'M'}${px} ${py} `;
+      // A point with gaps on both sides is a short dash, so that it shows.
+      if (!known(i - 1) && !known(i + 1)) d += `h2 `;
+    });
+    const points = values.filter(([, v]) => v !== null && v !== undefined);
+    const last = points.length > 0 ? points[points.length - 1][1] : null;
     root.append(
       svg('path', {
         d: d.trim() || 'M0 0',
         class: `line ${s.cls}`,
         'data-series': s.key,
-        'data-points': known.length,
-        'data-max': Math.max(0, ...known.map(([, v]) => v)),
+        'data-points': points.length,
+        'data-max': Math.max(0, ...points.map(([, v]) => v)),
         'data-last': last ?? '',
       }),
     );
