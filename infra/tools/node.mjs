@@ -9,11 +9,10 @@
 //   node infra/tools/node.mjs            installs when missing, prints the bin dir
 //   node infra/tools/node.mjs --export   prints `export PATH=<bin dir>:$PATH`
 //   node infra/tools/install.mjs node    the same through the tools installer
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { npmPack, run } from './_npm-pack.mjs';
 
 export const name = 'node';
 
@@ -39,15 +38,6 @@ export function nodeHome() {
   return path.join(CACHE, NODE_VERSION);
 }
 
-function run(cmd, args, opts = {}) {
-  const res = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, ...opts });
-  if (res.status !== 0)
-    throw new Error(
-      `${cmd} ${args.join(' ')} failed (${res.status ?? res.signal}): ${(res.stderr || res.stdout || res.error?.message || '').trim()}`,
-    );
-  return res.stdout;
-}
-
 /** True when `home` holds a finished install of the pinned Node and npm (ready is written last). */
 function installed(home) {
   try {
@@ -61,14 +51,7 @@ function installed(home) {
 function pack(spec, dir) {
   const expected = INTEGRITY[spec];
   if (!expected) throw new Error(`no pinned integrity for ${spec}: install Node ${NODE_VERSION} yourself`);
-  const file = run('npm', ['pack', spec, '--silent', '--pack-destination', dir], { cwd: dir })
-    .trim()
-    .split('\n')
-    .pop();
-  const tarball = path.join(dir, file);
-  const actual = `sha512-${createHash('sha512').update(fs.readFileSync(tarball)).digest('base64')}`;
-  if (actual !== expected) throw new Error(`${spec}: integrity ${actual}, pinned ${expected}`);
-  return tarball;
+  return npmPack(spec, expected, dir);
 }
 
 function unpack(tarball, into) {

