@@ -253,8 +253,8 @@ function renderCharts(history) {
     series('slotLag', 'commit → Kafka (slot)', 's2', (p) => p.slotLagSeconds),
   ];
   const wal = [series('retainedWal', 'retained WAL', 's3', (p) => p.retainedWalBytes)];
-  fill($('chart-lag'), lineChart(lag, { fromMs, toMs: now, format: seconds }), legend(lag));
-  fill($('chart-wal'), lineChart(wal, { fromMs, toMs: now, format: bytes }), legend(wal));
+  fill($('chart-lag'), lineChart(lag, { fromMs, toMs: now, format: seconds, logFloor: 0.01 }), legend(lag));
+  fill($('chart-wal'), lineChart(wal, { fromMs, toMs: now, format: bytes, binary: true }), legend(wal));
   $('chart-lag').dataset.samples = String(samples.length);
 }
 

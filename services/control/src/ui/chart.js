@@ -1,5 +1,6 @@
 // A hand-written SVG line chart: time on x (the history's window, ending now), one line per
-// series, y from 0 to a rounded maximum. null values break the line (a gap, not a zero).
+// series, y from 0 to a rounded maximum (or logarithmic). null values break the line (a gap,
+// not a zero).
 
 const NS = 'http://www.w3.org/2000/svg';
 const W = 640;
@@ -21,23 +22,43 @@ function niceCeiling(v) {
   return 10 * p;
 }
 
+/** A linear axis from 0 to a rounded maximum (binary: rounded in kB, MB, GB as bytes are shown). */
+function linearAxis(max, binary) {
+  const unit = binary && max >= 1024 ? 1024 ** Math.floor(Math.log(max) / Math.log(1024)) : 1;
+  const top = niceCeiling(max / unit) * unit;
+  return { at: (v) => v / top, ticks: [0, top / 2, top] };
+}
+
+/**
+ * A logarithmic axis from `floor` to a power of ten (values below the floor, 0 included, sit
+ * on it): lag spans 10 ms to minutes, and a snapshot's minutes must not flatten a stream's
+ * 100 ms into the baseline.
+ */
+function logAxis(max, floor) {
+  const lo = Math.log10(floor);
+  const hi = Math.max(lo + 2, Math.ceil(Math.log10(Math.max(max, floor))));
+  const ticks = [];
+  for (let e = lo; e <= hi; e++) ticks.push(10 ** e);
+  return { at: (v) => (Math.log10(Math.max(v, floor)) - lo) / (hi - lo), ticks };
+}
+
 /**
  * series: [{ key, label, cls, values: [[timeMs, number|null], ...] }]
- * opts: { fromMs, toMs, format(v) -> string }
+ * opts: { fromMs, toMs, format(v) -> string, logFloor?: number (a log axis from it), binary?: boolean }
  */
 export function lineChart(series, opts) {
   const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img' });
   const max = Math.max(0, ...series.flatMap((s) => s.values.map(([, v]) => v ?? 0)));
-  const top = niceCeiling(max);
+  const axis = opts.logFloor ? logAxis(max, opts.logFloor) : linearAxis(max, opts.binary);
   const span = Math.max(1, opts.toMs - opts.fromMs);
   const x = (t) => PAD.left + ((t - opts.fromMs) / span) * (W - PAD.left - PAD.right);
-  const y = (v) => H - PAD.bottom - (v / top) * (H - PAD.top - PAD.bottom);
+  const y = (v) => H - PAD.bottom - axis.at(v) * (H - PAD.top - PAD.bottom);
 
-  for (const f of [0, 0.5, 1]) {
-    const yy = y(top * f);
+  for (const tick of axis.ticks) {
+    const yy = y(tick);
     root.append(svg('line', { x1: PAD.left, x2: W - PAD.right, y1: yy, y2: yy, class: 'grid' }));
     root.append(
-      svg('text', { x: PAD.left - 6, y: yy + 4, class: 'tick', 'text-anchor': 'end' }, opts.format(top * f)),
+      svg('text', { x: PAD.left - 6, y: yy + 4, class: 'tick', 'text-anchor': 'end' }, opts.format(tick)),
     );
   }
   const minutes = Math.round(span / 60_000);

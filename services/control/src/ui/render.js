@@ -37,8 +37,8 @@ export function bytes(n) {
 export function seconds(s) {
   if (s === null || s === undefined) return '–';
   if (s < 1) return `${Math.round(s * 1000)} ms`;
-  if (s < 120) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
-  return `${(s / 60).toFixed(1)} min`;
+  if (s < 120) return `${s.toFixed(s < 10 && !Number.isInteger(s) ? 1 : 0)} s`;
+  return `${(s / 60).toFixed(s % 60 === 0 ? 0 : 1)} min`;
 }
 
 export function count(n) {
