@@ -2,9 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { table } from '@teal/cli';
 import { loadConfig, type ResolvedConfig } from '@teal/config';
 import { Consumer } from '@teal/consumer';
-import { startApi, TealControl } from '@teal/control';
+import { type SequenceCopy, startApi, TealControl } from '@teal/control';
 import { KafkaClient } from '@teal/kafka';
 import { Producer } from '@teal/producer';
 import { createMetrics, waitFor } from '@teal/runtime';
@@ -30,6 +31,8 @@ export interface DemoOptions {
   /** Databases to use instead of the local defaults (the e2e test uses its own). */
   blueUrl?: string;
   greenUrl?: string;
+  /** Rows in green per table during the snapshot, every ~250 ms (the CLI draws progress bars). */
+  onSnapshotProgress?: (tables: Array<{ table: string; done: number; total: number }>) => void;
 }
 
 export interface DemoSummary {
@@ -41,7 +44,7 @@ export interface DemoSummary {
     safeToSwitch: boolean;
     drainLsn: string | undefined;
     drainMs: number | undefined;
-    sequences: unknown;
+    sequences: SequenceCopy[];
     verifyOk: boolean | undefined;
   };
   api: { url: string; status: string; metrics: string };
@@ -184,9 +187,14 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     await waitFor(
       async () => {
         const { rows } = await green.query(
-          'SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM orders) AS n',
+          'SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM orders) AS orders',
         );
-        return Number(rows[0].n) >= users + orders;
+        const inGreen = { users: Number(rows[0].users), orders: Number(rows[0].orders) };
+        options.onSnapshotProgress?.([
+          { table: 'public.users', done: inGreen.users, total: users },
+          { table: 'public.orders', done: inGreen.orders, total: orders },
+        ]);
+        return inGreen.users + inGreen.orders >= users + orders;
       },
       { what: 'the initial snapshot to reach green', timeoutMs: 15 * 60_000, intervalMs: 250 },
     );
@@ -322,7 +330,20 @@ function printSummary(s: DemoSummary): void {
     `p50 ${s.lagMs.p50} ms, p95 ${s.lagMs.p95} ms, max ${s.lagMs.max} ms (${s.lagMs.samples} probes)`,
   );
   line('drain', `to LSN ${s.cutover.drainLsn ?? '-'} in ${s.cutover.drainMs ?? '-'} ms`);
-  line('sequences copied', JSON.stringify(s.cutover.sequences));
+  const sequences = s.cutover.sequences as SequenceCopy[];
+  line('sequences copied', sequences.length === 0 ? 'none' : '');
+  if (sequences.length > 0)
+    process.stdout.write(
+      `${table(
+        ['    blue', 'green', 'value', 'ok'],
+        sequences.map((q) => [
+          `    ${q.blue}`,
+          q.green,
+          q.value,
+          q.ok ? 'yes' : `NO${q.note ? `: ${q.note}` : ''}`,
+        ]),
+      )}\n`,
+    );
   line('verify', s.cutover.verifyOk ? 'OK: green equals blue (transforms applied)' : 'MISMATCH');
   line('email_domain in green', s.domains.map((d) => `${d.email_domain}=${d.users}`).join(', '));
   line('safe to switch', s.cutover.safeToSwitch ? 'yes' : 'NO');

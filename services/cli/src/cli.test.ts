@@ -47,8 +47,28 @@ const status = {
   checkedAt: 'now',
 } satisfies StatusReport;
 
+let statusCalls = 0;
+/** Status with a snapshot under way: 1000 more rows of public.users done at each call. */
+const snapshotting = (): StatusReport => ({
+  ...status,
+  state: 'snapshotting',
+  producer: {
+    source: 'in-process',
+    state: 'snapshotting',
+    confirmedLsn: null,
+    lastShippedPosition: null,
+    lastCommitTimeUs: null,
+    updatedAt: null,
+    snapshot: [
+      { table: 'public.users', state: 'copying', rowsDone: 1_000 * ++statusCalls, rowsEstimated: 10_000 },
+    ],
+    error: null,
+  },
+});
+let currentStatus: () => StatusReport = () => status;
+
 const backend = {
-  status: async () => status,
+  status: async () => currentStatus(),
   pause: async () => ({ paused: true }),
   resume: async () => ({ paused: false }),
   drain: async (opts: { timeoutMs: number; fence: boolean }) => {
@@ -117,15 +137,29 @@ afterAll(() => app.close());
 
 const cwd = mkdtempSync(join(tmpdir(), 'teal-cli-'));
 
-async function teal(args: string[], env: Record<string, string> = {}) {
+async function teal(
+  args: string[],
+  env: Record<string, string> = {},
+  options: { isTTY?: boolean; stopWhen?: (out: string) => boolean } = {},
+) {
   let out = '';
   let err = '';
+  let stop: ((signal: string) => void) | undefined;
+  const stopped = new Promise<string>((resolve) => {
+    stop = resolve;
+  });
   const io: CliIo = {
-    stdout: { write: (t: string) => (out += t) },
+    stdout: {
+      isTTY: options.isTTY,
+      write: (t: string) => {
+        out += t;
+        if (options.stopWhen?.(out)) stop?.('SIGINT');
+      },
+    },
     stderr: { write: (t: string) => (err += t) },
     env: { TEAL_API_PORT: String(port), TEAL_API_TOKEN: TOKEN, ...env },
     cwd,
-    stopSignal: () => new Promise(() => {}),
+    stopSignal: () => stopped,
   };
   const code = await main(args, io);
   return { code, out, err };
@@ -141,6 +175,75 @@ describe('teal CLI', () => {
     const json = await teal(['status', '--json']);
     expect(JSON.parse(json.out).consumer.lagRecords).toBe(4);
   });
+
+  it('status shows snapshot progress per table; --watch adds the rate and ETA, redrawn in place on a terminal', async () => {
+    currentStatus = snapshotting;
+    try {
+      statusCalls = 0;
+      const once = await teal(['status']);
+      expect(once.out).toMatch(/^ {4}public\.users +\[##\.+\] +10% {2}1,000\/10,000 rows {2}copying$/m);
+
+      // A TTY: every frame starts with cursor home + clear screen; from the second on, a rate and an ETA.
+      const frames = (out: string) => out.split('\x1b[H\x1b[2J').slice(1);
+      const tty = await teal(
+        ['status', '--watch', '--interval', '1000'],
+        {},
+        {
+          isTTY: true,
+          stopWhen: (out) => frames(out).length === 3,
+        },
+      );
+      expect(tty.code).toBe(EXIT.ok);
+      const drawn = frames(tty.out);
+      expect(drawn).toHaveLength(3);
+      expect(drawn[0]).toMatch(
+        /^teal status at \d\d:\d\d:\d\d UTC, every 1 s \(Ctrl-C to stop\)\n\nstate +snapshotting/,
+      );
+      expect(drawn[2]).toMatch(
+        /public\.users +\[#+\.+\] +\d+% {2}\d,000\/10,000 rows {2}[\d,]+ rows\/s {2}ETA \d+s {2}copying/,
+      );
+
+      // Not a TTY: a new block per interval, nothing redrawn.
+      const plain = await teal(
+        ['status', '--watch', '--interval', '1000'],
+        {},
+        {
+          stopWhen: (out) => (out.match(/^teal status at /gm) ?? []).length === 2,
+        },
+      );
+      expect(plain.out).not.toContain('\x1b[');
+      expect(plain.out.match(/^state +snapshotting$/gm)).toHaveLength(2);
+
+      // --json: one document per line.
+      const json = await teal(
+        ['status', '--watch', '--interval', '1000', '--json'],
+        {},
+        {
+          stopWhen: (out) => out.split('\n').length === 3,
+        },
+      );
+      expect(
+        json.out
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l).state),
+      ).toEqual(['snapshotting', 'snapshotting']);
+    } finally {
+      currentStatus = () => status;
+    }
+  }, 20_000);
+
+  it('status --watch keeps going while the API is away', async () => {
+    const r = await teal(
+      ['status', '--watch', '--interval', '1000'],
+      { TEAL_API_PORT: '1' },
+      {
+        stopWhen: (out) => (out.match(/cannot reach the teal API/g) ?? []).length === 2,
+      },
+    );
+    expect(r.code).toBe(EXIT.ok);
+    expect(r.out).toMatch(/^cannot reach the teal API at http:\/\/127\.0\.0\.1:1/m);
+  }, 20_000);
 
   it('drains with the given timeout and fence, printing the LSN', async () => {
     const r = await teal(['drain', '--timeout', '2000', '--fence']);

@@ -86,8 +86,11 @@ const COMMANDS: Record<string, Command> = {
   },
   status: {
     summary: 'pipeline state, slot lag, consumer lag, warnings',
-    usage: 'teal status [--json]',
-    options: json,
+    usage: 'teal status [--watch [--interval MS]] [--json]',
+    options: { ...json, watch: { type: 'boolean' }, interval: { type: 'string' } },
+    details:
+      '--watch          refresh every --interval MS (1000..3600000, default 2000) until Ctrl-C: in place on\n' +
+      '                 a terminal, a new block each time otherwise (with --json, one JSON document per line)',
     run: runStatus,
   },
   pause: {
@@ -156,9 +159,15 @@ const COMMANDS: Record<string, Command> = {
   },
   demo: {
     summary: 'the end-to-end demo (env up, snapshot, workload, cutover)',
-    usage: 'teal demo',
-    options: {},
+    usage: 'teal demo [--users N] [--orders N] [--workload-seconds S]',
+    options: {
+      users: { type: 'string' },
+      orders: { type: 'string' },
+      'workload-seconds': { type: 'string' },
+    },
     details:
+      'Defaults: 100000 users, 300000 orders, 20 s of writes. Brings the local environment up unless\n' +
+      'TEAL_BLUE_URL, TEAL_GREEN_URL and TEAL_KAFKA_BROKERS are all given.\n' +
       'Prints its own story; teal logs only warnings (TEAL_LOG_LEVEL says otherwise), as readable\n' +
       'lines even when piped (--log-format json or TEAL_LOG_FORMAT=json for JSON).',
     logFormat: 'pretty',

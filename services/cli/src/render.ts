@@ -1,10 +1,18 @@
 import type { CutoverReport, StatusReport, VerifyReportView } from '@teal/control';
 import { bytes, table } from './format.ts';
+import { type ProgressFigures, progressLine } from './progress.ts';
 
 // The human output of the reports the control API returns (status, cutover, verify); with
 // --json the commands print the API's answer unchanged instead.
 
-export function formatStatus(s: StatusReport): string {
+/**
+ * `figures` gives each snapshot table its rate and ETA (`teal status --watch` keeps them
+ * between refreshes); without it, rows done and estimated only.
+ */
+export function formatStatus(
+  s: StatusReport,
+  figures?: (table: string, done: number, total: number) => ProgressFigures,
+): string {
   const lines: string[] = [];
   lines.push(`state     ${s.state}${s.paused ? ' (paused)' : ''}${s.fenced ? ' (blue fenced)' : ''}`);
   if (s.slot?.exists) {
@@ -20,12 +28,18 @@ export function formatStatus(s: StatusReport): string {
     );
     const snap = s.producer.snapshot.filter((t) => t.state !== 'done');
     if (snap.length > 0) {
-      lines.push(
-        table(
-          ['  snapshot', 'state', 'rows', 'of'],
-          snap.map((t) => [`  ${t.table}`, t.state, t.rowsDone, t.rowsEstimated]),
-        ),
-      );
+      lines.push('  snapshot (rows done / estimated)');
+      const width = Math.max(...snap.map((t) => t.table.length)) + 4;
+      for (const t of snap) {
+        const total = t.rowsEstimated ?? 0;
+        const f = figures?.(t.table, t.rowsDone, total) ?? {
+          done: t.rowsDone,
+          total,
+          rate: null,
+          etaSeconds: null,
+        };
+        lines.push(`${progressLine(`    ${t.table}`, f, width)}  ${t.state}`);
+      }
     }
   } else lines.push('producer  not reporting');
   lines.push(

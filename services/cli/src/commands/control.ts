@@ -1,5 +1,5 @@
 import type { CutoverReport, DrainResult, FenceResult, StatusReport } from '@teal/control';
-import { ApiError, callApi } from '../api-client.ts';
+import { ApiError, ApiUnreachable, callApi } from '../api-client.ts';
 import {
   apiTarget,
   type CliIo,
@@ -9,6 +9,7 @@ import {
   print,
   type Values,
 } from '../command.ts';
+import { RateTracker } from '../progress.ts';
 import { formatCutover, formatStatus } from '../render.ts';
 
 // The clients of the control API: status, pause, resume, fence, unfence, drain, cutover.
@@ -26,10 +27,50 @@ function printJson(io: CliIo, value: unknown): void {
 }
 
 export async function runStatus(v: Values, io: CliIo): Promise<number> {
+  if (v.watch) return watchStatus(v, io);
   const status = await callApi<StatusReport>(await target(v, io), 'GET', '/status');
   if (v.json) printJson(io, status);
   else print(io, formatStatus(status));
   return status.state === 'failed' ? EXIT.failure : EXIT.ok;
+}
+
+/**
+ * `teal status --watch`: on a TTY the screen is redrawn in place every interval (like
+ * watch(1)); elsewhere a new block per interval (with --json, one JSON document per line).
+ * An API that goes away is shown, not fatal: the pipeline may be restarting. Ends on SIGINT.
+ */
+async function watchStatus(v: Values, io: CliIo): Promise<number> {
+  const intervalMs = intOption(v.interval, 'interval', 2_000);
+  const api = await target(v, io);
+  const rates = new RateTracker();
+  const tty = io.stdout.isTTY === true && !v.json;
+  let stopped = false;
+  const stop = io.stopSignal().then(() => {
+    stopped = true;
+  });
+  while (!stopped) {
+    let block: string;
+    try {
+      const status = await callApi<StatusReport>(api, 'GET', '/status');
+      const now = Date.now();
+      block = v.json
+        ? JSON.stringify(status)
+        : formatStatus(status, (table, done, total) => rates.figures(table, done, total, now));
+    } catch (err) {
+      if (!(err instanceof ApiUnreachable)) throw err;
+      block = v.json ? JSON.stringify({ error: { code: 'UNREACHABLE', message: err.message } }) : err.message;
+    }
+    if (v.json) print(io, block);
+    else {
+      const header = `teal status at ${new Date().toISOString().slice(11, 19)} UTC, every ${intervalMs / 1000} s (Ctrl-C to stop)`;
+      // Home, clear the screen, draw: the block stays where the eye is.
+      io.stdout.write(tty ? `\x1b[H\x1b[2J${header}\n\n${block}\n` : `${header}\n${block}\n\n`);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([stop, new Promise((resolve) => (timer = setTimeout(resolve, intervalMs)))]);
+    clearTimeout(timer);
+  }
+  return EXIT.ok;
 }
 
 async function simplePost<T>(v: Values, io: CliIo, path: string, human: (r: T) => string) {

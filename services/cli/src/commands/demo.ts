@@ -1,20 +1,70 @@
-import { EXIT } from '../command.ts';
+import { configureLogger } from '@teal/runtime';
+import { type CliIo, EXIT, UsageError, type Values } from '../command.ts';
+import { TableProgress } from '../progress.ts';
 
 // `teal demo`: the demo lives with its own config in demo/ at the repository root, and a
-// checkout without it still has a working CLI.
+// checkout without it still has a working CLI. It tells its own story on stdout; teal's log
+// says only warnings (unless TEAL_LOG_LEVEL asks for more), as readable lines (cli.ts).
 
 const DEMO = new URL('../../../../demo/run.ts', import.meta.url);
 
-export async function runDemo(): Promise<number> {
-  let mod: { runDemo?: (opts: { print?: boolean; envUp?: boolean }) => Promise<unknown> };
+interface DemoModule {
+  runDemo?: (opts: {
+    print?: boolean;
+    envUp?: boolean;
+    users?: number;
+    orders?: number;
+    workloadMs?: number;
+    onSnapshotProgress?: (tables: Array<{ table: string; done: number; total: number }>) => void;
+  }) => Promise<{ cutover?: { safeToSwitch?: boolean } }>;
+}
+
+function count(v: unknown, name: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min)
+    throw new UsageError(`--${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export async function runDemo(v: Values, io: CliIo): Promise<number> {
+  const users = count(v.users, 'users', 1);
+  const orders = count(v.orders, 'orders', 1);
+  const workloadSeconds = count(v['workload-seconds'], 'workload-seconds', 1);
+  let mod: DemoModule;
   try {
     mod = await import(DEMO.href);
   } catch {
     throw new Error('demo not available: demo/run.ts is missing from this checkout');
   }
   if (typeof mod.runDemo !== 'function') throw new Error('demo not available: demo/run.ts has no runDemo()');
-  const summary = (await mod.runDemo({ print: true, envUp: true })) as {
-    cutover?: { safeToSwitch?: boolean };
-  };
-  return summary?.cutover?.safeToSwitch === false ? EXIT.failure : EXIT.ok;
+  if (!io.env.TEAL_LOG_LEVEL) configureLogger({ level: 'warn' });
+  // Pointed at servers of its own (all three given), the demo leaves the local environment alone.
+  const own = ['TEAL_BLUE_URL', 'TEAL_GREEN_URL', 'TEAL_KAFKA_BROKERS'].every((k) => io.env[k]);
+  if (own)
+    io.stdout.write(
+      '[env] TEAL_BLUE_URL, TEAL_GREEN_URL and TEAL_KAFKA_BROKERS given: not starting the local environment\n',
+    );
+  const progress = new TableProgress(io.stdout);
+  let drawing = true;
+  try {
+    const summary = await mod.runDemo({
+      print: true,
+      envUp: !own,
+      users,
+      orders,
+      workloadMs: workloadSeconds === undefined ? undefined : workloadSeconds * 1000,
+      onSnapshotProgress: (tables) => {
+        if (!drawing) return;
+        for (const t of tables) progress.update(t.table, t.done, t.total);
+        if (tables.every((t) => t.done >= t.total)) {
+          drawing = false;
+          progress.stop();
+        }
+      },
+    });
+    return summary?.cutover?.safeToSwitch === false ? EXIT.failure : EXIT.ok;
+  } finally {
+    if (drawing) progress.stop();
+  }
 }

@@ -1,7 +1,7 @@
 import type { VerifyReportView } from '@teal/control';
 import { ApiUnreachable, apiBaseUrl, callApi } from '../api-client.ts';
 import { apiTarget, type CliIo, EXIT, loadResolvedConfig, print, type Values } from '../command.ts';
-import { ProgressBar } from '../format.ts';
+import { TableProgress } from '../progress.ts';
 import { formatVerify } from '../render.ts';
 
 // `teal verify`: the API's verify when one answers, otherwise the same comparison run here,
@@ -19,7 +19,7 @@ export async function runVerify(v: Values, io: CliIo): Promise<number> {
     io.stderr.write(`teal verify: no API at ${apiBaseUrl(api)}: verifying directly against blue and green\n`);
     const { verifyTables } = await import('@teal/control');
     const { compileTransforms } = await import('@teal/config');
-    const bar = new ProgressBar(io.stderr);
+    const bar = new TableProgress(io.stderr);
     try {
       report = await verifyTables({
         blueUrl: config.blue.url,
@@ -30,7 +30,7 @@ export async function runVerify(v: Values, io: CliIo): Promise<number> {
         onProgress: (p) => bar.update(p.table, p.rowsDone, p.rowsTotalEstimate),
       });
     } finally {
-      bar.done();
+      bar.stop();
     }
   }
   if (v.json) print(io, JSON.stringify(report, null, 2));
