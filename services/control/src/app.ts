@@ -62,7 +62,9 @@ export function build(opts: BuildOptions): FastifyInstance {
         version: '0.1.0',
         description:
           'Status, pause/resume, drain, fence, cutover, verify and metrics of a teal pipeline. ' +
-          'Every route but /healthz and /readyz requires `Authorization: Bearer <token>` when a token is configured.',
+          'When a token is configured, every route but /healthz, /readyz and the status page files (/ui) requires ' +
+          '`Authorization: Bearer <token>`, /metrics and /docs included (a Prometheus scrape sends it); ' +
+          'a missing or wrong token is a 401 with WWW-Authenticate. Every status a route answers is listed with its body.',
       },
       servers: [
         { url: `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port ?? 8080}` },
