@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,6 +6,7 @@ import { KafkaClient } from '@teal/kafka';
 import { waitFor } from '@teal/runtime';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { blueUrl, freePort, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support/env.ts';
+import { secureKafka, unsecuredJws } from './support/kafka-security.ts';
 import { makeTestCertificates, type SecurePostgres, startSecurePostgres } from './support/secure-postgres.ts';
 import { spawnTeal, type TealChild } from './support/teal-child.ts';
 
@@ -41,30 +43,38 @@ function expectNoSecrets(output: string, secrets: readonly string[] = []): void 
   }
 }
 
+/**
+ * A working directory and table `name` on the shared blue and green, with everything a teal
+ * run leaves (slot, publication, tables, topics) removed when the test finishes.
+ */
+async function replicatedTable(name: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'teal-log-secrets-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const blue = await pgClient(blueUrl());
+  const green = await pgClient(greenUrl());
+  for (const db of [blue, green]) await db.query(`CREATE TABLE public.${name} (id int PRIMARY KEY, v text)`);
+  onTestFinished(async () => {
+    await blue
+      .query(
+        'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
+        [name],
+      )
+      .catch(() => undefined);
+    await blue.query(`DROP PUBLICATION IF EXISTS ${name}`);
+    for (const db of [blue, green]) await db.query(`DROP TABLE IF EXISTS public.${name}`);
+    const kafka = new KafkaClient({ brokers: kafkaBrokers(), clientId: 'teal-log-secrets-test' });
+    const admin = kafka.admin();
+    await admin.deleteTopics(await admin.listTopics(`${name}.`)).catch(() => undefined);
+    await admin.close();
+    await kafka.close();
+  });
+  return { dir, blue, green };
+}
+
 describe('secrets never reach logs', () => {
   test('teal run (producer + consumer + API) with a password in the blue URL and an API token', async () => {
     const name = uniqueName('logsec');
-    const dir = mkdtempSync(join(tmpdir(), 'teal-log-secrets-'));
-    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    const blue = await pgClient(blueUrl());
-    const green = await pgClient(greenUrl());
-    for (const db of [blue, green])
-      await db.query(`CREATE TABLE public.${name} (id int PRIMARY KEY, v text)`);
-    onTestFinished(async () => {
-      await blue
-        .query(
-          'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active',
-          [name],
-        )
-        .catch(() => undefined);
-      await blue.query(`DROP PUBLICATION IF EXISTS ${name}`);
-      for (const db of [blue, green]) await db.query(`DROP TABLE IF EXISTS public.${name}`);
-      const kafka = new KafkaClient({ brokers: kafkaBrokers(), clientId: 'teal-log-secrets-test' });
-      const admin = kafka.admin();
-      await admin.deleteTopics(await admin.listTopics(`${name}.`)).catch(() => undefined);
-      await admin.close();
-      await kafka.close();
-    });
+    const { dir, blue, green } = await replicatedTable(name);
     writeFileSync(
       join(dir, 'teal.config.ts'),
       `export default ${JSON.stringify({ slot: name, publication: name, tables: [`public.${name}`], kafka: { topicPrefix: name, partitions: 1 } })};\n`,
@@ -283,5 +293,123 @@ describe('secrets teal reads itself: PGPASSWORD, a passfile, a TLS client key', 
       expect(out, command).toContain(`Postgres at 127.0.0.1:${blue.port}`);
       expectNoSecrets(out, secrets);
     }
+  });
+});
+
+// Issue 14 item 3, Kafka half: the SASL password (variable and file), an OAUTHBEARER token, a
+// TLS client key and its passphrase, over the local broker's SASL_SSL listener
+// (test/support/kafka-security.ts). A wrong password ends teal check at once, naming the user.
+describe('Kafka secrets: SASL passwords, an OAuth token, a TLS client key and its passphrase', () => {
+  test('teal run, /status and teal check (SCRAM, PLAIN from a file, OAUTHBEARER, a wrong password) print none of them', async () => {
+    const kafka = secureKafka();
+    const name = uniqueName('logsec_kafka');
+    const { dir, blue, green } = await replicatedTable(name);
+    // The client key, encrypted with a passphrase (PKCS#8), as teal is given it.
+    const passphrase = 'key-Passphrase-1b9d44';
+    const keyFile = join(dir, 'client-key.pem');
+    execFileSync('openssl', [
+      'pkcs8',
+      '-topk8',
+      '-in',
+      kafka.clientKey,
+      '-out',
+      keyFile,
+      '-passout',
+      `pass:${passphrase}`,
+    ]);
+    const pemLines = (file: string) =>
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l.length > 20 && !l.startsWith('-----'));
+    const token = unsecuredJws('teal-log-secrets');
+    const wrong = 'wrong-Kafka-Secret-0c4d2a';
+    const secrets = [
+      kafka.scram.password,
+      kafka.plain.password,
+      token,
+      token.split('.')[1]!,
+      passphrase,
+      wrong,
+      ...pemLines(keyFile),
+      ...pemLines(kafka.clientKey),
+    ];
+    const plainFile = join(dir, 'plain-password');
+    writeFileSync(plainFile, `${kafka.plain.password}\n`);
+    chmodSync(plainFile, 0o600);
+    const config = {
+      slot: name,
+      publication: name,
+      tables: [`public.${name}`],
+      kafka: { topicPrefix: name, partitions: 1 },
+    };
+    writeFileSync(join(dir, 'teal.config.ts'), `export default ${JSON.stringify(config)};\n`);
+    // The token hook in a config of its own (`teal check --config`).
+    writeFileSync(
+      join(dir, 'oauth.config.ts'),
+      `export default { ...${JSON.stringify(config)}, kafka: { ...${JSON.stringify(config.kafka)}, sasl: { mechanism: 'OAUTHBEARER', oauthBearer: async () => ({ token: ${JSON.stringify(token)}, expiresAt: Date.now() + 3_600_000 }) } } };\n`,
+    );
+    const common = {
+      TEAL_BLUE_URL: blueUrl(),
+      TEAL_GREEN_URL: greenUrl(),
+      TEAL_KAFKA_BROKERS: kafka.saslSsl,
+      TEAL_KAFKA_TLS_CA: kafka.ca,
+      TEAL_KAFKA_TLS_CERT: kafka.clientCert,
+      TEAL_KAFKA_TLS_KEY: keyFile,
+      TEAL_KAFKA_TLS_KEY_PASSPHRASE: passphrase,
+    };
+    const scram = {
+      ...common,
+      TEAL_KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+      TEAL_KAFKA_SASL_USERNAME: kafka.scram.username,
+    };
+
+    const port = await freePort();
+    const run = teal(
+      ['run'],
+      { ...scram, TEAL_KAFKA_SASL_PASSWORD: kafka.scram.password, TEAL_API_PORT: String(port) },
+      dir,
+    );
+    const api = `http://127.0.0.1:${port}`;
+    await waitFor(
+      async () => {
+        if (run.proc.exitCode !== null) throw new Error(`teal run exited early:\n${run.output()}`);
+        return (await fetch(`${api}/healthz`).catch(() => undefined))?.ok || undefined;
+      },
+      { what: 'control API up', timeoutMs: 60_000 },
+    );
+    await blue.query(`INSERT INTO public.${name} VALUES (1, 'one')`);
+    await waitFor(async () => (await green.query(`SELECT v FROM public.${name}`)).rows.length === 1, {
+      what: 'row replicated through SASL_SSL',
+      timeoutMs: 60_000,
+    });
+    expectNoSecrets(await (await fetch(`${api}/status`)).text(), secrets);
+    run.proc.kill('SIGTERM');
+    await run.exited;
+    expectNoSecrets(run.output(), secrets);
+
+    const plain = {
+      ...common,
+      TEAL_KAFKA_SASL_MECHANISM: 'PLAIN',
+      TEAL_KAFKA_SASL_USERNAME: kafka.plain.username,
+      TEAL_KAFKA_SASL_PASSWORD_FILE: plainFile,
+    };
+    // Three checks side by side (each is a teal start): PLAIN from a file, the token hook, a wrong password.
+    const checks = [
+      teal(['check'], plain, dir),
+      teal(['check', '--config', 'oauth.config.ts'], common, dir),
+      teal(['check'], { ...scram, TEAL_KAFKA_SASL_PASSWORD: wrong }, dir),
+    ];
+    const codes = await Promise.all(
+      checks.map((c) => Promise.race([c.exited, new Promise((r) => setTimeout(() => r('timeout'), 60_000))])),
+    );
+    for (const [i, what] of ['PLAIN, password file', 'OAUTHBEARER'].entries()) {
+      expect(checks[i]!.output(), what).toMatch(/1 table checked: 0 blocking/);
+      expectNoSecrets(checks[i]!.output(), secrets);
+    }
+    // The wrong password ends teal check at once, naming the user.
+    const out = checks[2]!.output();
+    expect(codes[2], `teal check did not exit:\n${out}`).not.toBe('timeout');
+    expect(out).toMatch(/refused the SASL SCRAM-SHA-512 login of user "teal-scram"/);
+    expectNoSecrets(out, secrets);
   });
 });
