@@ -56,7 +56,8 @@ export async function ensureSlot(blue: Queryable, opts: EnsureSlotOptions): Prom
     applicationName: 'teal-producer-slot',
   });
   try {
-    // PG >= 10 grammar; the exported snapshot lives while this connection stays idle.
+    // The unparenthesised form (10+), which 13-18 all accept; the `(SNAPSHOT 'export')` option
+    // list is 15+ only. The exported snapshot lives while this connection stays idle.
     const result = await holder.query<{ consistent_point: string; snapshot_name: string }>(
       `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
     );
