@@ -23,7 +23,7 @@ export async function ensure() {
   fs.rmSync(venv, { recursive: true, force: true });
   fs.mkdirSync(path.dirname(venv), { recursive: true });
   try {
-    await run(findPython(), ['-m', 'venv', venv], { timeout: 5 * 60 * 1000 });
+    await makeVenv(venv);
     await run(
       path.join(venv, 'bin', 'python'),
       ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `schemathesis==${version}`],
@@ -36,6 +36,19 @@ export async function ensure() {
     throw new Error(`pip install schemathesis==${version} failed${detail}`);
   }
   return exe;
+}
+
+// Debian's python3 makes a venv only with python3-venv (ensurepip); install it once if missing.
+async function makeVenv(venv) {
+  try {
+    await run(findPython(), ['-m', 'venv', venv], { timeout: 5 * 60 * 1000 });
+  } catch (err) {
+    if (!fs.existsSync('/usr/bin/apt-get')) throw err;
+    fs.rmSync(venv, { recursive: true, force: true });
+    const apt = ['-o', 'DPkg::Lock::Timeout=600', '-y', '-q', '--no-install-recommends'];
+    await run('apt-get', ['install', ...apt, 'python3', 'python3-venv'], { timeout: 10 * 60 * 1000 });
+    await run(findPython(), ['-m', 'venv', venv], { timeout: 5 * 60 * 1000 });
+  }
 }
 
 // The system's Python first: a venv points at its interpreter, which must outlive any

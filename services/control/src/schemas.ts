@@ -51,7 +51,7 @@ export const ERROR_STATUSES = {
   413: 'TEAL_BODY_TOO_LARGE: the body is larger than the API accepts (64 kB by default).',
   415: 'TEAL_UNSUPPORTED_MEDIA_TYPE: a body that is not application/json.',
   500: 'TEAL_INTERNAL (a bug; the log has the stack) or TEAL_FENCE_FAILED (blue refused ALTER DATABASE: not the owner).',
-  503: 'Blue, green or Kafka does not answer (TEAL_UNAVAILABLE, TEAL_NOT_READY, TEAL_VERIFY_CONNECT), refuses TLS or the login (TEAL_PG_TLS, TEAL_PG_AUTH), or the process is stopping (TEAL_ABORTED).',
+  503: 'Blue, green or Kafka does not answer (TEAL_UNAVAILABLE, TEAL_NOT_READY, TEAL_VERIFY_CONNECT), refuses TLS or the login (TEAL_PG_TLS, TEAL_PG_AUTH, TEAL_KAFKA_TLS, TEAL_KAFKA_AUTH), or the process is stopping (TEAL_ABORTED).',
   504: 'TEAL_DRAIN_TIMEOUT: the drain did not finish within timeoutMs; `details` says what is behind.',
 } as const;
 export type ErrorStatus = keyof typeof ERROR_STATUSES;
