@@ -148,7 +148,7 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
     (request) => exclusive.run('cutover', () => backend.cutover({ ...request.body })),
   );
 
-  app.post<{ Body: { tables?: string[] } }>(
+  app.post<{ Body: { tables?: string[]; online?: boolean } }>(
     '/verify',
     {
       schema: {
@@ -157,7 +157,8 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
         response: { 200: verifyResponse, ...guarded(...withBody, 500, 503) },
       },
     },
-    (request) => backend.verify({ tables: request.body.tables, signal: shutdown }),
+    (request) =>
+      backend.verify({ tables: request.body.tables, online: request.body.online, signal: shutdown }),
   );
 
   app.get(

@@ -1,14 +1,17 @@
+import { parseLsn } from '@teal/change-event';
 import { compileTransforms, type ResolvedConfig, type TransformSet } from '@teal/config';
 import { redactSecrets, redactUrl, TealError } from '@teal/errors';
 import { KafkaClient, type TopicAdmin } from '@teal/kafka';
 import { controlKey, ensureGreenState, readSlot, withClient, writeControlValue } from '@teal/postgres';
-import { createMetrics, type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
+import { abortableDelay, createMetrics, type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import { runCutover } from './cutover.ts';
 import { countDeadLetters } from './dead-letters.ts';
-import { drain } from './drain.ts';
+import { drain, NOT_COUNTED, unfinishedSnapshots, waitApplied } from './drain.ts';
 import { Exclusive } from './exclusive.ts';
 import { fence, isFenced, OWN_APPLICATION_NAME, unfence } from './fence.ts';
+import { type OnlineOptions, verifyDelta, verifyOnline } from './online-verify.ts';
+import { readOnlineProgress } from './online-verify-store.ts';
 import { copySequences } from './sequences.ts';
 import { statusReport, updateGauges } from './status-derive.ts';
 import { readAppliedPositions, readControl, readGreenSide, readTopicEnds } from './status-reads.ts';
@@ -19,6 +22,7 @@ import type {
   DrainOptions,
   DrainResult,
   FenceResult,
+  OnlineVerifyStatus,
   ReadyCheck,
   ReadyReport,
   StatusReport,
@@ -80,6 +84,12 @@ export class TealControl implements ControlBackend {
   private transformSet: TransformSet | undefined;
   /** The drain or cutover that runs now; only one at a time. */
   private readonly running = new Exclusive();
+  /** Online passes running in this process (on demand or in the background). */
+  private onlinePasses = 0;
+  /** Stops the background online verify (close), and its current pass (a cutover). */
+  private readonly stopBackground = new AbortController();
+  private backgroundPass: AbortController | undefined;
+  private background: Promise<void> | undefined;
 
   constructor(
     readonly config: ResolvedConfig,
@@ -94,20 +104,25 @@ export class TealControl implements ControlBackend {
         brokers: [...config.kafka.brokers],
         clientId: 'teal-control',
         client: config.kafka.client,
+        tls: config.kafka.tls,
+        sasl: config.kafka.sasl,
       });
       this.admin = this.kafka.admin();
     }
     this.transformSet = deps.transforms;
+    // In the pipeline's process (teal run), online verify keeps going at the configured pace.
+    if (config.verify.onlineRowsPerSecond > 0 && (deps.producer || deps.consumer))
+      this.background = this.runBackground(config.verify.onlineRowsPerSecond);
   }
 
   /** The client that reads topics (the dead letters); made on first use when an admin was given. */
   private get reader(): KafkaClient {
     this.kafka ??= new KafkaClient({
       brokers: [...this.config.kafka.brokers],
-        tls: config.kafka.tls,
-        sasl: config.kafka.sasl,
       clientId: 'teal-control',
       client: this.config.kafka.client,
+      tls: this.config.kafka.tls,
+      sasl: this.config.kafka.sasl,
     });
     return this.kafka;
   }
@@ -121,8 +136,6 @@ export class TealControl implements ControlBackend {
     return withClient(this.config.blue.url, CONTROL_SESSION, fn);
   }
 
-      tls: this.config.kafka.tls,
-      sasl: this.config.kafka.sasl,
   private green<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
     return withClient(this.config.green.url, CONTROL_SESSION, fn);
   }
@@ -135,8 +148,9 @@ export class TealControl implements ControlBackend {
           this.green(async (c) => ({
             control: await readControl(c),
             applied: await readAppliedPositions(c),
+            online: await readOnlineProgress(c, this.config.kafka.topicPrefix).catch(() => null),
           })),
-        { control: new Map(), applied: [] },
+        { control: new Map(), applied: [], online: null },
       ),
       readTopicEnds(this.admin, this.config.kafka.topicPrefix),
     ]);
@@ -158,6 +172,20 @@ export class TealControl implements ControlBackend {
       greenUnreachable: greenSide.unreachable,
     });
     updateGauges(this.metrics, report);
+    const online = greenSide.online;
+    if (online || this.onlinePasses > 0) {
+      const { tablesComplete, ...rest } = online ?? {
+        tables: 0,
+        tablesComplete: 0,
+        chunksVerified: 0,
+        chunksTotal: 0,
+        asOfLsn: null,
+        recheckPending: 0,
+        mismatches: 0,
+      };
+      const view: OnlineVerifyStatus = { running: this.onlinePasses > 0, tablesComplete, ...rest };
+      report.onlineVerify = view;
+    }
     return report;
   }
 
@@ -230,6 +258,8 @@ export class TealControl implements ControlBackend {
 
   cutover(opts: CutoverOptions): Promise<CutoverReport> {
     return this.running.run('cutover', async () => {
+      // The background pass would read a fenced blue and race the delta's reads of its state.
+      this.backgroundPass?.abort();
       const report = await runCutover(
         {
           fence: () => this.blue(fence),
@@ -237,7 +267,8 @@ export class TealControl implements ControlBackend {
           drain: (timeoutMs) => this.drainNow({ timeoutMs, fence: false }),
           copySequences: () =>
             this.blue((blue) => this.green((green) => copySequences(blue, green, this.transforms))),
-          verify: () => this.verify({}),
+          verify: (kind, drained) =>
+            kind === 'full' ? this.verify({}) : this.verifyDelta(drained?.deadLetters ?? null),
         },
         opts,
       );
@@ -247,6 +278,8 @@ export class TealControl implements ControlBackend {
   }
 
   async verify(opts: VerifyRequest): Promise<VerifyReportView> {
+    if (opts.online)
+      return this.verifyOnline({ ...this.verifyOptions(), tables: opts.tables, signal: opts.signal });
     const verifyFn = this.deps.verifyTables ?? verifyTables;
     return verifyFn({
       blueUrl: this.config.blue.url,
@@ -257,6 +290,95 @@ export class TealControl implements ControlBackend {
       onProgress: opts.onProgress,
       signal: opts.signal,
     });
+  }
+
+  private verifyOptions() {
+    return {
+      blueUrl: this.config.blue.url,
+      greenUrl: this.config.green.url,
+      config: this.config,
+      transforms: this.transforms,
+    };
+  }
+
+  /** One online pass (online-verify.ts); a chunk that differs waits for green to reach its blue position. */
+  private async verifyOnline(opts: OnlineOptions): Promise<VerifyReportView> {
+    this.onlinePasses++;
+    try {
+      return await this.green((state) =>
+        verifyOnline(
+          {
+            state,
+            waitApplied: (lsn, signal) =>
+              this.blue((blue) =>
+                this.green(async (green) => {
+                  await waitApplied(
+                    {
+                      blue,
+                      green,
+                      admin: this.admin,
+                      slot: this.config.slot,
+                      topicPrefix: this.config.kafka.topicPrefix,
+                      pollMs: this.deps.pollMs,
+                    },
+                    parseLsn(lsn),
+                    { timeoutMs: 120_000, fence: false, signal },
+                  );
+                }),
+              ),
+          },
+          opts,
+        ),
+      );
+    } finally {
+      this.onlinePasses--;
+    }
+  }
+
+  /** Cutover's verify: the delta since each table's online pass; tables with dead letters in full. */
+  private verifyDelta(deadLetters: DeadLetterCounts | null): Promise<VerifyReportView> {
+    const tables = deadLetters?.tables.map((t) => t.table) ?? [];
+    return this.green((state) =>
+      verifyDelta(state, {
+        ...this.verifyOptions(),
+        deadLetterTables: tables.some((t) => !t.includes('.') || t === NOT_COUNTED) ? 'all' : tables,
+      }),
+    );
+  }
+
+  /** Online passes one after another at `rowsPerSecond`, until close(); a cutover cuts the current one short. */
+  private async runBackground(rowsPerSecond: number): Promise<void> {
+    const stop = this.stopBackground.signal;
+    while (!stop.aborted) {
+      const pass = new AbortController();
+      this.backgroundPass = pass;
+      const onStop = () => pass.abort();
+      stop.addEventListener('abort', onStop, { once: true });
+      try {
+        const pending = await this.blue((blue) =>
+          this.green((green) => unfinishedSnapshots(blue, green, this.config.tables)),
+        );
+        // Before the snapshot is done every chunk would differ; nothing to verify yet.
+        if (this.running.running === undefined && pending.length === 0) {
+          const r = await this.verifyOnline({ ...this.verifyOptions(), rowsPerSecond, signal: pass.signal });
+          this.log.info(
+            { ok: r.ok, tables: r.tables.length, durationMs: r.durationMs },
+            r.ok
+              ? 'online verify pass: equal'
+              : 'online verify pass: differences (teal verify --online --json)',
+          );
+        }
+      } catch (err) {
+        if (!pass.signal.aborted)
+          this.log.warn(
+            { err: redactSecrets((err as Error).message) },
+            'online verify pass failed; trying again',
+          );
+      } finally {
+        stop.removeEventListener('abort', onStop);
+      }
+      await abortableDelay(pass.signal.aborted && !stop.aborted ? 1_000 : 5_000, stop).catch(() => {});
+    }
   }
 
   fence(): Promise<FenceResult> {
@@ -304,6 +426,8 @@ export class TealControl implements ControlBackend {
   }
 
   async close(): Promise<void> {
+    this.stopBackground.abort();
+    await this.background;
     if (this.kafka) await this.kafka.close();
   }
 }

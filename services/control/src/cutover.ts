@@ -1,9 +1,11 @@
+import { parseLsn } from '@teal/change-event';
 import { TealError } from '@teal/errors';
 import { describeFenceHoles } from './fence.ts';
 import type {
   CutoverOptions,
   CutoverReport,
   CutoverStep,
+  CutoverVerification,
   DrainResult,
   FenceResult,
   SequenceCopy,
@@ -14,6 +16,10 @@ import type {
 // The steps run in that order and stop at the first that fails; the report says whether it
 // is safe to point the application at green. Nothing here switches traffic: that stays the
 // operator's decision, made on `safeToSwitch`.
+// Verify is the delta by default (online-verify.ts: only what changed since each table's
+// online pass, a table without one in full), `fullVerify` every row. The report's window runs
+// from the fence to the report with each step's ms; a dry run does everything but the fence
+// (so blue stays writable) and its window is what the fenced one would have been.
 // The fence step fails while blue has what the fence cannot stop (fence.ts: prepared
 // transactions, backends older than the fence); the drain step fails when the dead-letter
 // topic holds records, unless the operator accepts them (`acceptDeadLetters`).
@@ -23,7 +29,7 @@ export interface CutoverSteps {
   unfence(): Promise<FenceResult>;
   drain(timeoutMs: number): Promise<DrainResult>;
   copySequences(): Promise<SequenceCopy[]>;
-  verify(): Promise<VerifyReportView>;
+  verify(kind: 'delta' | 'full', drained: DrainResult | null): Promise<VerifyReportView>;
 }
 
 export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Promise<CutoverReport> {
@@ -37,8 +43,16 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
     sequences: [],
     verify: null,
     warnings: [],
+    dryRun: opts.dryRun === true,
+    window: { fenced: false, ms: 0, steps: [] },
+    verification: {
+      kind: 'none',
+      beforeFence: { tables: [], rows: 0, asOfLsn: null },
+      afterFence: { deltaTables: [], deltaKeys: 0, fullTables: [] },
+    },
   };
   const started = Date.now();
+  let drained: DrainResult | null = null;
   const step = async (name: CutoverStep['name'], fn: () => Promise<string>): Promise<boolean> => {
     const t0 = Date.now();
     try {
@@ -53,7 +67,11 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
   };
 
   let ok = true;
-  if (opts.fence) {
+  if (opts.dryRun) {
+    report.warnings.push(
+      'dry run: blue was not fenced and stays writable; the window is what a fenced cutover would take now',
+    );
+  } else if (opts.fence) {
     ok = await step('fence', async () => {
       const f = await steps.fence();
       report.fenced = true;
@@ -69,6 +87,7 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
     ok = await step('drain', async () => {
       const remaining = Math.max(1_000, opts.timeoutMs - (Date.now() - started));
       const d = await steps.drain(remaining);
+      drained = d;
       report.drainLsn = d.lsn;
       report.deadLetters = d.deadLetters;
       const applied = `everything committed on blue up to ${d.lsn} is applied in green (${d.waitedMs} ms)`;
@@ -100,20 +119,35 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
   }
   if (ok && opts.verify) {
     ok = await step('verify', async () => {
-      report.verify = await steps.verify();
+      const kind = opts.fullVerify ? 'full' : 'delta';
+      report.verify = await steps.verify(kind, drained);
+      report.verification = verification(kind, report.verify);
       const bad = report.verify.tables.filter((t) => !t.ok);
+      if (opts.dryRun && !report.verify.ok) {
+        report.warnings.push(
+          `dry run: ${bad.length} table(s) differ while blue is writable (changes in flight are expected; a fenced cutover would settle them): ${bad.map((t) => t.blue).join(', ')}`,
+        );
+        return `${report.verify.tables.length} table(s) checked (${kind})`;
+      }
       if (!report.verify.ok) {
         throw new Error(
           `${bad.length} table(s) differ: ${bad.map((t) => `${t.blue} -> ${t.green}`).join(', ')}`,
         );
       }
-      return `${report.verify.tables.length} table(s) equal`;
+      return `${report.verify.tables.length} table(s) equal (${describeVerification(report.verification)})`;
     });
   } else if (ok) {
     report.warnings.push('verify was skipped: green equals blue is not proven');
   }
 
-  report.safeToSwitch = ok;
+  // The window: from the fence (or where it would be) to this report, before any unfence.
+  const inWindow = report.steps.filter((st) => st.name !== 'unfence');
+  report.window = {
+    fenced: report.fenced,
+    ms: Date.now() - started,
+    steps: inWindow.map((st) => ({ name: st.name, ms: st.ms })),
+  };
+  report.safeToSwitch = ok && !opts.dryRun;
   if (!ok && report.fenced && opts.unfenceOnFailure) {
     if (
       await step(
@@ -129,4 +163,38 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
     );
   }
   return report;
+}
+
+/** Which tables the online passes vouched for before the fence, and what the window checked. */
+export function verification(kind: 'delta' | 'full', v: VerifyReportView): CutoverVerification {
+  const delta = v.tables.filter((t) => t.checked === 'delta');
+  const lsns = delta.map((t) => t.asOfLsn).filter((l): l is string => typeof l === 'string');
+  return {
+    kind,
+    beforeFence: {
+      tables: delta.map((t) => t.blue),
+      rows: delta.reduce((sum, t) => sum + (t.onlineRows ?? 0), 0),
+      asOfLsn: lsns.length > 0 ? lsns.reduce((a, b) => (parseLsn(a) <= parseLsn(b) ? a : b)) : null,
+    },
+    afterFence: {
+      deltaTables: delta.map((t) => t.blue),
+      deltaKeys: delta.reduce((sum, t) => sum + (t.deltaKeys ?? 0), 0),
+      fullTables: v.tables
+        .filter((t) => t.checked !== 'delta')
+        .map((t) => ({
+          table: t.blue,
+          reason: t.reason ?? (kind === 'full' ? 'full verify asked for' : 'not verified online'),
+        })),
+    },
+  };
+}
+
+function describeVerification(v: CutoverVerification): string {
+  if (v.kind === 'full') return 'every row, inside the window';
+  const whole = v.afterFence.fullTables.length;
+  return (
+    `${v.beforeFence.tables.length} table(s) verified online before the fence, ` +
+    `${v.afterFence.deltaKeys} changed key(s) re-checked after it` +
+    (whole > 0 ? `, ${whole} table(s) in full` : '')
+  );
 }

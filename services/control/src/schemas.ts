@@ -99,6 +99,16 @@ export const cutoverBody = {
     fence: { type: 'boolean', default: true },
     timeoutMs,
     verify: { type: 'boolean', default: true },
+    fullVerify: {
+      type: 'boolean',
+      description:
+        "Default false: verify only what changed since each table's online pass (a table without one in full). True: every row, inside the window.",
+    },
+    dryRun: {
+      type: 'boolean',
+      description:
+        'Default false. Everything but the fence: blue stays writable; the report gives the window it would take.',
+    },
     unfenceOnFailure: { type: 'boolean', default: false },
     acceptDeadLetters: {
       type: 'boolean',
@@ -119,6 +129,11 @@ export const verifyBody = {
       // No space, quote or control character (Postgres refuses a NUL in any text: a 500, found by schemathesis).
       items: { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\s"\\x00-\\x1f\\x7f]+$' },
       description: 'Blue tables ("schema.table" or "table"); default: every replicated table.',
+    },
+    online: {
+      type: 'boolean',
+      description:
+        "Default false. Chunk by chunk while the pipeline runs, each chunk re-checked until equal or stably different, kept in green for cutover's delta.",
     },
   },
 } as const;
@@ -242,6 +257,12 @@ const verifyTable = {
     transformFailures: { type: 'array', items: obj({ key: keyRow, error: str }) },
     truncated: bool,
     error: str,
+    checked: { type: 'string', enum: ['full', 'online', 'delta'] },
+    deltaKeys: int,
+    reason: str,
+    unsettled: keyRows,
+    asOfLsn: nstr,
+    onlineRows: int,
   },
 } as const;
 
@@ -255,85 +276,126 @@ export const verifyResponse = {
     finishedAt: str,
     durationMs: num,
     tables: { type: 'array', items: verifyTable },
+    kind: { type: 'string', enum: ['full', 'online', 'delta'] },
   },
 } as const;
 
-export const cutoverResponse = obj({
-  safeToSwitch: bool,
-  fenced: bool,
-  drainLsn: nstr,
-  deadLetters: orNull(deadLetterCounts),
-  fenceHoles: orNull(obj({ ...fenceHoles })),
-  steps: {
-    type: 'array',
-    items: obj({
-      name: { type: 'string', enum: ['fence', 'drain', 'sequences', 'verify', 'unfence'] },
-      ok: bool,
-      ms: int,
-      details: str,
-    }),
-  },
-  sequences: { type: 'array', items: obj({ blue: str, green: nstr, value: nstr, ok: bool, note: nstr }) },
-  verify: orNull(verifyResponse),
-  warnings: { type: 'array', items: str },
-});
+/** `o` with more properties that are not required (answers that fakes of the backend may lack). */
+function withOptional<T extends { properties: object }>(o: T, more: Record<string, unknown>) {
+  return { ...o, properties: { ...o.properties, ...more } } as const;
+}
 
-export const statusResponse = obj({
-  state: {
-    type: 'string',
-    enum: ['starting', 'snapshotting', 'streaming', 'paused', 'draining', 'drained', 'failed', 'stopped'],
-  },
-  paused: bool,
-  fenced: bool,
-  slot: orNull(
-    obj({
-      name: str,
-      exists: bool,
-      active: bool,
-      walStatus: nstr,
-      currentLsn: nstr,
-      confirmedLsn: nstr,
-      restartLsn: nstr,
-      lagBytes: nnum,
-      retainedWalBytes: nnum,
-      lagSeconds: nnum,
-      level: { type: 'string', enum: ['ok', 'warn', 'critical'] },
-    }),
-  ),
-  producer: orNull(
-    obj({
-      source: { type: 'string', enum: ['in-process', 'green'] },
-      state: str,
-      confirmedLsn: nstr,
-      lastShippedPosition: nstr,
-      lastCommitTimeUs: nstr,
-      updatedAt: nstr,
-      snapshot: {
-        type: 'array',
-        items: obj({ table: str, state: str, rowsDone: num, rowsEstimated: nnum }),
-      },
-      error: nstr,
-    }),
-  ),
-  consumer: obj({
-    state: nstr,
-    partitions: {
+const stepName = { type: 'string', enum: ['fence', 'drain', 'sequences', 'verify', 'unfence'] } as const;
+
+export const cutoverResponse = withOptional(
+  obj({
+    safeToSwitch: bool,
+    fenced: bool,
+    drainLsn: nstr,
+    deadLetters: orNull(deadLetterCounts),
+    fenceHoles: orNull(obj({ ...fenceHoles })),
+    steps: {
       type: 'array',
       items: obj({
-        topic: str,
-        partition: int,
-        appliedOffset: nint,
-        appliedPosition: nstr,
-        end: int,
-        lag: int,
-        blocked: nstr,
+        name: { type: 'string', enum: ['fence', 'drain', 'sequences', 'verify', 'unfence'] },
+        ok: bool,
+        ms: int,
+        details: str,
       }),
     },
-    lagRecords: int,
-    deadLetters: int,
-    blocked: { type: 'array', items: obj({ topic: str, partition: int, reason: str }) },
-    error: nstr,
+    sequences: { type: 'array', items: obj({ blue: str, green: nstr, value: nstr, ok: bool, note: nstr }) },
+    verify: orNull(verifyResponse),
+    warnings: { type: 'array', items: str },
   }),
-  warnings: { type: 'array', items: str },
-  checkedAt: str,
-});
+  {
+    dryRun: bool,
+    window: obj({
+      fenced: bool,
+      ms: int,
+      steps: { type: 'array', items: obj({ name: stepName, ms: int }) },
+    }),
+    verification: obj({
+      kind: { type: 'string', enum: ['delta', 'full', 'none'] },
+      beforeFence: obj({ tables: { type: 'array', items: str }, rows: int, asOfLsn: nstr }),
+      afterFence: obj({
+        deltaTables: { type: 'array', items: str },
+        deltaKeys: int,
+        fullTables: { type: 'array', items: obj({ table: str, reason: str }) },
+      }),
+    }),
+  },
+);
+
+export const statusResponse = withOptional(
+  obj({
+    state: {
+      type: 'string',
+      enum: ['starting', 'snapshotting', 'streaming', 'paused', 'draining', 'drained', 'failed', 'stopped'],
+    },
+    paused: bool,
+    fenced: bool,
+    slot: orNull(
+      obj({
+        name: str,
+        exists: bool,
+        active: bool,
+        walStatus: nstr,
+        currentLsn: nstr,
+        confirmedLsn: nstr,
+        restartLsn: nstr,
+        lagBytes: nnum,
+        retainedWalBytes: nnum,
+        lagSeconds: nnum,
+        level: { type: 'string', enum: ['ok', 'warn', 'critical'] },
+      }),
+    ),
+    producer: orNull(
+      obj({
+        source: { type: 'string', enum: ['in-process', 'green'] },
+        state: str,
+        confirmedLsn: nstr,
+        lastShippedPosition: nstr,
+        lastCommitTimeUs: nstr,
+        updatedAt: nstr,
+        snapshot: {
+          type: 'array',
+          items: obj({ table: str, state: str, rowsDone: num, rowsEstimated: nnum }),
+        },
+        error: nstr,
+      }),
+    ),
+    consumer: obj({
+      state: nstr,
+      partitions: {
+        type: 'array',
+        items: obj({
+          topic: str,
+          partition: int,
+          appliedOffset: nint,
+          appliedPosition: nstr,
+          end: int,
+          lag: int,
+          blocked: nstr,
+        }),
+      },
+      lagRecords: int,
+      deadLetters: int,
+      blocked: { type: 'array', items: obj({ topic: str, partition: int, reason: str }) },
+      error: nstr,
+    }),
+    warnings: { type: 'array', items: str },
+    checkedAt: str,
+  }),
+  {
+    onlineVerify: obj({
+      running: bool,
+      tables: int,
+      tablesComplete: int,
+      chunksVerified: int,
+      chunksTotal: int,
+      asOfLsn: nstr,
+      recheckPending: int,
+      mismatches: int,
+    }),
+  },
+);

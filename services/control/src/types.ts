@@ -97,6 +97,24 @@ export interface StatusReport {
   consumer: ConsumerView;
   warnings: string[];
   checkedAt: string;
+  /** Online verify's progress (absent before its first pass). */
+  onlineVerify?: OnlineVerifyStatus;
+}
+
+export interface OnlineVerifyStatus {
+  /** A pass runs in this process now (the background of teal run, or teal verify --online). */
+  running: boolean;
+  /** Tables with a pass, and those with a complete one (what cutover's delta can rely on). */
+  tables: number;
+  tablesComplete: number;
+  chunksVerified: number;
+  chunksTotal: number;
+  /** Blue's oldest WAL position among the newest pass's chunks. */
+  asOfLsn: string | null;
+  /** Chunks whose keys were still changing at their last check (cutover re-checks them). */
+  recheckPending: number;
+  /** Chunks with a stable difference. */
+  mismatches: number;
 }
 
 export interface PartitionProgress {
@@ -193,6 +211,25 @@ export interface CutoverOptions {
   unfenceOnFailure: boolean;
   /** Switch although the dead-letter topic holds records (the operator accepts losing them). */
   acceptDeadLetters?: boolean;
+  /** Verify every row inside the window, as before online verify (default: only the delta). */
+  fullVerify?: boolean;
+  /** Everything but the fence: blue stays writable, the report says how long the window would be. */
+  dryRun?: boolean;
+}
+
+/** The write window: from the fence (a dry run: from the drain) to the report, and each step in it. */
+export interface CutoverWindow {
+  /** False for a dry run: nothing was fenced, `ms` is what the window would have been. */
+  fenced: boolean;
+  ms: number;
+  steps: { name: CutoverStep['name']; ms: number }[];
+}
+
+/** What part of the data was verified before the fence (online) and what inside the window. */
+export interface CutoverVerification {
+  kind: 'delta' | 'full' | 'none';
+  beforeFence: { tables: string[]; rows: number; asOfLsn: string | null };
+  afterFence: { deltaTables: string[]; deltaKeys: number; fullTables: { table: string; reason: string }[] };
 }
 
 export interface CutoverStep {
@@ -216,10 +253,16 @@ export interface CutoverReport {
   sequences: SequenceCopy[];
   verify: VerifyReport | null;
   warnings: string[];
+  /** Set by runCutover (optional for fakes of the backend). */
+  dryRun?: boolean;
+  window?: CutoverWindow;
+  verification?: CutoverVerification;
 }
 
 export interface VerifyRequest {
   tables?: string[];
+  /** Chunk by chunk while the pipeline runs, kept for cutover's delta (online-verify.ts). */
+  online?: boolean;
   onProgress?: (progress: VerifyProgress) => void;
   signal?: AbortSignal;
 }

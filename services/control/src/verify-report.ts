@@ -28,10 +28,28 @@ export interface VerifyTableReport {
   truncated: boolean;
   /** Why the table could not be compared at all. */
   error?: string;
+  /**
+   * How this table was checked: 'full' (every row, one snapshot per side), 'online' (chunk by
+   * chunk while writes flow), 'delta' (only the keys changed since its last online pass).
+   */
+  checked?: VerifyKind;
+  /** 'delta': green keys re-checked; 'full' inside a delta verify: why the table was checked whole. */
+  deltaKeys?: number;
+  reason?: string;
+  /** 'online': keys still differing after every re-check, with changes still in flight (neither equal nor a stable difference). */
+  unsettled?: Key[];
+  /** 'online', 'delta': blue's oldest WAL position the (last complete pass's) chunks were read at. */
+  asOfLsn?: string | null;
+  /** 'delta': blue rows its last complete online pass verified before the fence. */
+  onlineRows?: number;
 }
+
+export type VerifyKind = 'full' | 'online' | 'delta';
 
 export interface VerifyReport {
   ok: boolean;
+  /** 'delta': some tables by their changed keys, the rest in full (each table says which). */
+  kind?: VerifyKind;
   startedAt: string;
   finishedAt: string;
   durationMs: number;

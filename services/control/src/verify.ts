@@ -3,7 +3,7 @@ import { redactUrl, TealError } from '@teal/errors';
 import { connectClient, DEFAULT_TABLES_SQL } from '@teal/postgres';
 import type pg from 'pg';
 import type { VerifyOptions, VerifyReport, VerifyTableReport } from './verify-report.ts';
-import { checkAbort, GreenCasts, verifyTable } from './verify-table-run.ts';
+import { checkAbort, GreenCasts, type VerifyClients, verifyTable } from './verify-table-run.ts';
 
 // Verify compares blue, seen through the transforms, with green, table by table.
 //
@@ -45,7 +45,7 @@ export type {
   VerifyTableReport,
 } from './verify-report.ts';
 
-async function connect(url: string): Promise<pg.Client> {
+export async function connectForVerify(url: string): Promise<pg.Client> {
   try {
     return await connectClient(url, { applicationName: 'teal-verify', connectionTimeoutMillis: 10_000 });
   } catch (err) {
@@ -67,7 +67,7 @@ async function connect(url: string): Promise<pg.Client> {
   }
 }
 
-async function listTables(blue: pg.Client, opts: VerifyOptions): Promise<string[]> {
+export async function listTables(blue: pg.Client, opts: VerifyOptions): Promise<string[]> {
   if (opts.tables) return opts.tables.map(normalizeTableName);
   if (opts.config.tables !== 'all') return [...opts.config.tables];
   const result = await blue.query<string[]>({ text: DEFAULT_TABLES_SQL, rowMode: 'array' });
@@ -79,28 +79,51 @@ async function listTables(blue: pg.Client, opts: VerifyOptions): Promise<string[
  * Exact at a drained, fenced point; while writes flow, differences may be replication lag.
  */
 export async function verifyTables(opts: VerifyOptions): Promise<VerifyReport> {
-  const started = Date.now();
-  const clients: { blue?: pg.Client; green?: pg.Client; cast?: pg.Client } = {};
-  try {
-    clients.blue = await connect(opts.blueUrl);
-    clients.green = await connect(opts.greenUrl);
-    // Casting probes may fail; they run outside the reading transaction so it survives.
-    clients.cast = await connect(opts.greenUrl);
-    const casts = new GreenCasts(clients.cast);
+  return withVerifyClients(opts, async (clients) => {
+    const started = Date.now();
     const tables: VerifyTableReport[] = [];
     for (const name of await listTables(clients.blue, opts)) {
       checkAbort(opts.signal);
-      tables.push(await verifyTable({ blue: clients.blue, green: clients.green, casts }, opts, name));
+      tables.push(await verifyTable(clients, opts, name));
     }
-    const finished = Date.now();
-    return {
-      ok: tables.every((t) => t.ok),
-      startedAt: new Date(started).toISOString(),
-      finishedAt: new Date(finished).toISOString(),
-      durationMs: finished - started,
-      tables,
-    };
+    return verifyReport(started, tables, 'full');
+  });
+}
+
+/** The report of tables compared since `started`. */
+export function verifyReport(
+  started: number,
+  tables: VerifyTableReport[],
+  kind: VerifyReport['kind'],
+): VerifyReport {
+  const finished = Date.now();
+  return {
+    ok: tables.every((t) => t.ok),
+    kind,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date(finished).toISOString(),
+    durationMs: finished - started,
+    tables,
+  };
+}
+
+/** Blue, green and a green session for casting probes (they may fail, so they run outside the reading transaction). */
+export async function withVerifyClients<T>(
+  opts: Pick<VerifyOptions, 'blueUrl' | 'greenUrl'>,
+  fn: (clients: VerifyClients) => Promise<T>,
+): Promise<T> {
+  const open: pg.Client[] = [];
+  const connect = async (url: string) => {
+    const c = await connectForVerify(url);
+    open.push(c);
+    return c;
+  };
+  try {
+    const blue = await connect(opts.blueUrl);
+    const green = await connect(opts.greenUrl);
+    const casts = new GreenCasts(await connect(opts.greenUrl));
+    return await fn({ blue, green, casts });
   } finally {
-    await Promise.all(Object.values(clients).map((c) => c?.end().catch(() => {})));
+    await Promise.all(open.map((c) => c.end().catch(() => {})));
   }
 }
