@@ -61,5 +61,13 @@ describe('prettyMessage', () => {
       'crashed: TypeError: x is undefined',
     );
     expect(prettyMessage({ msg: 'plain' })).toBe('plain');
+    // kafkajs's entries carry the broker's error as a string named `error`.
+    expect(
+      prettyMessage({
+        component: 'kafka',
+        msg: 'Response Heartbeat',
+        error: 'The coordinator is not aware of this member',
+      }),
+    ).toBe('[kafka] Response Heartbeat: The coordinator is not aware of this member');
   });
 });

@@ -108,8 +108,9 @@ function prettyDestination(color: boolean): DestinationStream {
     colorize: color,
     singleLine: true,
     translateTime: 'SYS:HH:MM:ss.l',
-    // The error on the same line as its message; the stack is in the JSON format.
-    ignore: 'pid,hostname,name,component,err',
+    // The error on the same line as its message (kafkajs logs `error` as a string); the stack
+    // is in the JSON format.
+    ignore: 'pid,hostname,name,component,err,error',
     messageFormat: (log) => prettyMessage(log),
   });
   const fd1 = pino.destination({ dest: 1, sync: true });
@@ -119,10 +120,13 @@ function prettyDestination(color: boolean): DestinationStream {
 /** "[consumer] apply failed: TEAL_X: green refused ..." (component, message, then the error's code and text). */
 export function prettyMessage(log: Record<string, unknown>): string {
   const component = typeof log.component === 'string' ? `[${log.component}] ` : '';
-  const err = log.err as { type?: string; code?: unknown; message?: string } | undefined;
-  const cause =
-    err && typeof err === 'object'
-      ? `: ${typeof err.code === 'string' ? err.code : (err.type ?? 'Error')}: ${err.message ?? ''}`
-      : '';
+  const err = (log.err ?? log.error) as
+    | { type?: string; code?: unknown; message?: string }
+    | string
+    | undefined;
+  let cause = '';
+  if (typeof err === 'string') cause = `: ${err}`;
+  else if (err && typeof err === 'object')
+    cause = `: ${typeof err.code === 'string' ? err.code : (err.type ?? 'Error')}: ${err.message ?? ''}`;
   return `${component}${String(log.msg ?? '')}${cause}`;
 }
