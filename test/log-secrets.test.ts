@@ -43,6 +43,18 @@ function expectNoSecrets(output: string, secrets: readonly string[] = []): void 
   }
 }
 
+/** Resolves once teal run's control API answers; fails at once when the child exits first. */
+async function apiUp(child: TealChild, url: string): Promise<void> {
+  // pino's stdout is buffered when piped: wait on the API itself, not on a log line.
+  await waitFor(
+    async () => {
+      if (child.proc.exitCode !== null) throw new Error(`teal run exited early:\n${child.output()}`);
+      return (await fetch(`${url}/healthz`).catch(() => undefined))?.ok || undefined;
+    },
+    { what: 'control API up', timeoutMs: 60_000 },
+  );
+}
+
 /**
  * A working directory and table `name` on the shared blue and green, with everything a teal
  * run leaves (slot, publication, tables, topics) removed when the test finishes.
@@ -92,15 +104,8 @@ describe('secrets never reach logs', () => {
       },
       dir,
     );
-    // pino's stdout is buffered when piped: wait on the API itself, not on a log line.
     const url = `http://127.0.0.1:${port}`;
-    await waitFor(
-      async () => {
-        if (child.proc.exitCode !== null) throw new Error(`teal run exited early:\n${child.output()}`);
-        return (await fetch(`${url}/healthz`).catch(() => undefined))?.ok || undefined;
-      },
-      { what: 'control API up', timeoutMs: 60_000 },
-    );
+    await apiUp(child, url);
     await blue.query(`INSERT INTO public.${name} VALUES (1, 'one')`);
     await waitFor(async () => (await green.query(`SELECT v FROM public.${name}`)).rows.length === 1, {
       what: 'row replicated',
@@ -244,13 +249,7 @@ describe('secrets teal reads itself: PGPASSWORD, a passfile, a TLS client key', 
     const port = await freePort();
     const run = teal(['run'], { ...envUser, PGPASSWORD: ENV_PASSWORD, TEAL_API_PORT: String(port) }, dir);
     const api = `http://127.0.0.1:${port}`;
-    await waitFor(
-      async () => {
-        if (run.proc.exitCode !== null) throw new Error(`teal run exited early:\n${run.output()}`);
-        return (await fetch(`${api}/healthz`).catch(() => undefined))?.ok || undefined;
-      },
-      { what: 'control API up', timeoutMs: 60_000 },
-    );
+    await apiUp(run, api);
     const blueAdmin = await blue.admin();
     const greenAdmin = await green.admin();
     onTestFinished(async () => {
@@ -370,13 +369,7 @@ describe('Kafka secrets: SASL passwords, an OAuth token, a TLS client key and it
       dir,
     );
     const api = `http://127.0.0.1:${port}`;
-    await waitFor(
-      async () => {
-        if (run.proc.exitCode !== null) throw new Error(`teal run exited early:\n${run.output()}`);
-        return (await fetch(`${api}/healthz`).catch(() => undefined))?.ok || undefined;
-      },
-      { what: 'control API up', timeoutMs: 60_000 },
-    );
+    await apiUp(run, api);
     await blue.query(`INSERT INTO public.${name} VALUES (1, 'one')`);
     await waitFor(async () => (await green.query(`SELECT v FROM public.${name}`)).rows.length === 1, {
       what: 'row replicated through SASL_SSL',
