@@ -19,6 +19,9 @@ import type { TablePlan } from './verify-plan.ts';
 
 type Queryable = Pick<pg.ClientBase, 'query'>;
 
+/** teal's sessions read every value as text (lossless values): json and jsonb arrive unparsed. */
+const json = <T>(v: unknown): T => (typeof v === 'string' ? (JSON.parse(v) as T) : (v as T));
+
 export const TRIGGER_PREFIX = 'teal_changed_';
 const EVENTS = ['insert', 'update', 'delete', 'truncate'] as const;
 
@@ -137,7 +140,7 @@ export async function startPass(
      RETURNING pass`,
     [pipeline, blueTable, greenTable, triggers],
   );
-  return rows[0].pass;
+  return Number(rows[0].pass);
 }
 
 export interface ChunkRow {
@@ -240,7 +243,7 @@ export async function readDelta(
     complete: boolean;
     finished_at: string | null;
   }>(
-    `SELECT pass, green_table, triggers::int8[]::text::int8[] AS triggers, chunks, rows::text, complete,
+    `SELECT pass, green_table, to_json(triggers::int8[]) AS triggers, chunks, rows::text, complete,
             to_json(finished_at) #>> '{}' AS finished_at
        FROM teal.verify_pass WHERE pipeline = $1 AND blue_table = $2 AND complete
       ORDER BY pass DESC LIMIT 1`,
@@ -249,12 +252,12 @@ export async function readDelta(
   const p = passes[0];
   if (!p) return null;
   const pass: PassRow = {
-    pass: p.pass,
+    pass: Number(p.pass),
     greenTable: p.green_table,
-    triggers: p.triggers.map(Number),
-    chunks: p.chunks,
+    triggers: json<number[]>(p.triggers).map(Number),
+    chunks: Number(p.chunks),
     rows: Number(p.rows),
-    complete: p.complete,
+    complete: true,
     finishedAt: p.finished_at,
   };
   const changed = await green.query<{ key: PgText[] | null }>(
@@ -272,12 +275,13 @@ export async function readDelta(
     [pipeline, blueTable, pass.pass],
   );
   let whole: string | null = null;
-  if (changed.rows.some((r) => r.key === null)) whole = 'green table was truncated since the online pass';
-  if (chunks.rows.some((r) => r.keys === null))
-    whole = 'a chunk differed in more keys than online verify lists';
+  const changedKeys = changed.rows.map((r) => json<PgText[] | null>(r.key));
+  const chunkKeys = chunks.rows.map((r) => json<PgText[][] | null>(r.keys));
+  if (changedKeys.some((k) => k === null)) whole = 'green table was truncated since the online pass';
+  if (chunkKeys.some((k) => k === null)) whole = 'a chunk differed in more keys than online verify lists';
   const byText = new Map<string, PgText[]>();
-  for (const r of changed.rows) if (r.key) byText.set(JSON.stringify(r.key), r.key);
-  for (const c of chunks.rows) for (const k of c.keys ?? []) byText.set(JSON.stringify(k), k);
+  for (const k of changedKeys) if (k) byText.set(JSON.stringify(k), k);
+  for (const keys of chunkKeys) for (const k of keys ?? []) byText.set(JSON.stringify(k), k);
   return { pass, keys: [...byText.values()], whole, asOfLsn: lsn.rows[0]?.lsn ?? null };
 }
 

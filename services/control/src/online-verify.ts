@@ -1,5 +1,6 @@
 import { formatLsn, type PgText, parseLsn } from '@teal/change-event';
 import { parseTableName } from '@teal/config';
+import { isUndefinedObject } from '@teal/errors';
 import { quoteTable } from '@teal/postgres';
 import { abortableDelay } from '@teal/runtime';
 import type pg from 'pg';
@@ -342,7 +343,10 @@ async function wholeReason(
   opts: DeltaOptions,
   blueName: string,
 ): Promise<string | { keys: PgText[][] }> {
-  const delta = await readDelta(state, opts.config.kafka.topicPrefix, blueName).catch(() => null);
+  const delta = await readDelta(state, opts.config.kafka.topicPrefix, blueName).catch((err: unknown) => {
+    if (isUndefinedObject(err)) return null;
+    throw err;
+  });
   if (!delta) return 'no complete online pass';
   if (delta.whole) return delta.whole;
   const dead = opts.deadLetterTables ?? [];
