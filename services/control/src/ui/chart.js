@@ -84,7 +84,7 @@ export function lineChart(series, opts) {
       if (!known(i - 1) && !known(i + 1)) d += `h2 `;
     });
     const points = values.filter(([, v]) => v !== null && v !== undefined);
-    const last = points.length > 0 ? points[points.length - 1][1] : null;
+    const [lastAt, last] = points.length > 0 ? points[points.length - 1] : [null, null];
     root.append(
       svg('path', {
         d: d.trim() || 'M0 0',
@@ -93,6 +93,7 @@ export function lineChart(series, opts) {
         'data-points': points.length,
         'data-max': Math.max(0, ...points.map(([, v]) => v)),
         'data-last': last ?? '',
+        'data-last-at': lastAt === null ? '' : new Date(lastAt).toISOString(),
       }),
     );
   }
