@@ -127,7 +127,7 @@ const COMMANDS: Record<string, Command> = {
   cutover: {
     summary: 'fence, drain, copy sequences, verify; say whether it is safe to switch',
     usage:
-      'teal cutover [--no-fence] [--no-verify] [--timeout MS] [--unfence-on-failure] [--accept-dead-letters] [--json]',
+      'teal cutover [--no-fence] [--no-verify] [--full-verify] [--dry-run] [--timeout MS] [--unfence-on-failure] [--accept-dead-letters] [--json]',
     options: {
       ...json,
       'no-fence': { type: 'boolean' },
@@ -135,16 +135,24 @@ const COMMANDS: Record<string, Command> = {
       timeout: { type: 'string' },
       'unfence-on-failure': { type: 'boolean' },
       'accept-dead-letters': { type: 'boolean' },
+      'full-verify': { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
     },
-    details: "--accept-dead-letters   safe to switch although green lacks the dead letters' changes",
+    details:
+      "--accept-dead-letters   safe to switch although green lacks the dead letters' changes\n" +
+      '--full-verify           verify every row inside the window (default: only what changed since each\n' +
+      "                        table's online pass, a table without one in full)\n" +
+      '--dry-run               everything but the fence: blue stays writable, the report gives the window',
     run: runCutover,
   },
   verify: {
     summary: 'compare blue (transformed) with green per table; exit 1 on a difference',
-    usage: 'teal verify [--table T]... [--json]',
-    options: { ...json, table: { type: 'string', multiple: true } },
+    usage: 'teal verify [--table T]... [--online] [--json]',
+    options: { ...json, table: { type: 'string', multiple: true }, online: { type: 'boolean' } },
     details:
-      'Asks the API; when no API answers, verifies directly against blue and green (and says so on stderr).',
+      'Asks the API; when no API answers, verifies directly against blue and green (and says so on stderr).\n' +
+      '--online   chunk by chunk while the pipeline runs, a differing chunk re-checked once green has\n' +
+      "           applied blue's changes of its read; kept in green for the cutover's delta",
     run: runVerify,
   },
   check: {

@@ -134,6 +134,8 @@ export async function runCutover(v: Values, io: CliIo): Promise<number> {
     unfenceOnFailure: Boolean(v['unfence-on-failure']),
   };
   if (v['accept-dead-letters']) body.acceptDeadLetters = true;
+  if (v['full-verify']) body.fullVerify = true;
+  if (v['dry-run']) body.dryRun = true;
   // Drain plus verify of every table: allow ten minutes past the drain's timeout.
   const r = await callApi<CutoverReport>(await target(v, io), 'POST', '/cutover', body, timeoutMs + 600_000);
   if (v.json) printJson(io, r);

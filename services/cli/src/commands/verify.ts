@@ -10,13 +10,28 @@ import { formatVerify } from '../render.ts';
 export async function runVerify(v: Values, io: CliIo): Promise<number> {
   const config = await loadResolvedConfig(v, io);
   const tables = v.table as string[] | undefined;
+  const online = v.online === true;
   const api = apiTarget(config);
   let report: VerifyReportView;
   try {
-    report = await callApi<VerifyReportView>(api, 'POST', '/verify', tables ? { tables } : {}, 3_600_000);
+    const body = { ...(tables ? { tables } : {}), ...(online ? { online } : {}) };
+    report = await callApi<VerifyReportView>(api, 'POST', '/verify', body, 3_600_000);
   } catch (err) {
     if (!(err instanceof ApiUnreachable)) throw err;
     io.stderr.write(`teal verify: no API at ${apiBaseUrl(api)}: verifying directly against blue and green\n`);
+    if (online) {
+      // Online verify waits on the slot and the topics as drain does: the control plane has them.
+      const { TealControl } = await import('@teal/control');
+      const control = new TealControl(config);
+      try {
+        report = await control.verify({ tables, online });
+      } finally {
+        await control.close();
+      }
+      if (v.json) print(io, JSON.stringify(report, null, 2));
+      else print(io, formatVerify(report));
+      return report.ok ? EXIT.ok : EXIT.failure;
+    }
     const { verifyTables } = await import('@teal/control');
     const { compileTransforms } = await import('@teal/config');
     const bar = new TableProgress(io.stderr);
