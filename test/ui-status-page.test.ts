@@ -238,6 +238,31 @@ describe('GET /ui: the status page in headless chromium', () => {
     expect(inGreen.rows[0].n).toBe(2000 + writes * 500);
     await shot(page, 'status-page-drain');
 
+    // Online verification, rendered from whatever /status's onlineVerify holds.
+    const verified = await fetch(`${base}/verify`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ online: true }),
+    });
+    expect(verified.status, await verified.clone().text()).toBe(200);
+    await waitFor(
+      async () => {
+        const online = (await status()).onlineVerify;
+        if (!online || !(await page.locator('#verify-box').isVisible())) return undefined;
+        for (const [key, v] of Object.entries(online)) {
+          const dd = page.locator(`[data-testid=online-verify] dd[data-key=${key}]`);
+          const text =
+            typeof v === 'number'
+              ? await dd.locator('[data-value]').getAttribute('data-value')
+              : await dd.textContent();
+          const want = typeof v === 'boolean' ? (v ? 'yes' : 'no') : v === null ? '–' : String(v);
+          if (text !== want) return undefined;
+        }
+        return online.tables >= 1;
+      },
+      { what: "the page to show /status's onlineVerify", timeoutMs: 20_000, intervalMs: 500 },
+    );
+
     // Cutover asks first: dismissed, nothing happens; accepted, the report is shown.
     page.once('dialog', (d) => d.dismiss());
     await page.locator('#actions button[data-action=cutover]').click();
