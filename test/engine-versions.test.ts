@@ -1,7 +1,19 @@
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { runCheck } from '@teal/control';
 import { waitFor } from '@teal/runtime';
-import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, onTestFinished, test, vi } from 'vitest';
+import {
+  type PgCluster,
+  parsePgMajor,
+  pgDataDir,
+  pgDataMajor,
+  pgDown,
+  pgLogFile,
+  pgServerVersion,
+  pgUp,
+  preparePgDirs,
+} from '../infra/local/lib/postgres.mjs';
 import { ensurePostgres } from '../infra/tools/postgres-versions.mjs';
 import { type ScratchPostgres, startScratchPostgres } from '../soak/scratch-postgres.ts';
 import {
@@ -213,5 +225,46 @@ describe('PostgreSQL 13 blue: what needs 14 is refused with the version named', 
     expect(error.code).toBe('TEAL_PGOUTPUT_UNSUPPORTED');
     expect(error.message).toContain(`snapshotting public.${name}_b while streaming`);
     expect(error.message).toContain('needs PostgreSQL 14 or newer on blue (blue runs 13');
+  }, 120_000);
+});
+
+describe('local environment: a side on the major asked for (npm run env:up -- --blue N)', () => {
+  test('made on 16, asked for 13: stopped, made again by 13, saying so; a bad major named', async () => {
+    // A side of its own beside blue and green (same code as env.mjs, its own name and port).
+    const cluster: PgCluster = {
+      name: uniqueName('envside'),
+      port: await freePortInRange(new Set()),
+      settings: {},
+    };
+    preparePgDirs([cluster]);
+    onTestFinished(async () => {
+      await pgDown(cluster).catch(() => undefined);
+      rmSync(pgDataDir(cluster), { recursive: true, force: true });
+      rmSync(pgLogFile(cluster), { force: true });
+    });
+    expect(await pgUp(cluster, 16)).toMatch(/PostgreSQL 16\.\d+ created and started/);
+    expect(await pgUp(cluster)).toMatch(/already running PostgreSQL 16\./); // no flag: keeps its major
+    const printed: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      printed.push(String(chunk));
+      return true;
+    });
+    let line: string;
+    try {
+      line = await pgUp(cluster, 13);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(printed.join('')).toMatch(
+      new RegExp(
+        `^\\[env\\] ${cluster.name}: .* was made by PostgreSQL 16, 13 was asked for: .*made again by 13\n`,
+      ),
+    );
+    expect(line).toMatch(/PostgreSQL 13\.\d+ created and started/);
+    expect(pgDataMajor(cluster)).toBe(13);
+    expect(await pgServerVersion(cluster)).toMatch(/^13\./);
+    expect(() => parsePgMajor('blue', '12')).toThrow(
+      '--blue 12: give a PostgreSQL major, one of 13, 14, 15, 16, 17, 18',
+    );
   }, 120_000);
 });

@@ -83,7 +83,7 @@ export function pgDataDir(cluster) {
   return path.join(pgRoot(), cluster.name);
 }
 
-function pgLogFile(cluster) {
+export function pgLogFile(cluster) {
   return path.join(LOG_DIR, `${cluster.name}.log`);
 }
 
@@ -92,10 +92,10 @@ function chownToPostgres(p) {
 }
 
 /** The data root and the log files, owned by the postgres user (after .teal/logs exists). */
-export function preparePgDirs() {
+export function preparePgDirs(clusters = PG_CLUSTERS) {
   fs.mkdirSync(pgRoot(), { recursive: true });
   chownToPostgres(pgRoot());
-  for (const cluster of PG_CLUSTERS) {
+  for (const cluster of clusters) {
     const file = pgLogFile(cluster);
     if (!fs.existsSync(file)) fs.writeFileSync(file, '');
     chownToPostgres(file);
