@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { type ConnectionOptions as TlsConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { TealError } from '@teal/errors';
 import type { KafkaOptions, KafkaTls, OAuthBearerToken } from './types.ts';
 
@@ -210,4 +210,48 @@ export function securityError(err: unknown, what: string, options: KafkaOptions)
     );
   }
   return undefined;
+}
+
+const probed = new WeakMap<KafkaOptions, Promise<void>>();
+
+/**
+ * With TLS set, one TLS handshake with the first broker before kafkajs connects: kafkajs
+ * retries a refused certificate as any connection error (8 times, ~10 s) before teal sees it,
+ * so a wrong CA or host name is TEAL_KAFKA_TLS here at once. Anything else (a broker away, a
+ * timeout) is left to kafkajs's own retries. Once per options object; a refusal is not kept.
+ */
+export function tlsProbe(options: KafkaOptions | undefined): Promise<void> {
+  if (!options?.tls || options.brokers.length === 0) return Promise.resolve();
+  let probe = probed.get(options);
+  if (!probe) {
+    const broker = options.brokers[0]!;
+    const colon = broker.lastIndexOf(':');
+    const host = broker.slice(0, colon).replace(/^\[|\]$/g, '');
+    const tls = tlsOptions(options.tls);
+    probe = new Promise<void>((resolve, reject) => {
+      const socket = tlsConnect({
+        ...tls,
+        host,
+        port: Number(broker.slice(colon + 1)),
+        ...(isIP(host) === 0 ? { servername: host } : {}),
+      });
+      socket.setTimeout(5_000, () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once('secureConnect', () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.once('error', (err) => {
+        socket.destroy();
+        const refused = securityError(err, 'cannot connect to Kafka', options);
+        if (refused?.code === 'TEAL_KAFKA_TLS') reject(refused);
+        else resolve();
+      });
+    });
+    probed.set(options, probe);
+    probe.catch(() => probed.delete(options));
+  }
+  return probe;
 }

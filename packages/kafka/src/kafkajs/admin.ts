@@ -1,5 +1,6 @@
 import kafkajs, { type Admin } from 'kafkajs';
 import { log } from '../log.ts';
+import { tlsProbe } from '../security.ts';
 import { MAX_MESSAGE_BYTES, reportLowLimit, topicConfigs, wantedMessageBytes } from '../topic-config.ts';
 import type { KafkaOptions, TopicAdmin, TopicSpec, TopicState } from '../types.ts';
 import { wrapKafkajsError } from './errors.ts';
@@ -18,10 +19,12 @@ export class KafkajsAdmin implements TopicAdmin {
   ) {}
 
   private connect(): Promise<void> {
-    this.connected ??= this.admin.connect().catch((err) => {
-      this.connected = undefined;
-      throw wrapKafkajsError(err, 'cannot connect the Kafka admin client', this.options);
-    });
+    this.connected ??= tlsProbe(this.options)
+      .then(() => this.admin.connect())
+      .catch((err) => {
+        this.connected = undefined;
+        throw wrapKafkajsError(err, 'cannot connect the Kafka admin client', this.options);
+      });
     return this.connected;
   }
 

@@ -1,6 +1,7 @@
 import { withRetry } from '@teal/runtime';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { log } from '../log.ts';
+import { tlsProbe } from '../security.ts';
 import type {
   GroupConsumer,
   GroupConsumerOptions,
@@ -185,6 +186,7 @@ export class KafkajsGroupConsumer implements GroupConsumer {
     });
     // A refused TLS handshake or login is not retried: it fails the same way until fixed.
     const options = kafkajsOptions(this.kafka);
+    await tlsProbe(options);
     await withRetry(
       () =>
         consumer

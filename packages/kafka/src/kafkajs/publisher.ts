@@ -2,6 +2,7 @@ import { type Kafka, Partitioners, type Producer } from 'kafkajs';
 import { OrderedSends } from '../ordered-sends.ts';
 import { partitionForKey } from '../partitioner.ts';
 import { brokerSaidTooLarge, tooLargeError } from '../record-size.ts';
+import { tlsProbe } from '../security.ts';
 import type { KafkaOptions, OutgoingRecord, Publisher } from '../types.ts';
 import { kafkajsOptions } from './connection.ts';
 import { wrapKafkajsError } from './errors.ts';
@@ -33,6 +34,7 @@ export class KafkajsPublisher implements Publisher {
   ) {}
 
   async connect(): Promise<void> {
+    await tlsProbe(this.options);
     try {
       await this.producer.connect();
     } catch (err) {
