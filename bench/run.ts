@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cutoverWorkload } from './cutover.ts';
 import {
   copyLimit,
   dropLeftoverSlots,
@@ -35,7 +36,7 @@ import { TealSystem } from './systems/teal.ts';
 import type { BenchContext, BenchSystem } from './systems/types.ts';
 
 const USAGE = `usage: tsx bench/run.ts [--quick | --smoke] [--systems teal,native,debezium]
-         [--workloads limit,snapshot,catchup,steady,bigtx] [--runs N] [--scale S] [--out DIR]
+         [--workloads limit,snapshot,catchup,steady,bigtx,cutover] [--runs N] [--scale S] [--out DIR]
   (default)  full sizes: scale 20 (2M accounts), 1M-change backlog, 60 s at --rate 1000, 2M-row tx; <= ~20 min
   --quick    scale 1, 20k-change backlog, 10 s steady, 100k-row tx; <= ~3 min
   --smoke    only proves each system's harness starts (connector RUNNING, subscription, /healthz); exit 0
@@ -43,7 +44,7 @@ const USAGE = `usage: tsx bench/run.ts [--quick | --smoke] [--systems teal,nativ
        BENCH_KAFKA_BROKERS (127.0.0.1:9092); databases bench_blue / bench_green are dropped and recreated.`;
 
 const ALL_SYSTEMS = ['teal', 'native', 'debezium'];
-const ALL_WORKLOADS = ['limit', 'snapshot', 'catchup', 'steady', 'bigtx'];
+const ALL_WORKLOADS = ['limit', 'snapshot', 'catchup', 'steady', 'bigtx', 'cutover'];
 
 interface Options {
   mode: 'full' | 'quick' | 'smoke';
@@ -332,10 +333,16 @@ async function benchSystem(
       record('bigtx', r.procs);
       log(`${system.name}: big tx in green ${r.metrics.applySeconds.toFixed(1)} s after commit`);
     }
+
+    // Last: it fences bench_blue (bench/cutover.ts); teal only.
+    if (wants('cutover') && system.name === 'teal') {
+      log(`${system.name}: cutover under 500 tx/s (online verify, delta cutover, full-verify baseline)`);
+      out.cutover = await cutoverWorkload(ctx.blue);
+    }
   } catch (err) {
     const msg = (err as Error).message.split('\n')[0];
     log(`${system.name}: FAILED: ${msg}`);
-    const next = ['snapshot', 'catchup', 'steady', 'bigtx'].find((w) => wants(w) && !out[w]);
+    const next = ['snapshot', 'catchup', 'steady', 'bigtx', 'cutover'].find((w) => wants(w) && !out[w]);
     if (next) out[next] = { error: msg };
   } finally {
     const note = system.note?.();

@@ -89,6 +89,25 @@ const ROWS: { workload: string; key: string; label: string; better: 'high' | 'lo
     better: 'low',
   },
   { workload: 'bigtx', key: 'cpuSeconds', label: 'big tx CPU s', better: 'low' },
+  {
+    workload: 'cutover',
+    key: 'onlineVerifySeconds',
+    label: 'cutover: online verify s (before the fence)',
+    better: 'low',
+  },
+  { workload: 'cutover', key: 'windowMs', label: 'cutover: fenced window ms (delta verify)', better: 'low' },
+  { workload: 'cutover', key: 'fenceMs', label: 'cutover: fence ms', better: 'low' },
+  { workload: 'cutover', key: 'drainMs', label: 'cutover: drain ms', better: 'low' },
+  { workload: 'cutover', key: 'sequencesMs', label: 'cutover: sequences ms', better: 'low' },
+  { workload: 'cutover', key: 'verifyMs', label: 'cutover: delta verify ms', better: 'low' },
+  { workload: 'cutover', key: 'deltaKeys', label: 'cutover: keys re-checked in the window', better: 'low' },
+  {
+    workload: 'cutover',
+    key: 'fullWindowMs',
+    label: 'cutover: fenced window ms (--full-verify)',
+    better: 'low',
+  },
+  { workload: 'cutover', key: 'fullVerifyMs', label: 'cutover: full verify ms', better: 'low' },
 ];
 
 function fmt(v: number | undefined): string {

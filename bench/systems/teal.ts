@@ -7,7 +7,7 @@ import { query, url } from '../lib/pg.ts';
 import { log, type ProcRef, sleep, stopChild, waitUntil } from '../lib/util.ts';
 import { type BenchContext, type BenchSystem, walsenderSql } from './types.ts';
 
-const API_PORT = Number(process.env.BENCH_TEAL_API_PORT ?? 18090);
+export const API_PORT = Number(process.env.BENCH_TEAL_API_PORT ?? 18090);
 
 /**
  * teal as a child process: `node bin/teal.mjs run` (producer + consumer + API in one
