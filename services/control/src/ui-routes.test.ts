@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { build } from './app.ts';
 import type { ControlBackend } from './backend.ts';
+import { slotStatus } from './status-derive.ts';
 import { StatusSampler, sampleOf } from './status-history.ts';
 import type { StatusReport } from './types.ts';
 
@@ -10,6 +11,18 @@ import type { StatusReport } from './types.ts';
 // public (they hold no data), its data is not; the history is bounded and says what it knows.
 
 const TOKEN = 'ui-token-0123456789';
+
+const SLOT_ROW = {
+  slot: 's',
+  plugin: 'pgoutput',
+  active: true,
+  walStatus: 'reserved',
+  confirmedFlushLsn: 0x1ffff00n,
+  restartLsn: 0x1000000n,
+  currentLsn: 0x2000000n,
+  lagBytes: 256,
+  retainedBytes: 4096,
+};
 
 function report(
   over: Partial<StatusReport> = {},
@@ -20,19 +33,8 @@ function report(
     state: 'streaming',
     paused: false,
     fenced: false,
-    slot: {
-      name: 's',
-      exists: true,
-      active: true,
-      walStatus: 'reserved',
-      currentLsn: '0/2000000',
-      confirmedLsn: '0/1FFFF00',
-      restartLsn: '0/1000000',
-      lagBytes: 256,
-      retainedWalBytes: 4096,
-      lagSeconds,
-      level: 'ok',
-    },
+    // The slot as status-derive makes it from blue's row; lag seconds as the case needs.
+    slot: { ...slotStatus('s', SLOT_ROW, null, { warnBytes: 1e9, criticalBytes: 2e9 }), lagSeconds },
     producer: null,
     consumer: { state: 'running', partitions: [], lagRecords, deadLetters: 2, blocked: [], error: null },
     warnings: [],
