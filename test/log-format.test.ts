@@ -129,45 +129,44 @@ describe('log format', () => {
     expect(pretty.some((l) => /INFO: stopping \{"signal":"SIGTERM"\}/.test(l))).toBe(true);
   }, 120_000);
 
-  test.each<{
-    where: string;
-    run: typeof onPipe;
-    args: string[];
-    env: Record<string, string>;
-    expect: string;
-  }>([
-    { where: 'a pipe', run: onPipe, args: ['api'], env: {}, expect: 'json' },
-    // The flag over the variable over the terminal is unit-tested (logger.test.ts); here each way once.
-    {
-      where: 'a terminal',
-      run: onTerminal,
-      args: ['api', '--log-format', 'json'],
-      env: { TEAL_LOG_FORMAT: 'pretty' },
-      expect: 'json',
-    },
-    { where: 'a pipe', run: onPipe, args: ['api'], env: { TEAL_LOG_FORMAT: 'pretty' }, expect: 'pretty' },
-  ])(
-    'on $where, teal $args with $env logs $expect',
-    async (c) => {
-      const db = await checkDatabases('log_format_override', '', '');
-      const dir = mkdtempSync(join(tmpdir(), `teal-${db.name}-`));
-      onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-      const raw = await runUntil(
-        c.run(c.args, { ...pipelineEnv(db), ...c.env }, dir),
-        /control API listening/,
-        'teal api to listen',
-      );
+  test('teal api without a terminal logs JSON; --log-format and TEAL_LOG_FORMAT override it both ways', async () => {
+    // The flag over the variable over the terminal is unit-tested (logger.test.ts); here each
+    // way once, the three children side by side (one pair of databases, a port each).
+    const db = await checkDatabases('log_format_override', '', '');
+    const dir = mkdtempSync(join(tmpdir(), `teal-${db.name}-`));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const cases: Array<{ run: typeof onPipe; args: string[]; env: Record<string, string>; expect: string }> =
+      [
+        { run: onPipe, args: ['api'], env: {}, expect: 'json' },
+        {
+          run: onTerminal,
+          args: ['api', '--log-format', 'json'],
+          env: { TEAL_LOG_FORMAT: 'pretty' },
+          expect: 'json',
+        },
+        { run: onPipe, args: ['api'], env: { TEAL_LOG_FORMAT: 'pretty' }, expect: 'pretty' },
+      ];
+    const outputs = await Promise.all(
+      cases.map((c) =>
+        runUntil(
+          c.run(c.args, { ...pipelineEnv(db), ...c.env }, dir),
+          /control API listening/,
+          'teal api to listen',
+        ),
+      ),
+    );
+    cases.forEach((c, i) => {
+      const raw = outputs[i]!;
       const lines = logLines(raw);
-      expect(lines.length).toBeGreaterThan(1);
+      expect(lines.length, raw.join('\n')).toBeGreaterThan(1);
       for (const line of lines) {
         if (c.expect === 'json') expect(JSON.parse(line)).toHaveProperty('msg');
         else expect(line).toMatch(PRETTY);
       }
       // Colour only on a terminal.
       if (c.run === onPipe) expect(raw.join('\n')).not.toContain(`${ESC}[`);
-    },
-    60_000,
-  );
+    });
+  }, 90_000);
 
   test('an unknown format is a usage error naming the flag or the variable', async () => {
     const run = async (args: string[], env: Record<string, string> = {}) => {
