@@ -5,7 +5,7 @@ import { KafkaClient } from '@teal/kafka';
 import { Producer } from '@teal/producer';
 import { createMetrics, waitFor } from '@teal/runtime';
 import pg from 'pg';
-import { onTestFinished } from 'vitest';
+import { expect, onTestFinished } from 'vitest';
 import { greenUrl, kafkaBrokers, withDatabase } from './env.ts';
 
 export { withDatabase };
@@ -117,4 +117,25 @@ export async function tableOnBoth(
   onTestFinished(async () => {
     for (const db of [blue, green]) await db.query(`DROP TABLE IF EXISTS ${name}`);
   });
+}
+
+/** A cutover with fence and verify that must go through: every step ok, safe to switch; its report. */
+export async function expectCutoverDone(control: TealControl) {
+  const report = await control.cutover({
+    fence: true,
+    timeoutMs: 90_000,
+    verify: true,
+    unfenceOnFailure: false,
+  });
+  expect(
+    report.steps.map((s) => [s.name, s.ok]),
+    JSON.stringify(report.steps),
+  ).toEqual([
+    ['fence', true],
+    ['drain', true],
+    ['sequences', true],
+    ['verify', true],
+  ]);
+  expect(report.safeToSwitch).toBe(true);
+  return report;
 }
