@@ -142,3 +142,62 @@ describe('runCutover', () => {
     expect(report.warnings).toHaveLength(2);
   });
 });
+
+describe('runCutover: the window and what it verified (issue 18)', () => {
+  const table = (blue: string, over: Partial<VerifyReportView['tables'][number]>) =>
+    ({ blue, green: blue, ok: true, ...over }) as VerifyReportView['tables'][number];
+
+  it('states the fenced window, its steps, and the delta against what the online passes verified', async () => {
+    let asked: string | undefined;
+    const { s } = steps({
+      verify: async (kind) => {
+        asked = kind;
+        return {
+          ok: true,
+          kind: 'delta',
+          tables: [
+            table('public.a', { checked: 'delta', deltaKeys: 3, onlineRows: 1000, asOfLsn: '0/20' }),
+            table('public.b', { checked: 'delta', deltaKeys: 2, onlineRows: 500, asOfLsn: '0/10' }),
+            table('public.c', { checked: 'full', reason: 'no complete online pass' }),
+          ],
+        } as unknown as VerifyReportView;
+      },
+    });
+    const report = await runCutover(s, opts);
+    expect(asked).toBe('delta');
+    expect(report.window?.fenced).toBe(true);
+    expect(report.window?.steps.map((x) => x.name)).toEqual(['fence', 'drain', 'sequences', 'verify']);
+    expect(report.verification).toEqual({
+      kind: 'delta',
+      beforeFence: { tables: ['public.a', 'public.b'], rows: 1500, asOfLsn: '0/10' },
+      afterFence: {
+        deltaTables: ['public.a', 'public.b'],
+        deltaKeys: 5,
+        fullTables: [{ table: 'public.c', reason: 'no complete online pass' }],
+      },
+    });
+  });
+
+  it('--full-verify asks for the full check; a dry run never fences and is never safe to switch', async () => {
+    let asked: string | undefined;
+    const { s, calls } = steps({
+      verify: async (kind) => {
+        asked = kind;
+        return {
+          ok: false,
+          kind,
+          tables: [table('public.a', { ok: false, checked: 'full' })],
+        } as VerifyReportView;
+      },
+    });
+    const report = await runCutover(s, { ...opts, dryRun: true, fullVerify: true });
+    expect(asked).toBe('full');
+    expect(calls).not.toContain('fence');
+    expect(report).toMatchObject({ dryRun: true, fenced: false, safeToSwitch: false });
+    expect(report.window?.fenced).toBe(false);
+    expect(report.window?.steps.map((x) => x.name)).toEqual(['drain', 'sequences', 'verify']);
+    // Differences while blue is writable are a warning in a rehearsal, not a failed step.
+    expect(report.steps.every((x) => x.ok)).toBe(true);
+    expect(report.warnings.join('\n')).toMatch(/dry run: 1 table\(s\) differ/);
+  });
+});
