@@ -48,9 +48,15 @@ function showLogin(message) {
   $('state').className = 'badge';
 }
 
+let pollSeq = 0;
+
 async function poll() {
+  // The timer, an action and the token form all poll: only the newest answer is drawn, so a
+  // slow older one never paints over it.
+  const seq = ++pollSeq;
   try {
     const [status, history] = await Promise.all([api('GET', 'status'), api('GET', 'status/history')]);
+    if (seq !== pollSeq) return;
     $('login').hidden = true;
     $('main').hidden = false;
     $('actions').hidden = false;
@@ -58,6 +64,7 @@ async function poll() {
     $('error').textContent = '';
     render(status, history);
   } catch (err) {
+    if (seq !== pollSeq) return;
     if (err instanceof Unauthorized) {
       const had = token() !== '';
       sessionStorage.removeItem(TOKEN_KEY);
