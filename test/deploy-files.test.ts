@@ -276,7 +276,7 @@ describe('Helm chart', () => {
 });
 
 describe('the dashboard and the rules query only what teal serves', () => {
-  test("the chart's producer, consumer and api pods, run against the shared env, serve every metric queried", async () => {
+  test("the chart's producer, consumer and api pods, run against the shared env, serve every metric queried; teal_state says stopped without a producer", async () => {
     const helm = await helmTool.ensure();
     // Blue and green databases of the test's own; the slot (named as they are) dropped at the end.
     const db = await checkDatabases(
@@ -359,6 +359,20 @@ describe('the dashboard and the rules query only what teal serves', () => {
       if (component === 'consumer') expect(text).toMatch(/^teal_events_applied_total\{[^}]*\} [1-9]/m);
       if (component === 'producer') expect(text).toMatch(/^teal_events_produced_total\{[^}]*\} [1-9]/m);
     }
+    // TealProducerNotAttached reads teal_state: a pod without a producer says `stopped` once
+    // no producer reports through green, and not while one does.
+    const auth = { headers: { authorization: `Bearer ${token}` } };
+    const state = async (url: string) =>
+      (await (await fetch(`${url}/metrics`, auth)).text()).match(/^teal_state\{state="(\w+)"\} 1$/m)?.[1];
+    const [producerPod, , apiPod] = children;
+    expect(await state(producerPod.url)).toBe('streaming');
+    expect(await state(apiPod.url)).toBe('streaming');
+    await producerPod.child.stop();
+    await waitFor(async () => (await state(apiPod.url)) === 'stopped', {
+      what: "the api pod's teal_state is stopped once the producer is gone",
+      timeoutMs: 60_000,
+    });
+
     const queried = metricNames([...dashboardQueries(), ...rules().map((r) => r.expr)]);
     expect(queried.size).toBeGreaterThan(10);
     const missing = [...queried].filter((n) => !served.has(n)).sort();
