@@ -16,6 +16,18 @@ export interface RetryOptions {
   madeProgress?: () => boolean;
 }
 
+/**
+ * How long one retried failure (the same batch, the same call) is an expected part of normal
+ * operation — a rebalance, a lane waiting for an earlier batch — and logged at info. Past it
+ * the operator should see it: warn.
+ */
+export const EXPECTED_RETRY_MS = 15_000;
+
+/** The level of a retry's log line, from when the same failure was first seen. */
+export function retryLogLevel(firstFailureAt: number, now = Date.now()): 'info' | 'warn' {
+  return now - firstFailureAt < EXPECTED_RETRY_MS ? 'info' : 'warn';
+}
+
 /** Runs `fn` until it succeeds, retrying transient errors with capped exponential backoff and jitter. */
 export async function withRetry<T>(
   fn: (attempt: number) => Promise<T>,

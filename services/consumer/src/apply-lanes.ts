@@ -1,6 +1,6 @@
 import { TealError } from '@teal/errors';
 import type { IncomingBatch, TopicPartition } from '@teal/kafka';
-import { abortableDelay, type Logger } from '@teal/runtime';
+import { abortableDelay, type Logger, retryLogLevel } from '@teal/runtime';
 
 // Applies each partition's batches in order, one at a time, behind the Kafka fetch. kafkajs
 // fetches again only after every handler of a round has returned (its fetcher waits for the
@@ -77,6 +77,7 @@ export class ApplyLanes {
   private async run(lane: Lane, id: string, batch: IncomingBatch): Promise<void> {
     const { log, signal } = this.options;
     let delay = RETRY_FIRST_MS;
+    let firstFailureAt: number | undefined;
     for (;;) {
       if (signal.aborted || lane.revoked) return;
       try {
@@ -84,7 +85,8 @@ export class ApplyLanes {
         return;
       } catch (err) {
         if (signal.aborted) return;
-        log.warn({ err, partition: id }, 'batch failed; retrying in place');
+        firstFailureAt ??= Date.now();
+        log[retryLogLevel(firstFailureAt)]({ err, partition: id }, 'batch failed; retrying in place');
         await abortableDelay(delay, signal).catch(() => undefined);
         delay = Math.min(delay * 2, RETRY_MAX_MS);
       }

@@ -2,6 +2,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { log } from '../log.ts';
 import { kafkajsSecurity } from '../security.ts';
 import type { KafkaOptions } from '../types.ts';
+import { muteKafkajsNegativeTimeoutWarning } from './negative-timeout-warning.ts';
 
 // kafkajs logs through its own logger; route it into teal's. Its ERROR lines are mostly
 // responses it retries by itself (coordinator loading, topic exists), so they are warnings
@@ -13,7 +14,7 @@ const KAFKAJS_NOISE = [/Limiting retries for the idempotent producer/];
 // they are debug while they last less than TRANSIENT_MS, and warnings once the same one has
 // gone on longer (then something is wrong with the cluster, and the operator should see it).
 const TRANSIENT =
-  /group coordinator is not available|coordinator is loading|not the correct coordinator|There is no leader for this topic-partition|leadership election/i;
+  /group coordinator is not available|coordinator is loading|not the correct coordinator|coordinator is not aware of this member|There is no leader for this topic-partition|leadership election/i;
 export const TRANSIENT_MS = 15_000;
 /** A condition not seen for this long has ended; its next occurrence starts a new episode. */
 const EPISODE_GAP_MS = 10_000;
@@ -56,6 +57,7 @@ export function kafkajsOptions(kafka: Kafka): KafkaOptions | undefined {
 
 /** The kafkajs client every kafkajs admin, producer and consumer of one KafkaClient comes from. */
 export function createKafkajs(options: KafkaOptions): Kafka {
+  muteKafkajsNegativeTimeoutWarning();
   const kafka = new Kafka({
     clientId: options.clientId ?? 'teal',
     brokers: options.brokers,

@@ -1,4 +1,4 @@
-import { withRetry } from '@teal/runtime';
+import { retryLogLevel, withRetry } from '@teal/runtime';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { log } from '../log.ts';
 import { tlsProbe } from '../security.ts';
@@ -264,13 +264,15 @@ export class KafkajsGroupConsumer implements GroupConsumer {
     const batch = incoming;
     const records = incoming.records;
     let delay = 200;
+    let firstFailureAt: number | undefined;
     for (;;) {
       if (!isRunning() || isStale() || this.closed) return false; // not resolved: redelivered later
       try {
         await this.handlers!.eachBatch(incoming);
         break;
       } catch (err) {
-        log().warn(
+        firstFailureAt ??= Date.now();
+        log()[retryLogLevel(firstFailureAt)](
           { err, topic: batch.topic, partition: batch.partition },
           'batch failed; retrying in place',
         );
