@@ -177,7 +177,7 @@ describe('local environment', () => {
 function serverPids(statusOutput: string): Record<string, string> {
   const pids: Record<string, string> = {};
   for (const name of ['blue', 'green']) {
-    const dataDir = new RegExp(`${name}\\s+up\\s+\\S+ \\(data ([^)]+)\\)`).exec(statusOutput)?.[1];
+    const dataDir = new RegExp(`${name}\\s+up\\s.* \\(data ([^)]+)\\)`).exec(statusOutput)?.[1];
     pids[name] = dataDir ? readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0] : '';
   }
   pids.kafka = /kafka\s+up\s+\S+ \(pid (\d+)\)/.exec(statusOutput)?.[1] ?? '';
