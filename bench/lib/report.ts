@@ -95,6 +95,12 @@ const ROWS: { workload: string; key: string; label: string; better: 'high' | 'lo
     label: 'cutover: online verify s (before the fence)',
     better: 'low',
   },
+  {
+    workload: 'cutover',
+    key: 'onlineRoundSeconds',
+    label: 'cutover: last online round s (changed keys only)',
+    better: 'low',
+  },
   { workload: 'cutover', key: 'windowMs', label: 'cutover: fenced window ms (delta verify)', better: 'low' },
   { workload: 'cutover', key: 'fenceMs', label: 'cutover: fence ms', better: 'low' },
   { workload: 'cutover', key: 'drainMs', label: 'cutover: drain ms', better: 'low' },

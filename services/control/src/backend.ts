@@ -279,7 +279,12 @@ export class TealControl implements ControlBackend {
 
   async verify(opts: VerifyRequest): Promise<VerifyReportView> {
     if (opts.online)
-      return this.verifyOnline({ ...this.verifyOptions(), tables: opts.tables, signal: opts.signal });
+      return this.verifyOnline({
+        ...this.verifyOptions(),
+        tables: opts.tables,
+        signal: opts.signal,
+        rounds: true,
+      });
     const verifyFn = this.deps.verifyTables ?? verifyTables;
     return verifyFn({
       blueUrl: this.config.blue.url,
@@ -349,6 +354,7 @@ export class TealControl implements ControlBackend {
   /** Online passes one after another at `rowsPerSecond`, until close(); a cutover cuts the current one short. */
   private async runBackground(rowsPerSecond: number): Promise<void> {
     const stop = this.stopBackground.signal;
+    let passes = 0;
     while (!stop.aborted) {
       const pass = new AbortController();
       this.backgroundPass = pass;
@@ -360,7 +366,13 @@ export class TealControl implements ControlBackend {
         );
         // Before the snapshot is done every chunk would differ; nothing to verify yet.
         if (this.running.running === undefined && pending.length === 0) {
-          const r = await this.verifyOnline({ ...this.verifyOptions(), rowsPerSecond, signal: pass.signal });
+          // Rounds after the first pass; every 50th pass reads the tables whole again.
+          const r = await this.verifyOnline({
+            ...this.verifyOptions(),
+            rowsPerSecond,
+            signal: pass.signal,
+            rounds: passes++ % 50 !== 0,
+          });
           this.log.info(
             { ok: r.ok, tables: r.tables.length, durationMs: r.durationMs },
             r.ok

@@ -159,6 +159,8 @@ export async function saveChunk(
   blueTable: string,
   pass: number,
   c: ChunkRow,
+  /** False for a re-check of a chunk already counted. */
+  first = true,
 ): Promise<void> {
   await green.query(
     `INSERT INTO teal.verify_chunk (pipeline, blue_table, pass, chunk, rows, state, keys, blue_lsn, checks)
@@ -168,6 +170,7 @@ export async function saveChunk(
            blue_lsn = EXCLUDED.blue_lsn, checks = EXCLUDED.checks, verified_at = now()`,
     [pipeline, blueTable, pass, c.chunk, c.rows, c.state, JSON.stringify(c.keys), c.blueLsn, c.checks],
   );
+  if (!first) return;
   await green.query(
     `UPDATE teal.verify_pass SET chunks = greatest(chunks, $4 + 1), rows = rows + $5
       WHERE pipeline = $1 AND blue_table = $2 AND pass = $3`,

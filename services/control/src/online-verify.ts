@@ -55,12 +55,13 @@ import {
 // triggers or with dead letters is verified whole.
 //
 // A chunk that differs is re-checked after green has applied blue's WAL up to the position of
-// its blue read (drain's waitApplied): only its differing keys, in new snapshots. Equal ends
+// its blue read (drain's waitApplied): only its differing keys, in new snapshots, all differing
+// chunks of a table together (one wait per check). Equal ends
 // it; the same difference twice in a row is stable, and reported with its keys; still moving
 // after `maxChecks` it is 'unsettled' (changes in flight on those keys), and cutover re-checks
 // its keys.
 
-/** More differing keys than this in one chunk and the chunk is re-read whole. */
+/** More differing keys than this in one chunk: not re-checked, and cutover verifies the table whole. */
 const KEYS_PER_CHUNK = 1_000;
 
 export interface OnlineVerifyDeps {
@@ -75,6 +76,12 @@ export interface OnlineOptions extends VerifyOptions {
   rowsPerSecond?: number;
   /** Checks of a differing chunk before it is left unsettled (first read included); default 4. */
   maxChecks?: number;
+  /**
+   * When the table has a complete pass the capture triggers still vouch for: a round, which
+   * re-checks only the keys changed since (and those it left open) and becomes the new pass.
+   * Rounds shrink the delta cutover has to check to what changed since the last one.
+   */
+  rounds?: boolean;
   /** Called after each chunk is saved (status, tests). */
   onChunk?: (table: string, chunk: ChunkRow) => void;
 }
@@ -159,131 +166,170 @@ async function onlineTable(
   report.checked = 'online';
   const unsettled: PgText[][] = [];
   const triggers = await ensureCaptureTriggers(deps.state, t.plan);
+  const previous = opts.rounds ? await readDelta(deps.state, pipeline, blueName) : null;
+  const round =
+    previous !== null &&
+    !previous.whole &&
+    JSON.stringify(previous.pass.triggers) === JSON.stringify(triggers);
   const pass = await startPass(deps.state, pipeline, blueName, t.plan.greenName, triggers);
   const chunkRows = opts.chunkRows ?? 10_000;
   const maxChecks = opts.maxChecks ?? 4;
   let chunkNo = 0;
   let minLsn: bigint | null = null;
 
-  /** Re-checks a differing chunk until it settles; returns its row. */
-  const settle = async (
-    first: ChunkDiff,
-    firstLsn: string,
-    reread: () => Promise<{ diff: ChunkDiff; lsn: string }>,
-    rows: number,
-  ): Promise<ChunkRow> => {
-    let diff = first;
-    let lsn = firstLsn;
-    let checks = 1;
-    let state: ChunkRow['state'] = isEmpty(diff) ? 'equal' : 'unsettled';
-    while (state === 'unsettled' && checks < maxChecks) {
-      checkAbort(opts.signal);
-      await deps.waitApplied(lsn, opts.signal);
-      const next =
-        diffKeys(diff).length > KEYS_PER_CHUNK
-          ? await reread()
-          : await inSnapshots(clients, async (blueLsn) => {
-              const { rows: expected, actual } = await readKeys(t, diffKeys(diff));
-              return { diff: compare(expected, actual), lsn: blueLsn };
-            });
-      checks++;
-      if (isEmpty(next.diff)) state = 'equal';
-      else if (sameDiff(diff, next.diff)) state = 'differs';
-      diff = next.diff;
-      lsn = next.lsn;
-    }
-    const keys = diffKeys(diff);
-    if (state === 'differs') {
-      report.mismatchedChunks++;
-      collector.add(diff);
-    } else if (state === 'unsettled') {
-      report.mismatchedChunks++;
-      unsettled.push(...keys);
-    }
-    const lsnValue = parseLsn(lsn);
-    if (minLsn === null || lsnValue < minLsn) minLsn = lsnValue;
-    return {
+  // Differing chunks wait together: one wait for green to reach the newest of their blue
+  // positions, then one read of all their keys, per check (a wait per chunk would cost the
+  // producer's confirm interval each time).
+  const pending: { row: ChunkRow; diff: ChunkDiff }[] = [];
+  const noteLsn = (lsn: string) => {
+    const value = parseLsn(lsn);
+    if (minLsn === null || value < minLsn) minLsn = value;
+  };
+  /** The row of a chunk at its first read; a differing one is re-checked by resolvePending(). */
+  const settle = (first: ChunkDiff, firstLsn: string, rows: number): ChunkRow => {
+    const keys = diffKeys(first);
+    const row: ChunkRow = {
       chunk: chunkNo++,
       rows,
-      state,
+      state: keys.length === 0 ? 'equal' : 'unsettled',
       keys: keys.length > KEYS_PER_CHUNK ? null : keys,
-      blueLsn: lsn,
-      checks,
+      blueLsn: firstLsn,
+      checks: 1,
     };
+    if (keys.length > 0) pending.push({ row, diff: first });
+    else noteLsn(firstLsn);
+    return row;
+  };
+  const resolvePending = async () => {
+    let open = pending.filter((p) => p.row.keys !== null);
+    while (open.length > 0) {
+      checkAbort(opts.signal);
+      const newest = open.map((p) => p.row.blueLsn).reduce((x, y) => (parseLsn(x) >= parseLsn(y) ? x : y));
+      await deps.waitApplied(newest, opts.signal);
+      const owner = new Map<string, number>();
+      open.forEach((p, i) => {
+        for (const k of diffKeys(p.diff)) owner.set(canonicalKey(k), i);
+      });
+      const next: ChunkDiff[] = open.map(() => ({ missingInGreen: [], extraInGreen: [], different: [] }));
+      const lsn = await inSnapshots(clients, async (blueLsn) => {
+        const keys = [...owner.keys()].map((k) => JSON.parse(k) as PgText[]);
+        for (let i = 0; i < keys.length; i += chunkRows) {
+          const r = await readKeys(t, keys.slice(i, i + chunkRows));
+          const d = compare(r.rows, r.actual);
+          const to = (k: readonly PgText[]) => next[owner.get(canonicalKey(k)) ?? 0];
+          for (const k of d.missingInGreen) to(k).missingInGreen.push(k);
+          for (const k of d.extraInGreen) to(k).extraInGreen.push(k);
+          for (const x of d.different) to(x.key).different.push(x);
+        }
+        return blueLsn;
+      });
+      const still: typeof open = [];
+      open.forEach((p, i) => {
+        const d = next[i];
+        p.row.checks++;
+        p.row.blueLsn = lsn;
+        if (isEmpty(d)) p.row.state = 'equal';
+        else if (sameDiff(p.diff, d)) p.row.state = 'differs';
+        else if (p.row.checks < maxChecks) still.push(p);
+        p.diff = d;
+        p.row.keys = diffKeys(d);
+      });
+      for (const p of open) await saveChunk(deps.state, pipeline, blueName, pass, p.row, false);
+      open = still;
+    }
+    for (const p of pending) {
+      noteLsn(p.row.blueLsn);
+      if (p.row.state === 'differs') {
+        report.mismatchedChunks++;
+        collector.add(p.diff);
+      } else if (p.row.state === 'unsettled') {
+        report.mismatchedChunks++;
+        unsettled.push(...diffKeys(p.diff));
+      }
+    }
   };
   const save = async (row: ChunkRow) => {
     await saveChunk(deps.state, pipeline, blueName, pass, row);
     opts.onChunk?.(blueName, row);
   };
 
-  // Blue in its key order, chunk by chunk.
-  let after: PgText[] | null = null;
-  for (;;) {
-    checkAbort(opts.signal);
-    const from = after;
-    const read = () =>
-      inSnapshots(clients, async (lsn) => {
-        const chunk = await readBlueChunk(t, from, chunkRows);
-        return { chunk, lsn, diff: chunk ? compare(chunk.rows, chunk.actual) : null };
-      });
-    const first = await read();
-    if (!first.chunk || !first.diff) break;
-    const chunk = first.chunk;
-    const firstDiff = first.diff;
-    for (const failure of chunk.expected.failures) collector.failure(failure.key, failure.error);
-    report.filteredRows += chunk.expected.filtered;
-    report.blueRows += chunk.blueRows;
-    report.chunks++;
-    const row = await settle(
-      firstDiff,
-      first.lsn,
-      async () => {
-        const again = await read();
-        return { diff: again.diff ?? firstDiff, lsn: again.lsn };
-      },
-      chunk.blueRows,
-    );
-    await save(row);
-    opts.onProgress?.({ table: blueName, rowsDone: report.blueRows, rowsTotalEstimate: 0 });
-    await pace.after(chunk.blueRows, opts.signal);
-    after = chunk.lastKey;
-    if (!chunk.full) break;
+  if (round) {
+    // Read after this pass's snapshot: every key changed since the previous one's is in it.
+    const keys = (await readDelta(deps.state, pipeline, blueName))?.keys ?? [];
+    report.deltaKeys = keys.length;
+    report.reason = `a round: the keys changed since pass ${previous?.pass.pass}`;
+    for (let i = 0; i < keys.length; i += chunkRows) {
+      checkAbort(opts.signal);
+      const batch = keys.slice(i, i + chunkRows);
+      const read = () =>
+        inSnapshots(clients, async (lsn) => {
+          const r = await readKeys(t, batch);
+          return { r, lsn, diff: compare(r.rows, r.actual) };
+        });
+      const first = await read();
+      for (const failure of first.r.expected.failures) collector.failure(failure.key, failure.error);
+      report.blueRows += first.r.rows.length;
+      report.greenRows += first.r.actual.length;
+      report.chunks++;
+      const row = settle(first.diff, first.lsn, batch.length);
+      await save(row);
+      await pace.after(batch.length, opts.signal);
+    }
+  } else {
+    // Blue in its key order, chunk by chunk.
+    let after: PgText[] | null = null;
+    for (;;) {
+      checkAbort(opts.signal);
+      const from = after;
+      const read = () =>
+        inSnapshots(clients, async (lsn) => {
+          const chunk = await readBlueChunk(t, from, chunkRows);
+          return { chunk, lsn, diff: chunk ? compare(chunk.rows, chunk.actual) : null };
+        });
+      const first = await read();
+      if (!first.chunk || !first.diff) break;
+      const chunk = first.chunk;
+      const firstDiff = first.diff;
+      for (const failure of chunk.expected.failures) collector.failure(failure.key, failure.error);
+      report.filteredRows += chunk.expected.filtered;
+      report.blueRows += chunk.blueRows;
+      report.chunks++;
+      const row = settle(firstDiff, first.lsn, chunk.blueRows);
+      await save(row);
+      opts.onProgress?.({ table: blueName, rowsDone: report.blueRows, rowsTotalEstimate: 0 });
+      await pace.after(chunk.blueRows, opts.signal);
+      after = chunk.lastKey;
+      if (!chunk.full) break;
+    }
+
+    // Green's keys in green's order: rows only green has (each page its own snapshots).
+    let greenAfter: PgText[] | null = null;
+    for (;;) {
+      checkAbort(opts.signal);
+      const from = greenAfter;
+      const read = () =>
+        inSnapshots(clients, async (lsn) => {
+          const page = await readGreenPage(t, from, chunkRows);
+          return {
+            page,
+            lsn,
+            diff: { missingInGreen: [], extraInGreen: page?.extra ?? [], different: [] } as ChunkDiff,
+          };
+        });
+      const first = await read();
+      if (!first.page) break;
+      const page = first.page;
+      report.greenRows += page.keys.length;
+      report.chunks++;
+      const row = settle(first.diff, first.lsn, page.keys.length);
+      await save(row);
+      await pace.after(page.keys.length, opts.signal);
+      greenAfter = page.keys[page.keys.length - 1];
+      if (page.keys.length < chunkRows) break;
+    }
   }
 
-  // Green's keys in green's order: rows only green has (each page its own snapshots).
-  let greenAfter: PgText[] | null = null;
-  for (;;) {
-    checkAbort(opts.signal);
-    const from = greenAfter;
-    const read = () =>
-      inSnapshots(clients, async (lsn) => {
-        const page = await readGreenPage(t, from, chunkRows);
-        return {
-          page,
-          lsn,
-          diff: { missingInGreen: [], extraInGreen: page?.extra ?? [], different: [] } as ChunkDiff,
-        };
-      });
-    const first = await read();
-    if (!first.page) break;
-    const page = first.page;
-    report.greenRows += page.keys.length;
-    report.chunks++;
-    const row = await settle(
-      first.diff,
-      first.lsn,
-      async () => {
-        const again = await read();
-        return { diff: again.diff, lsn: again.lsn };
-      },
-      page.keys.length,
-    );
-    await save(row);
-    await pace.after(page.keys.length, opts.signal);
-    greenAfter = page.keys[page.keys.length - 1];
-    if (page.keys.length < chunkRows) break;
-  }
-
+  await resolvePending();
   await completePass(deps.state, pipeline, blueName, pass);
   concludeTable(report, collector, opts);
   report.unsettled = unsettled.map((k) => collector.key(k));
