@@ -1,8 +1,8 @@
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { makeCa, makeLeaf } from '../../infra/local/lib/test-certificates.mjs';
 import { type ScratchPostgres, startScratchPostgres } from '../../soak/scratch-postgres.ts';
 
 // What a managed Postgres looks like, on this machine: a CA and certificates made with
@@ -29,70 +29,6 @@ export interface TestCertificates {
   remove(): void;
 }
 
-function openssl(dir: string, args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-function makeCa(dir: string, name: string): void {
-  openssl(dir, [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.crt`,
-    '-days',
-    '3',
-    '-subj',
-    `/CN=${name}`,
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-}
-
-function makeLeaf(dir: string, name: string, cn: string, ext: string): void {
-  writeFileSync(path.join(dir, `${name}.ext`), `${ext}\n`);
-  openssl(dir, [
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    `/CN=${cn}`,
-  ]);
-  openssl(dir, [
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    `${name}.crt`,
-    '-days',
-    '3',
-    '-extfile',
-    `${name}.ext`,
-  ]);
-  chmodSync(path.join(dir, `${name}.key`), 0o600);
-}
-
 /** A CA, a second CA, server certificates (right and wrong name) and a client certificate. */
 export function makeTestCertificates(): TestCertificates {
   const dir = mkdtempSync(path.join(tmpdir(), 'teal-test-certs-'));
@@ -100,9 +36,12 @@ export function makeTestCertificates(): TestCertificates {
   makeCa(dir, 'other-ca');
   const server =
     'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth';
-  makeLeaf(dir, 'server', 'localhost', `${server}\nsubjectAltName=DNS:localhost,IP:127.0.0.1`);
-  makeLeaf(dir, 'misnamed', 'elsewhere.invalid', `${server}\nsubjectAltName=DNS:elsewhere.invalid`);
-  makeLeaf(dir, 'client', 'teal', 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth');
+  makeLeaf(dir, 'server', { cn: 'localhost', ext: `${server}\nsubjectAltName=DNS:localhost,IP:127.0.0.1` });
+  makeLeaf(dir, 'misnamed', {
+    cn: 'elsewhere.invalid',
+    ext: `${server}\nsubjectAltName=DNS:elsewhere.invalid`,
+  });
+  makeLeaf(dir, 'client', { cn: 'teal', ext: 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth' });
   const f = (name: string) => path.join(dir, name);
   return {
     dir,

@@ -6,93 +6,37 @@
 // Kafka's built-in unsecured-JWS validator, which accepts any unsigned token with a `sub`:
 // test only, never a production setting. Everything lives in <kafka dir>/security/, and
 // credentials.json there says where (SECURITY_FILE; test/support/kafka-security.ts reads it).
-import { execFileSync } from 'node:child_process';
 import { pbkdf2Sync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { makeCa, makeLeaf } from './test-certificates.mjs';
 
 export const SECURITY_FILE = 'credentials.json';
 const SCRAM_ITERATIONS = 8192;
-
-function openssl(dir, args) {
-  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-function makeLeaf(dir, name, cn, ext) {
-  fs.writeFileSync(path.join(dir, `${name}.ext`), `${ext}\n`);
-  openssl(dir, [
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    `/CN=${cn}`,
-  ]);
-  openssl(dir, [
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    `${name}.pem`,
-    '-days',
-    '3650',
-    '-extfile',
-    `${name}.ext`,
-  ]);
-  fs.rmSync(path.join(dir, `${name}.csr`));
-  fs.rmSync(path.join(dir, `${name}.ext`));
-}
 
 /** The CA, certificates and test credentials, made once per security dir (kept across `reset`). */
 function ensureMaterial(dir, saslSslAddress) {
   const file = path.join(dir, SECURITY_FILE);
   if (fs.existsSync(file)) {
     const known = JSON.parse(fs.readFileSync(file, 'utf8'));
-    if (known.saslSsl === saslSslAddress) return known;
+    // (Material from before the certificates were .crt files is made again.)
+    if (known.saslSsl === saslSslAddress && fs.existsSync(path.join(dir, 'server.crt'))) return known;
   }
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  openssl(dir, [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '3650',
-    '-subj',
-    '/CN=teal local Kafka test CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  makeLeaf(
-    dir,
-    'server',
-    'localhost',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth',
-  );
-  makeLeaf(dir, 'client', 'teal-client', 'extendedKeyUsage=clientAuth');
+  // Kept across `reset`, so valid for years rather than the test certificates' days.
+  makeCa(dir, 'ca', { cn: 'teal local Kafka test CA', days: 3650 });
+  makeLeaf(dir, 'server', {
+    cn: 'localhost',
+    ext: 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth',
+    days: 3650,
+  });
+  makeLeaf(dir, 'client', { cn: 'teal-client', ext: 'extendedKeyUsage=clientAuth', days: 3650 });
   const secret = () => randomBytes(18).toString('base64url');
   const info = {
     saslSsl: saslSslAddress,
-    ca: path.join(dir, 'ca.pem'),
-    clientCert: path.join(dir, 'client.pem'),
+    ca: path.join(dir, 'ca.crt'),
+    clientCert: path.join(dir, 'client.crt'),
     clientKey: path.join(dir, 'client.key'),
     plain: { username: 'teal-plain', password: secret() },
     // One user with both SCRAM mechanisms.
@@ -116,7 +60,7 @@ export function saslSslListener(dir, address) {
   const lines = [
     'sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER',
     `${l}.ssl.keystore.type=PEM`,
-    `${l}.ssl.keystore.certificate.chain=${pemValue(path.join(dir, 'server.pem'))}`,
+    `${l}.ssl.keystore.certificate.chain=${pemValue(path.join(dir, 'server.crt'))}`,
     `${l}.ssl.keystore.key=${pemValue(path.join(dir, 'server.key'))}`,
     `${l}.ssl.truststore.type=PEM`,
     `${l}.ssl.truststore.certificates=${pemValue(info.ca)}`,

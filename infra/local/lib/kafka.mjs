@@ -338,7 +338,7 @@ log4j.logger.kafka.request.logger=WARN
 
   /** The line env:up and env:status print about the SASL_SSL listener. */
   function securityLine() {
-    return `SASL_SSL ${saslSslAddress} (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER unsecured test tokens), CA ${path.join(securityDir, 'ca.pem')}, test users in ${path.join(securityDir, SECURITY_FILE)}`;
+    return `SASL_SSL ${saslSslAddress} (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER unsecured test tokens), CA ${path.join(securityDir, 'ca.crt')}, test users in ${path.join(securityDir, SECURITY_FILE)}`;
   }
 
   return { port, saslSslPort, dir, data, securityDir, up, down, pid, ready, saslSslUp, securityLine };
