@@ -1,6 +1,7 @@
 import type { PgText } from '@teal/change-event';
 import { ensureGreenState, quoteIdent } from '@teal/postgres';
 import type pg from 'pg';
+import type { OnlineVerifyStatus } from './types.ts';
 import type { TablePlan } from './verify-plan.ts';
 
 // What online verify keeps in green (tables created by green-state.ts), and the triggers that
@@ -288,15 +289,7 @@ export async function readDelta(
   return { pass, keys: [...byText.values()], whole, asOfLsn: lsn.rows[0]?.lsn ?? null };
 }
 
-export interface OnlineProgressRow {
-  tables: number;
-  tablesComplete: number;
-  chunksVerified: number;
-  chunksTotal: number;
-  asOfLsn: string | null;
-  recheckPending: number;
-  mismatches: number;
-}
+export type OnlineProgressRow = Omit<OnlineVerifyStatus, 'running'>;
 
 /** Online verify's progress for one pipeline, over each table's newest pass; null before any. */
 export async function readOnlineProgress(

@@ -14,25 +14,19 @@ import {
   startPass,
 } from './online-verify-store.ts';
 import { listTables, verifyReport, withVerifyClients } from './verify.ts';
-import {
-  type ChunkDiff,
-  canonicalKey,
-  type DiffCollector,
-  diffChunk,
-  summarizeChunk,
-} from './verify-diff.ts';
+import { type ChunkDiff, canonicalKey, diffChunk, summarizeChunk } from './verify-diff.ts';
 import type { VerifyOptions, VerifyReport, VerifyTableReport } from './verify-report.ts';
-import { emptyTableReport } from './verify-report.ts';
 import {
   addCompared,
   checkAbort,
   concludeTable,
+  inOneSnapshotEach,
   openTable,
+  planErrorReport,
   readBlueChunk,
   readGreenPage,
   readKeys,
   startTableReport,
-  type TableRun,
   type VerifyClients,
   verifyTable,
 } from './verify-table-run.ts';
@@ -155,12 +149,7 @@ async function onlineTable(
   pace: Pace,
 ): Promise<VerifyTableReport> {
   const t = await openTable(clients, opts, blueName);
-  if ('error' in t) {
-    const report = emptyTableReport(blueName);
-    report.green = t.greenName;
-    report.error = t.error;
-    return report;
-  }
+  if ('error' in t) return planErrorReport(blueName, t);
   const pipeline = opts.config.kafka.topicPrefix;
   const { report, collector } = startTableReport(t);
   report.checked = 'online';
@@ -415,16 +404,9 @@ async function deltaTable(
   keys: PgText[][],
 ): Promise<VerifyTableReport> {
   // One snapshot per side, as a full verify; blue is fenced and drained, so they agree.
-  await clients.blue.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  await clients.green.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  try {
-    const t: TableRun | { error: string; greenName: string } = await openTable(clients, opts, blueName);
-    if ('error' in t) {
-      const report = emptyTableReport(blueName);
-      report.green = t.greenName;
-      report.error = t.error;
-      return report;
-    }
+  return inOneSnapshotEach(clients, async () => {
+    const t = await openTable(clients, opts, blueName);
+    if ('error' in t) return planErrorReport(blueName, t);
     const { report, collector } = startTableReport(t);
     report.checked = 'delta';
     report.deltaKeys = keys.length;
@@ -437,10 +419,7 @@ async function deltaTable(
       report.greenRows += actual.length;
       addCompared(report, collector, rows, actual);
     }
-    concludeTable(report, collector as DiffCollector, opts);
+    concludeTable(report, collector, opts);
     return report;
-  } finally {
-    await clients.blue.query('COMMIT').catch(() => {});
-    await clients.green.query('COMMIT').catch(() => {});
-  }
+  });
 }

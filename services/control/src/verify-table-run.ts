@@ -378,24 +378,37 @@ export async function blueRowEstimate(t: TableRun): Promise<number> {
   return Number(estimate.rows[0]?.[0] ?? 0);
 }
 
+/** The report of a table that could not be planned (no such table, no key, a transform refusing it). */
+export function planErrorReport(blueName: string, e: PlanError): VerifyTableReport {
+  const report = emptyTableReport(blueName);
+  report.green = e.greenName;
+  report.error = e.error;
+  return report;
+}
+
+/** `fn` with each side inside one REPEATABLE READ snapshot, as a full verify reads a table. */
+export async function inOneSnapshotEach<T>(clients: VerifyClients, fn: () => Promise<T>): Promise<T> {
+  await clients.blue.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  await clients.green.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    return await fn();
+  } finally {
+    await clients.blue.query('COMMIT').catch(() => {});
+    await clients.green.query('COMMIT').catch(() => {});
+  }
+}
+
 export async function verifyTable(
   clients: VerifyClients,
   opts: VerifyOptions,
   blueName: string,
 ): Promise<VerifyTableReport> {
-  const { blue, green } = clients;
+  const { green } = clients;
   const chunkRows = opts.chunkRows ?? 10_000;
   // Each side reads one snapshot for the whole table, so chunks cannot tear.
-  await blue.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  await green.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  try {
+  return inOneSnapshotEach(clients, async () => {
     const t = await openTable(clients, opts, blueName);
-    if ('error' in t) {
-      const report = emptyTableReport(blueName);
-      report.green = t.greenName;
-      report.error = t.error;
-      return report;
-    }
+    if ('error' in t) return planErrorReport(blueName, t);
     const { report, collector } = startTableReport(t);
     const rowsTotalEstimate = await blueRowEstimate(t);
     const greenCount = await green.query<string[]>({
@@ -437,8 +450,5 @@ export async function verifyTable(
     }
     concludeTable(report, collector, opts);
     return report;
-  } finally {
-    await blue.query('COMMIT').catch(() => {});
-    await green.query('COMMIT').catch(() => {});
-  }
+  });
 }
