@@ -2,6 +2,8 @@
 # bash bench/trigger-cost.sh -- apply cost of the change-capture triggers (docs/cutover.md): 200 upsert statements of 5000 rows (the consumer's
 # batch size) and 40 deletes of 5000 rows, into a 1M-row table, with and without the triggers.
 set -e
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+FN=$(mktemp)
 G="psql -X -q -h 127.0.0.1 -p 5434 -U postgres"
 $G -d postgres -c "DROP DATABASE IF EXISTS ov_cost" -c "CREATE DATABASE ov_cost"
 run() {
@@ -14,8 +16,8 @@ TRUNCATE teal.verify_changed;
 VACUUM ANALYZE t;
 SQL
   if [ "$1" = triggers ]; then
-    sed -n '/^CREATE OR REPLACE FUNCTION/,/^\$fn\$/p' /work/main/services/control/src/online-verify-store.ts | sed "s/^\$fn\$\`;\$/\$fn\$;/" > /tmp/online-verify/fn.sql
-    $G -d ov_cost -f /tmp/online-verify/fn.sql
+    sed -n '/^CREATE OR REPLACE FUNCTION/,/^\$fn\$/p' "$ROOT/services/control/src/online-verify-store.ts" | sed "s/^\$fn\$\`;\$/\$fn\$;/" > "$FN"
+    $G -d ov_cost -f "$FN"
     $G -d ov_cost <<'SQL'
 CREATE TRIGGER teal_changed_insert AFTER INSERT ON t REFERENCING NEW TABLE AS teal_new FOR EACH STATEMENT EXECUTE FUNCTION teal.record_changed_keys('public.t', 'jsonb_build_array("id"::text)');
 CREATE TRIGGER teal_changed_update AFTER UPDATE ON t REFERENCING OLD TABLE AS teal_old NEW TABLE AS teal_new FOR EACH STATEMENT EXECUTE FUNCTION teal.record_changed_keys('public.t', 'jsonb_build_array("id"::text)');
@@ -43,3 +45,4 @@ SQL
 }
 for i in 1 2 3; do run none; run triggers; done
 $G -d postgres -c "DROP DATABASE ov_cost"
+rm -f "$FN"
