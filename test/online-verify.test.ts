@@ -12,7 +12,7 @@ import { blueUrl, greenUrl, pgClient, uniqueName } from './support/env.ts';
 
 const ROWS = 3_000;
 
-async function setUp(prefix: string) {
+async function setUp(prefix: string, extra: Record<string, unknown> = {}) {
   const name = uniqueName(prefix);
   const url = await ownBlueDatabase(blueUrl(), name);
   const blue = await sessionOn(url);
@@ -25,7 +25,7 @@ async function setUp(prefix: string) {
     await green.query('DELETE FROM teal.verify_changed WHERE green_table = $1', [`public.${name}`]);
   });
   await blue.query(`INSERT INTO ${name} SELECT g, 'v' || g FROM generate_series(1, ${ROWS}) g`);
-  const config = controlConfig(name, url, [`public.${name}`]);
+  const config = controlConfig(name, url, [`public.${name}`], extra);
   const { control } = await controlPipeline(config);
   onTestFinished(async () => {
     await control.unfence().catch(() => {});
@@ -172,5 +172,19 @@ describe('online verify and the cutover delta', () => {
     const fresh: pg.Client = await sessionOn(url);
     const write = await fresh.query(`INSERT INTO ${name} VALUES (0, 'after')`).catch((e: unknown) => e);
     expect((write as { code?: string }).code).toBe('25006');
+  });
+
+  test("teal run's background at verify.onlineRowsPerSecond: status shows the pass, and a round finds a row changed in green since", async () => {
+    const { name, green, control } = await setUp('ov_bg', { verify: { onlineRowsPerSecond: 100_000 } });
+    await waitFor(async () => ((await control.status()).onlineVerify?.tablesComplete ?? 0) >= 1, {
+      what: 'a background pass complete',
+      timeoutMs: 60_000,
+    });
+    expect((await control.status()).onlineVerify).toMatchObject({ tables: 1, mismatches: 0 });
+    await green.query(`UPDATE ${name} SET v = 'behind teal' WHERE id = 99`);
+    await waitFor(async () => ((await control.status()).onlineVerify?.mismatches ?? 0) === 1, {
+      what: 'a background round finds the change',
+      timeoutMs: 60_000,
+    });
   });
 });
