@@ -103,7 +103,7 @@ describe('online verify and the cutover delta', () => {
   });
 
   test('under load: a dry run leaves blue writable; the cutover reports its fenced window step by step', async () => {
-    const { name, url, blue, control } = await setUp('ov_window');
+    const { name, url, blue, green, control } = await setUp('ov_window');
     // The application: updates and inserts on blue until the fence stops it.
     const app = await sessionOn(url, 'shop');
     let written = 0;
@@ -172,6 +172,17 @@ describe('online verify and the cutover delta', () => {
     const fresh: pg.Client = await sessionOn(url);
     const write = await fresh.query(`INSERT INTO ${name} VALUES (0, 'after')`).catch((e: unknown) => e);
     expect((write as { code?: string }).code).toBe('25006');
+    // Green takes the application's writes now: nothing of online verify is left on it.
+    expect(report.steps.at(-1)).toMatchObject({ name: 'release', ok: true });
+    const triggers = await green.query(
+      `SELECT tgname FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname LIKE 'teal\\_changed\\_%'`,
+      [`public.${name}`],
+    );
+    expect(triggers.rows).toEqual([]);
+    const keys = await green.query('SELECT key FROM teal.verify_changed WHERE green_table = $1', [
+      `public.${name}`,
+    ]);
+    expect(keys.rows).toEqual([]);
   });
 
   test("teal run's background at verify.onlineRowsPerSecond: status shows the pass, and a round finds a row changed in green since", async () => {

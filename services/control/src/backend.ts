@@ -11,7 +11,7 @@ import { drain, NOT_COUNTED, unfinishedSnapshots, waitApplied } from './drain.ts
 import { Exclusive } from './exclusive.ts';
 import { fence, isFenced, OWN_APPLICATION_NAME, unfence } from './fence.ts';
 import { type OnlineOptions, verifyDelta, verifyOnline } from './online-verify.ts';
-import { readOnlineProgress } from './online-verify-store.ts';
+import { readOnlineProgress, releaseChangeCapture } from './online-verify-store.ts';
 import { copySequences } from './sequences.ts';
 import { statusReport, updateGauges } from './status-derive.ts';
 import { readAppliedPositions, readControl, readGreenSide, readTopicEnds } from './status-reads.ts';
@@ -269,6 +269,8 @@ export class TealControl implements ControlBackend {
             this.blue((blue) => this.green((green) => copySequences(blue, green, this.transforms))),
           verify: (kind, drained) =>
             kind === 'full' ? this.verify({}) : this.verifyDelta(drained?.deadLetters ?? null),
+          releaseGreen: () =>
+            this.green((green) => releaseChangeCapture(green, this.config.kafka.topicPrefix)),
         },
         opts,
       );

@@ -40,6 +40,7 @@ function steps(over: Partial<CutoverSteps> = {}) {
         { blue: 'public.t_id_seq', green: 'public.t_id_seq', value: '42', ok: true, note: null },
       ]),
     verify: async () => track('verify', { ok: true, tables: [] } as unknown as VerifyReportView),
+    releaseGreen: async () => track('release', ['public.t']),
     ...over,
   };
   return { s, calls };
@@ -51,11 +52,26 @@ describe('runCutover', () => {
   it('fences, drains, copies sequences and verifies, in order', async () => {
     const { s, calls } = steps();
     const report = await runCutover(s, opts);
-    expect(calls).toEqual(['fence', 'drain', 'sequences', 'verify']);
+    expect(calls).toEqual(['fence', 'drain', 'sequences', 'verify', 'release']);
     expect(report.safeToSwitch).toBe(true);
     expect(report.drainLsn).toBe('0/ABC');
     expect(report.sequences[0].value).toBe('42');
-    expect(report.steps.map((x) => x.ok)).toEqual([true, true, true, true]);
+    expect(report.steps.map((x) => x.ok)).toEqual([true, true, true, true, true]);
+    // Green is the application's now: teal's change-capture triggers are gone, outside the window.
+    expect(report.steps[4]?.details).toMatch(/triggers dropped from 1 green table/);
+    expect(report.window?.steps.map((x) => x.name)).not.toContain('release');
+  });
+
+  it('a failed release of green is a warning, not an unsafe switch', async () => {
+    const { s } = steps({
+      releaseGreen: async () => {
+        throw new Error('permission denied for table t');
+      },
+    });
+    const report = await runCutover(s, opts);
+    expect(report.safeToSwitch).toBe(true);
+    expect(report.steps.at(-1)).toMatchObject({ name: 'release', ok: false });
+    expect(report.warnings.join()).toMatch(/teal_changed_\*\).*drop them before the application writes/);
   });
 
   it('stops at a failed drain, is not safe, and unfences when asked', async () => {
@@ -137,7 +153,7 @@ describe('runCutover', () => {
   it('warns when not fenced and not verified', async () => {
     const { s, calls } = steps();
     const report = await runCutover(s, { ...opts, fence: false, verify: false });
-    expect(calls).toEqual(['drain', 'sequences']);
+    expect(calls).toEqual(['drain', 'sequences', 'release']);
     expect(report.safeToSwitch).toBe(true);
     expect(report.warnings).toHaveLength(2);
   });

@@ -30,6 +30,8 @@ export interface CutoverSteps {
   drain(timeoutMs: number): Promise<DrainResult>;
   copySequences(): Promise<SequenceCopy[]>;
   verify(kind: 'delta' | 'full', drained: DrainResult | null): Promise<VerifyReportView>;
+  /** After a cutover safe to switch: drop what teal put on green for verifying (its tables). */
+  releaseGreen(): Promise<string[]>;
 }
 
 export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Promise<CutoverReport> {
@@ -141,13 +143,27 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
   }
 
   // The window: from the fence (or where it would be) to this report, before any unfence.
-  const inWindow = report.steps.filter((st) => st.name !== 'unfence');
+  const inWindow = report.steps.filter((st) => st.name !== 'unfence' && st.name !== 'release');
   report.window = {
     fenced: report.fenced,
     ms: Date.now() - started,
     steps: inWindow.map((st) => ({ name: st.name, ms: st.ms })),
   };
   report.safeToSwitch = ok && !opts.dryRun;
+  if (report.safeToSwitch) {
+    // Outside the window: the proof is done, and green is about to take the application's writes.
+    const released = await step('release', async () => {
+      const tables = await steps.releaseGreen();
+      return tables.length === 0
+        ? "green carries nothing of teal's verify"
+        : `online verify's change-capture triggers dropped from ${tables.length} green table(s)`;
+    });
+    if (!released) {
+      report.warnings.push(
+        "teal's change-capture triggers (teal_changed_*) may still be on green's tables: drop them before the application writes there (they record every written key)",
+      );
+    }
+  }
   if (!ok && report.fenced && opts.unfenceOnFailure) {
     if (
       await step(

@@ -116,6 +116,26 @@ export async function dropCaptureTriggers(green: Queryable, greenRel: string): P
     await green.query(`DROP TRIGGER IF EXISTS ${quoteIdent(`${TRIGGER_PREFIX}${event}`)} ON ${greenRel}`);
 }
 
+/**
+ * After a cutover safe to switch, green is the application's database: its writes must not pay
+ * for (or fill teal.verify_changed with) a check that is over. Drops the change-capture
+ * triggers this pipeline's passes put on green's tables, and the keys they recorded; returns
+ * the tables. A later online verify starts over with full passes (its triggers are gone).
+ */
+export async function releaseChangeCapture(green: Queryable, pipeline: string): Promise<string[]> {
+  const { rows } = await green.query<{ rel: string; green_table: string }>(
+    `SELECT DISTINCT t.tgrelid::regclass::text AS rel, p.green_table
+       FROM teal.verify_pass p JOIN pg_trigger t ON t.oid = ANY (p.triggers)
+      WHERE p.pipeline = $1 ORDER BY 1`,
+    [pipeline],
+  );
+  for (const { rel } of rows) await dropCaptureTriggers(green, rel);
+  await green.query('DELETE FROM teal.verify_changed WHERE green_table = ANY ($1)', [
+    rows.map((r) => r.green_table),
+  ]);
+  return rows.map((r) => r.rel);
+}
+
 export interface PassRow {
   pass: number;
   greenTable: string;

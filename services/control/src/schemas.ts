@@ -285,7 +285,10 @@ function withOptional<T extends { properties: object }>(o: T, more: Record<strin
   return { ...o, properties: { ...o.properties, ...more } } as const;
 }
 
-const stepName = { type: 'string', enum: ['fence', 'drain', 'sequences', 'verify', 'unfence'] } as const;
+const stepName = {
+  type: 'string',
+  enum: ['fence', 'drain', 'sequences', 'verify', 'release', 'unfence'],
+} as const;
 
 export const cutoverResponse = withOptional(
   obj({
@@ -297,7 +300,7 @@ export const cutoverResponse = withOptional(
     steps: {
       type: 'array',
       items: obj({
-        name: { type: 'string', enum: ['fence', 'drain', 'sequences', 'verify', 'unfence'] },
+        name: { type: 'string', enum: ['fence', 'drain', 'sequences', 'verify', 'release', 'unfence'] },
         ok: bool,
         ms: int,
         details: str,

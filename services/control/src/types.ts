@@ -233,7 +233,7 @@ export interface CutoverVerification {
 }
 
 export interface CutoverStep {
-  name: 'fence' | 'drain' | 'sequences' | 'verify' | 'unfence';
+  name: 'fence' | 'drain' | 'sequences' | 'verify' | 'release' | 'unfence';
   ok: boolean;
   ms: number;
   details: string;
