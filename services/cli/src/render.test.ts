@@ -26,4 +26,43 @@ describe('formatCutover', () => {
     expect(text).toMatch(/4242\s+cron\s+worker\s+T0/);
     expect(text).toMatch(/NOT SAFE TO SWITCH/);
   });
+
+  it('states the write window and what was verified before the fence and inside it', () => {
+    const base: CutoverReport = {
+      safeToSwitch: true,
+      fenced: true,
+      drainLsn: '0/ABC',
+      deadLetters: { total: 0, tables: [] },
+      fenceHoles: { preparedTransactions: [], sessions: [] },
+      steps: [],
+      sequences: [],
+      verify: null,
+      warnings: [],
+      window: {
+        fenced: true,
+        ms: 745,
+        steps: [
+          { name: 'fence', ms: 163 },
+          { name: 'verify', ms: 458 },
+        ],
+      },
+      verification: {
+        kind: 'delta',
+        beforeFence: { tables: ['public.a', 'public.b'], rows: 2_000_000, asOfLsn: '0/10' },
+        afterFence: {
+          deltaTables: ['public.a'],
+          deltaKeys: 9484,
+          fullTables: [{ table: 'public.b', reason: 'a TRUNCATE since the pass' }],
+        },
+      },
+    };
+    const text = formatCutover(base);
+    expect(text).toMatch(/write window: 745 ms from the fence to this report \(fence 163, verify 458 ms\)/);
+    expect(text).toMatch(
+      /before the fence: 2 table\(s\), 2000000 row\(s\) online \(as of 0\/10\); 9484 changed key/,
+    );
+    expect(text).toMatch(/in full inside the window: public\.b \(a TRUNCATE since the pass\)/);
+    const dry = formatCutover({ ...base, safeToSwitch: false, fenced: false, dryRun: true });
+    expect(dry).toMatch(/dry run: a fenced cutover would hold writes for about 745 ms now/);
+  });
 });

@@ -106,6 +106,8 @@ export function formatCutover(r: CutoverReport): string {
       )}`,
     );
   }
+  if (r.window) lines.push(`\n${formatWindow(r.window, r.dryRun === true)}`);
+  if (r.verification && r.verification.kind !== 'none') lines.push(formatVerification(r.verification));
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   lines.push(
     r.safeToSwitch
@@ -113,6 +115,34 @@ export function formatCutover(r: CutoverReport): string {
       : '\nNOT SAFE TO SWITCH (see the failed step above)',
   );
   return lines.join('\n');
+}
+
+/** The write window in one line: what the application could not write for, and where it went. */
+function formatWindow(w: NonNullable<CutoverReport['window']>, dryRun: boolean): string {
+  const steps = w.steps.map((s) => `${s.name} ${s.ms}`).join(', ');
+  return dryRun
+    ? `dry run: a fenced cutover would hold writes for about ${w.ms} ms now (${steps} ms); blue stayed writable`
+    : `write window: ${w.ms} ms from the fence to this report (${steps} ms)`;
+}
+
+/** What was proven before the fence and what inside the window. */
+function formatVerification(v: NonNullable<CutoverReport['verification']>): string {
+  const inside =
+    v.kind === 'full'
+      ? 'every row of every table inside the window (--full-verify)'
+      : `${v.afterFence.deltaKeys} changed key(s) of ${v.afterFence.deltaTables.length} table(s) re-checked inside the window`;
+  const before =
+    v.beforeFence.tables.length > 0
+      ? `verified before the fence: ${v.beforeFence.tables.length} table(s), ${v.beforeFence.rows} row(s) online` +
+        (v.beforeFence.asOfLsn ? ` (as of ${v.beforeFence.asOfLsn})` : '')
+      : 'verified before the fence: nothing';
+  const full = v.afterFence.fullTables.map((t) => `${t.table} (${t.reason})`);
+  return [
+    `${before}; ${inside}`,
+    ...(v.kind === 'delta' && full.length > 0
+      ? [`verified in full inside the window: ${full.join(', ')}`]
+      : []),
+  ].join('\n');
 }
 
 export function formatVerify(report: VerifyReportView): string {
