@@ -61,6 +61,7 @@ describe('cutover with a prepared transaction on blue', () => {
       ['drain', true],
       ['sequences', true],
       ['verify', true],
+      ['release', true],
     ]);
     expect(done.safeToSwitch).toBe(true);
     expect(done.fenceHoles).toEqual({ preparedTransactions: [], sessions: [] });

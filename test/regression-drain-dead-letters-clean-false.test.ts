@@ -47,6 +47,7 @@ describe('drain and cutover with dead letters', () => {
     expect(accepted.steps.map((s) => [s.name, s.ok])).toEqual([
       ['drain', true],
       ['sequences', true],
+      ['release', true],
     ]);
     expect(accepted.safeToSwitch).toBe(true);
     expect(accepted.warnings.join('\n')).toMatch(/2 dead letter\(s\).*accepted by the operator/);

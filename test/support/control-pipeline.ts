@@ -135,6 +135,7 @@ export async function expectCutoverDone(control: TealControl) {
     ['drain', true],
     ['sequences', true],
     ['verify', true],
+    ['release', true],
   ]);
   expect(report.safeToSwitch).toBe(true);
   return report;
