@@ -1,4 +1,9 @@
-import type { KafkaClientName, OnMissingColumn, SessionReplicationRole } from './define-config.ts';
+import type {
+  KafkaClientName,
+  OnMissingColumn,
+  SessionReplicationRole,
+  SnapshotVia,
+} from './define-config.ts';
 
 /** What a setting is when neither teal.config.ts nor the environment gives it: the local environment. */
 export const DEFAULTS = Object.freeze({
@@ -20,6 +25,10 @@ export const DEFAULTS = Object.freeze({
   batchSize: 5000,
   heartbeatMs: 10_000,
   chunkRows: 10_000,
+  snapshotVia: 'kafka' as SnapshotVia,
+  // Two blue sessions on this 2-core machine; more where blue and green have the cores.
+  snapshotParallel: 2,
+  snapshotRangeRows: 100_000,
   lagWarnBytes: 1024 ** 3,
   lagCriticalBytes: 8 * 1024 ** 3,
 });

@@ -164,7 +164,19 @@ export interface TealConfig {
   ordered?: Record<string, boolean>;
   /** Interval of heartbeat messages on blue, ms. Default 10000. */
   heartbeatMs?: number;
-  snapshot?: { chunkRows?: number };
+  snapshot?: {
+    chunkRows?: number;
+    /**
+     * How the initial copy reaches green: 'direct' (default) copies each table from blue to
+     * green with COPY, in ranges, while the stream waits in Kafka; 'kafka' publishes one record
+     * per row to the table topics (full state in the topics). Env TEAL_SNAPSHOT_VIA.
+     */
+    via?: SnapshotVia;
+    /** Blue sessions of the direct copy, sharing the slot's snapshot. Default 2. Env TEAL_SNAPSHOT_PARALLEL. */
+    parallel?: number;
+    /** Rows per range of the direct copy (one green transaction each). Default 100000. Env TEAL_SNAPSHOT_RANGE_ROWS. */
+    rangeRows?: number;
+  };
   /** Slot lag thresholds, bytes of retained WAL. Default 1 GiB / 8 GiB. */
   lag?: { warnBytes?: number; criticalBytes?: number };
   /**
@@ -173,6 +185,8 @@ export interface TealConfig {
    */
   verify?: { onlineRowsPerSecond?: number };
 }
+
+export type SnapshotVia = 'direct' | 'kafka';
 
 /** Types a teal.config.ts; returns its argument unchanged (loadConfig validates it). */
 export function defineConfig(config: TealConfig): TealConfig {
@@ -211,7 +225,12 @@ export interface ResolvedConfig {
   /** Only the tables the config names; the auto-detected ones are decided at start (blue's catalog). */
   readonly ordered: Readonly<Record<string, boolean>>;
   readonly heartbeatMs: number;
-  readonly snapshot: { readonly chunkRows: number };
+  readonly snapshot: {
+    readonly chunkRows: number;
+    readonly via: SnapshotVia;
+    readonly parallel: number;
+    readonly rangeRows: number;
+  };
   readonly lag: { readonly warnBytes: number; readonly criticalBytes: number };
   readonly verify: { readonly onlineRowsPerSecond: number };
   /** Absolute path of the config file that was loaded, undefined when none. */

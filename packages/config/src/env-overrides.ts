@@ -53,6 +53,7 @@ const count = (text: string) => (/^\d{1,12}$/.test(text) ? Number(text) : text);
  *   TEAL_KAFKA_SASL_USERNAME, TEAL_KAFKA_SASL_PASSWORD(_FILE) (kafka-security.ts)
  * - TEAL_API_HOST, TEAL_API_PORT, TEAL_API_TOKEN: the control API's bind address and token
  * - TEAL_VERIFY_ONLINE_ROWS_PER_SECOND: online verify in teal run's background (0 = off)
+ * - TEAL_SNAPSHOT_VIA (direct or kafka), TEAL_SNAPSHOT_PARALLEL, TEAL_SNAPSHOT_RANGE_ROWS: the initial copy
  *
  * Settings of one process rather than of the pipeline are not in the file and not here:
  * TEAL_LOG_LEVEL, TEAL_RUN_THREADS, TEAL_CONSUMER_GROUP (process-settings.ts).
@@ -86,6 +87,9 @@ const ENV_OVERRIDES = [
   { name: 'TEAL_API_PORT', path: 'api.port', parse: port },
   { name: 'TEAL_API_TOKEN', path: 'api.token' },
   { name: 'TEAL_VERIFY_ONLINE_ROWS_PER_SECOND', path: 'verify.onlineRowsPerSecond', parse: count },
+  { name: 'TEAL_SNAPSHOT_VIA', path: 'snapshot.via', parse: (text) => text.trim() || undefined },
+  { name: 'TEAL_SNAPSHOT_PARALLEL', path: 'snapshot.parallel', parse: count },
+  { name: 'TEAL_SNAPSHOT_RANGE_ROWS', path: 'snapshot.rangeRows', parse: count },
 ] as const satisfies readonly EnvOverride[];
 
 export type EnvOverrideName = (typeof ENV_OVERRIDES)[number]['name'];

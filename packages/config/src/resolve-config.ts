@@ -114,7 +114,7 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
       'sessionReplicationRole',
       'batchSize',
     ]),
-    snapshot: section(p, raw, 'snapshot', ['chunkRows']),
+    snapshot: section(p, raw, 'snapshot', ['chunkRows', 'via', 'parallel', 'rangeRows']),
     lag: section(p, raw, 'lag', ['warnBytes', 'criticalBytes']),
     verify: section(p, raw, 'verify', ['onlineRowsPerSecond']),
   };
@@ -200,6 +200,9 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
   const batchSize = int(p, ...read('apply.batchSize'), 1, 100_000);
   const heartbeatMs = int(p, ...read('heartbeatMs'), 100, 3_600_000);
   const chunkRows = int(p, ...read('snapshot.chunkRows'), 1, 10_000_000);
+  const snapshotVia = oneOf(p, ...read('snapshot.via'), ['direct', 'kafka']);
+  const snapshotParallel = int(p, ...read('snapshot.parallel'), 1, 64);
+  const rangeRows = int(p, ...read('snapshot.rangeRows'), 1, 100_000_000);
   const onlineRowsPerSecond = int(p, ...read('verify.onlineRowsPerSecond'), 0, 100_000_000);
 
   if (p.list.length > 0) {
@@ -237,7 +240,12 @@ export function resolveConfig(input: unknown, options: ResolveOptions = {}): Res
     keyColumns,
     ordered,
     heartbeatMs: heartbeatMs ?? DEFAULTS.heartbeatMs,
-    snapshot: { chunkRows: chunkRows ?? DEFAULTS.chunkRows },
+    snapshot: {
+      chunkRows: chunkRows ?? DEFAULTS.chunkRows,
+      via: snapshotVia ?? DEFAULTS.snapshotVia,
+      parallel: snapshotParallel ?? DEFAULTS.snapshotParallel,
+      rangeRows: rangeRows ?? DEFAULTS.snapshotRangeRows,
+    },
     lag: { warnBytes, criticalBytes },
     verify: { onlineRowsPerSecond: onlineRowsPerSecond ?? 0 },
     configPath: options.configPath,
