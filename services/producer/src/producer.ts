@@ -78,6 +78,12 @@ export interface ProducerDeps {
   greenRetryDelayMs?: { initial: number; max: number };
   /** How often blue's catalog is read for new, renamed and attached tables, ms (default 5000). */
   catalogPollMs?: number;
+  /**
+   * The slot was made elsewhere at a point where the target already equals the source (the
+   * reverse pipeline: `cutover --with-rollback` creates it on green): stream from it, never
+   * create it, and count every table as copied (no snapshot).
+   */
+  attachSlot?: boolean;
 }
 
 export class Producer extends EventEmitter {
@@ -160,7 +166,9 @@ export class Producer extends EventEmitter {
     // The slot's own record survives other producers' status rows (one green, several slots in tests).
     const slotRecord = await this.store.readControlUntilAnswered(slotKey(config.slot));
     const hadSlot =
-      slotRecord !== undefined || (previous?.slot === config.slot && previous?.slotCreated === true);
+      this.deps.attachSlot === true ||
+      slotRecord !== undefined ||
+      (previous?.slot === config.slot && previous?.slotCreated === true);
 
     const tables = await discoverTables(this.blue, config.tables, config.keyColumns);
     await checkReplicaIdentity(this.blue, tables);
@@ -333,6 +341,7 @@ export class Producer extends EventEmitter {
       }
       this.background = this.runInitial(plan.snapshotName, plan.consistentPoint, schemas);
     } else {
+      if (this.deps.attachSlot) await this.markCopied(schemas);
       this.background = this.runStreaming(schemas);
     }
     this.background.catch(() => {});
@@ -384,6 +393,23 @@ export class Producer extends EventEmitter {
     chunkWork.catch((err) => this.log.error({ err }, 'chunk snapshot stopped'));
     this.heartbeat!.start();
     await this.loop!.run().catch((err: TealError) => this.fail(err));
+  }
+
+  /** attachSlot: tables without a finished snapshot are recorded done, so nothing is snapshotted. */
+  private async markCopied(schemas: Map<string, TableSchema>): Promise<void> {
+    const recorded = await this.store!.readProgress();
+    for (const s of schemas.values()) {
+      if (recorded.get(`${s.schema}.${s.table}`)?.state === 'done') continue;
+      await this.store!.writeProgress({
+        schema: s.schema,
+        table: s.table,
+        state: 'done',
+        lastKey: null,
+        rowsDone: 0,
+        rowsEstimated: 0,
+        snapshotLsn: null,
+      });
+    }
   }
 
   private whilePaused(): Promise<void> {
