@@ -52,6 +52,11 @@ export const errorCodes = {
   TEAL_ABORTED: code(false, 503, 'the operation was aborted because the process is stopping'),
   TEAL_DRAIN_TIMEOUT: code(true, 504, 'drain did not reach its target LSN in time'),
   TEAL_FENCE_FAILED: code(false, 500, 'blue could not be fenced or unfenced'),
+  TEAL_REVERSE_NOT_PREPARED: code(
+    false,
+    409,
+    'no reverse pipeline was prepared (teal cutover --with-rollback)',
+  ),
   TEAL_VERIFY_CONNECT: code(true, 503, 'verify could not connect to blue or green'),
   TEAL_VERIFY_ABORTED: code(false, 499, 'verify was cancelled'),
   TEAL_INTERNAL: code(false, 500, 'a bug in teal; the log has the stack'),

@@ -38,10 +38,22 @@ export interface SessionOptions {
   /** 'database': a logical walsender connection (replication commands over simple query). */
   replication?: 'database';
   connectionTimeoutMillis?: number;
+  /** More startup settings (-c name=value; values without spaces), e.g. the reverse writer's token. */
+  settings?: Readonly<Record<string, string>>;
 }
 
 /** The pg config of a teal session; `tealPlan` rides along to TealClient (pg ignores it). */
 export type TealClientConfig = pg.ClientConfig & { replication?: string; tealPlan?: ConnectionPlan };
+
+function sessionOptions(settings: Readonly<Record<string, string>> | undefined): string {
+  if (!settings) return SESSION_OPTIONS;
+  const more = Object.entries(settings).map(([k, v]) => {
+    if (!/^[\w.]+$/.test(k) || /[\s\\]/.test(v))
+      throw new TealError('TEAL_INTERNAL', `session setting ${k} cannot be a startup option`);
+    return ` -c ${k}=${v}`;
+  });
+  return SESSION_OPTIONS + more.join('');
+}
 
 // TLS and the password follow libpq (connection-options.ts), so pg is given a URL without
 // either and never reads PGSSLMODE, the TLS parameters or the passfile itself.
@@ -51,7 +63,7 @@ export function clientConfig(url: string, opts: SessionOptions): TealClientConfi
   const config: TealClientConfig = {
     connectionString: plan.url,
     types: RAW_TEXT_TYPES,
-    options: SESSION_OPTIONS,
+    options: sessionOptions(opts.settings),
     application_name: opts.applicationName,
     // The real options are read at connect (TealClient); `true` makes pg send the SSLRequest.
     ssl: plan.tls.tls !== 'off',

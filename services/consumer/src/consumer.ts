@@ -47,6 +47,8 @@ export interface ConsumerDeps {
   groupId?: string;
   /** Partitions applied at once (kafka concurrency). Default 4. */
   concurrency?: number;
+  /** The target sessions' name and startup settings (the reverse apply: the fence's writer token). */
+  targetSession?: { applicationName: string; settings?: Readonly<Record<string, string>> };
 }
 
 const CONTROL_POLL_MS = 500;
@@ -84,6 +86,7 @@ export class Consumer {
       // (regression-consumer-green-terminate-crash).
       this.pool = createPool(config.green.url, {
         applicationName: 'teal-consumer',
+        ...this.deps.targetSession,
         max: concurrency + 2,
         onConnectionError: (err) => this.log.warn({ err }, 'green connection failed'),
       });
