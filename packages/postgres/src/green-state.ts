@@ -50,13 +50,25 @@ const STATE_DDL = [
      rows int NOT NULL, state text NOT NULL, keys jsonb, blue_lsn pg_lsn NOT NULL,
      checks int NOT NULL, verified_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (pipeline, blue_table, pass, chunk))`,
+  // One row per green statement: `keys` the keys it touched (`key`: one key, as rows written
+  // before keys existed); both NULL for a TRUNCATE. Read and pruned by (green_table, xid) ranges.
   `CREATE TABLE IF NOT EXISTS teal.verify_changed (
-     green_table text NOT NULL, key jsonb, xid xid8 NOT NULL DEFAULT pg_current_xact_id())`,
+     green_table text NOT NULL, key jsonb, xid xid8 NOT NULL DEFAULT pg_current_xact_id(), keys jsonb[])`,
+  // Only when missing: ALTER TABLE / CREATE INDEX ... IF NOT EXISTS would lock the table
+  // against the triggers' writes at every start.
+  `DO $$ BEGIN
+     IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'teal.verify_changed'::regclass AND attname = 'keys') THEN
+       ALTER TABLE teal.verify_changed ADD COLUMN keys jsonb[];
+     END IF;
+     IF to_regclass('teal.verify_changed_table_xid') IS NULL THEN
+       CREATE INDEX verify_changed_table_xid ON teal.verify_changed (green_table, xid);
+     END IF;
+   END $$`,
 ];
 
 // Two sessions running CREATE ... IF NOT EXISTS at once can still collide in the catalog
 // (unique violation on pg_namespace/pg_type, or "already exists"); the loser tries again.
-const CATALOG_RACE = new Set(['23505', '42P06', '42P07']);
+const CATALOG_RACE = new Set(['23505', '42P06', '42P07', '42701']);
 
 /** Creates teal's state schema and tables in green when missing; safe to race. */
 export async function ensureGreenState(db: Queryable): Promise<void> {
