@@ -1,6 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { parseTableName } from '@teal/config';
 import { TealError } from '@teal/errors';
-import { quoteIdent } from '@teal/postgres';
+import { quoteIdent, quoteTable } from '@teal/postgres';
 import { abortableDelay } from '@teal/runtime';
 import type pg from 'pg';
 import type { FenceHoles, FenceResult } from './types.ts';
@@ -29,6 +30,96 @@ import type { FenceHoles, FenceResult } from './types.ts';
 // applications, not a determined superuser.
 
 const FENCE_SETTING = 'default_transaction_read_only=on';
+
+// The reverse guard (issue 17): after `cutover --with-rollback` blue stays fenced while
+// `teal reverse` writes green's changes back into it. teal's sessions pass the setting above
+// at login, and so could an application (options=-c default_transaction_read_only=off, or
+// SET / BEGIN READ WRITE). So while the reverse pipeline runs, each of its target tables on
+// blue also carries a statement trigger, ENABLE ALWAYS (it fires under the consumer's
+// session_replication_role = replica too), that refuses INSERT, UPDATE, DELETE, TRUNCATE (and
+// COPY, MERGE) with SQLSTATE 25006 unless the session logged in with
+// -c teal.reverse_writer=<token>: a random token only the reverse process knows (blue keeps
+// its SHA-256; a startup setting is not shown in pg_stat_activity). A new `teal reverse`
+// replaces the hash with its own token's. unfence() drops the triggers and the function.
+// Limits: only the reverse target tables are guarded (blue's other tables keep the
+// read-only default alone); the table owner or a superuser can disable or drop a trigger.
+
+/** The startup setting that carries the reverse writer's token. */
+export const REVERSE_WRITER_SETTING = 'teal.reverse_writer';
+const GUARD_TRIGGER = 'teal_reverse_guard';
+const GUARD_FUNCTION = 'teal.reverse_guard';
+
+/** A new token for one `teal reverse` process: its sessions' REVERSE_WRITER_SETTING. */
+export function newReverseWriterToken(): string {
+  return randomBytes(24).toString('hex');
+}
+
+/** Installs (or re-keys) the reverse guard on `tables` ("schema.table") of blue, in one transaction. */
+export async function installReverseGuard(
+  blue: pg.ClientBase,
+  tables: readonly string[],
+  token: string,
+): Promise<void> {
+  const hash = createHash('sha256').update(token).digest('hex');
+  const targets = tables.map((t) => {
+    const name = parseTableName(t);
+    if (!name) throw new TealError('TEAL_INTERNAL', `reverse guard: "${t}" is not a table name`);
+    return quoteTable(name.schema, name.table);
+  });
+  try {
+    await blue.query('BEGIN READ WRITE');
+    await blue.query('CREATE SCHEMA IF NOT EXISTS teal');
+    // The hash is a literal: `hash` is hex, nothing to escape.
+    await blue.query(`CREATE OR REPLACE FUNCTION ${GUARD_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $guard$
+      BEGIN
+        IF encode(sha256(convert_to(coalesce(current_setting('${REVERSE_WRITER_SETTING}', true), ''), 'UTF8')), 'hex') = '${hash}' THEN
+          RETURN NULL;
+        END IF;
+        RAISE EXCEPTION 'blue is fenced: % of %.% refused (only teal reverse writes here until teal rollback unfences blue)',
+          TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = 'read_only_sql_transaction';
+      END $guard$`);
+    for (const table of targets) {
+      await blue.query(`DROP TRIGGER IF EXISTS ${GUARD_TRIGGER} ON ${table}`);
+      await blue.query(
+        `CREATE TRIGGER ${GUARD_TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${table}
+           FOR EACH STATEMENT EXECUTE FUNCTION ${GUARD_FUNCTION}()`,
+      );
+      await blue.query(`ALTER TABLE ${table} ENABLE ALWAYS TRIGGER ${GUARD_TRIGGER}`);
+    }
+    await blue.query('COMMIT');
+  } catch (err) {
+    await blue.query('ROLLBACK').catch(() => {});
+    throw new TealError(
+      'TEAL_FENCE_FAILED',
+      `cannot guard blue's tables for the reverse apply: ${(err as Error).message} — connect teal to blue as the tables' owner or a superuser`,
+      { status: 500, cause: err },
+    );
+  }
+}
+
+/** Drops the reverse guard's triggers and function from blue's database; nothing when there are none. */
+export async function removeReverseGuard(blue: pg.ClientBase): Promise<number> {
+  try {
+    await blue.query('BEGIN READ WRITE');
+    const { rows } = await blue.query<{ name: string }>(
+      `SELECT format('%I.%I', n.nspname, c.relname) AS name
+         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE t.tgname = $1`,
+      [GUARD_TRIGGER],
+    );
+    for (const r of rows) await blue.query(`DROP TRIGGER IF EXISTS ${GUARD_TRIGGER} ON ${r.name}`);
+    await blue.query(`DROP FUNCTION IF EXISTS ${GUARD_FUNCTION}()`);
+    await blue.query('COMMIT');
+    return rows.length;
+  } catch (err) {
+    await blue.query('ROLLBACK').catch(() => {});
+    throw new TealError(
+      'TEAL_FENCE_FAILED',
+      `cannot remove the reverse guard from blue: ${(err as Error).message} — drop the ${GUARD_TRIGGER} triggers and ${GUARD_FUNCTION}() as their owner`,
+      { status: 500, cause: err },
+    );
+  }
+}
 
 /** application_name of this process's control sessions, the only ones a fence keeps. */
 export const OWN_APPLICATION_NAME = `teal-control ${randomBytes(8).toString('hex')}`;
@@ -133,9 +224,10 @@ export function describeFenceHoles(holes: FenceHoles): string[] {
   return out;
 }
 
-/** Undoes fence(). Sessions that connected while fenced stay read-only until they reconnect. */
+/** Undoes fence() and the reverse guard. Sessions that connected while fenced stay read-only until they reconnect. */
 export async function unfence(blue: pg.Client): Promise<FenceResult> {
   const database = await currentDatabase(blue);
+  await removeReverseGuard(blue);
   try {
     await blue.query(`ALTER DATABASE ${quoteIdent(database)} RESET default_transaction_read_only`);
   } catch (err) {
