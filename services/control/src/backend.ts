@@ -65,6 +65,8 @@ export interface TealControlDeps {
   pollMs?: number;
   /** Counts the dead-letter topic; default: reads it (dead-letters.ts). */
   countDeadLetters?: () => Promise<DeadLetterCounts>;
+  /** 'reverse' for the pipeline of `teal reverse` (its config is reverseConfig()'s); /status says it. */
+  direction?: 'forward' | 'reverse';
 }
 
 // Every session the control plane opens carries this process's token (fence.ts), so a
@@ -170,6 +172,7 @@ export class TealControl implements ControlBackend {
       live: { producer: this.deps.producer, consumer: this.deps.consumer },
       draining: this.running.running !== undefined,
       greenUnreachable: greenSide.unreachable,
+      direction: this.deps.direction,
     });
     updateGauges(this.metrics, report);
     const online = greenSide.online;

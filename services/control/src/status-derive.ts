@@ -293,9 +293,14 @@ export interface StatusInputs {
   draining: boolean;
   /** Green did not answer this status's reads (readGreenSide). */
   greenUnreachable?: unknown;
+  /** 'reverse': the pipeline of `teal reverse` (green -> blue, issue 17); default 'forward'. */
+  direction?: Direction;
 }
 
-export function statusReport(s: StatusInputs): StatusReport {
+/** Which way a pipeline streams: blue -> green, or back after a cutover with rollback. */
+export type Direction = 'forward' | 'reverse';
+
+export function statusReport(s: StatusInputs): StatusReport & { direction: Direction } {
   const { config, stored } = s;
   // The row in green is another producer's when it names another slot (several pipelines, one green).
   const storedSlot = (stored.producer?.value as { slot?: unknown } | null | undefined)?.slot;
@@ -343,6 +348,7 @@ export function statusReport(s: StatusInputs): StatusReport {
     },
   };
   return {
+    direction: s.direction ?? 'forward',
     ...partial,
     warnings: [
       ...greenWarnings(
