@@ -37,6 +37,22 @@ export interface TableTransform {
    * from green. Deletes always reach green (by key).
    */
   filter?: (row: Readonly<Row>) => boolean;
+  /**
+   * How `teal rollback`'s reverse pipeline (green -> blue) writes this table back, where the
+   * forward transform cannot be inverted by itself (docs/rollback.md). `cutover --with-rollback`
+   * names every table and column that needs it.
+   */
+  reverse?: ReverseTransform;
+}
+
+/** `transforms[table].reverse`: what the reverse direction does where the forward one lost information. */
+export interface ReverseTransform {
+  /** Blue column -> function of green's row (green's names, Postgres text) returning blue's text or null. */
+  derive?: Record<string, (greenRow: Readonly<Row>) => string | null>;
+  /** Blue columns the reverse leaves as they are (blue's default on insert), like a dropped column. */
+  keep?: string[];
+  /** true: the table is not streamed back; a rollback leaves blue's rows of it as they are. */
+  ignore?: true;
 }
 
 /** SASL mechanisms teal speaks to Kafka (kafka.sasl.mechanism, TEAL_KAFKA_SASL_MECHANISM). */

@@ -4,5 +4,6 @@ export { KAFKA_CLIENTS, type KafkaClientName, kafkaClientFromEnv } from './kafka
 export * from './load-config.ts';
 export * from './process-settings.ts';
 export * from './resolve-config.ts';
+export * from './reverse-config.ts';
 export * from './table-names.ts';
 export * from './transforms.ts';

@@ -166,7 +166,7 @@ describe('resolveConfig', () => {
       'kafka.partitions: expected an integer from 1 to 1000, got 0',
       'slot: expected a slot name of 1-63 lowercase letters, digits or "_" like "teal_slot", got "Teal-Slot"',
       'api.port: expected an integer from 0 to 65535, got 70000',
-      'transforms["public.users"].renameColumn: unknown key; did you mean "renameColumns"? (allowed: renameTo, renameColumns, dropColumns, cast, derive, filter)',
+      'transforms["public.users"].renameColumn: unknown key; did you mean "renameColumns"? (allowed: renameTo, renameColumns, dropColumns, cast, derive, filter, reverse)',
       'transforms["public.users"].dropColumns[0]: expected a column name string, got 42',
       'transforms["public.users"].derive.email_domain: expected a function (row) => string | null, got "lower(email)"',
       'transforms["public.users"].cast.age: expected a Postgres type name like "numeric(12,2)" or "text[]", got "int; drop table x"',

@@ -6,7 +6,8 @@ import { checkKeys, columnName, describeValue, isObj, keyPath, type Problems, st
 // The table-shaped parts of teal.config.ts: the table list, transforms and key columns, with
 // every name normalized to "schema.table" and the mappings checked against each other.
 
-const TRANSFORM_KEYS = ['renameTo', 'renameColumns', 'dropColumns', 'cast', 'derive', 'filter'];
+const TRANSFORM_KEYS = ['renameTo', 'renameColumns', 'dropColumns', 'cast', 'derive', 'filter', 'reverse'];
+const REVERSE_KEYS = ['derive', 'keep', 'ignore'];
 // A type name that can follow `::` safely: words, dots, typmods, array brackets, quoted names.
 const TYPE_NAME =
   /^(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+")(?:\s*\.\s*(?:[A-Za-z_][A-Za-z0-9_$]*|"[^"]+"))?(?:\s+[A-Za-z]+)*(?:\s*\(\s*\d+(?:\s*,\s*-?\d+)?\s*\))?(?:\s+[A-Za-z]+)*(?:\s*\[\d*\])*$/;
@@ -202,6 +203,10 @@ export function resolveTransforms(
         p.add(`${path}.filter`, `expected a function (row) => boolean, got ${describeValue(value.filter)}`);
       } else t.filter = value.filter as TableTransform['filter'];
     }
+    if (value.reverse !== undefined) {
+      const reverse = resolveReverse(p, value.reverse, `${path}.reverse`);
+      if (reverse) t.reverse = reverse;
+    }
     out[blueName] = t;
   }
   // A renamed table must not land on a blue table that keeps its own name.
@@ -223,6 +228,53 @@ export function resolveTransforms(
         `${greenName} is also replicated under its own name; rename one of them`,
       );
     }
+  }
+  return out;
+}
+
+/** `transforms[t].reverse`: { derive: { blueColumn: (greenRow) => text }, keep: [blueColumn], ignore: true }. */
+function resolveReverse(p: Problems, value: unknown, path: string): TableTransform['reverse'] {
+  if (!isObj(value)) {
+    p.add(path, `expected an object { ${REVERSE_KEYS.join(', ')} }, got ${describeValue(value)}`);
+    return undefined;
+  }
+  checkKeys(p, value, path, REVERSE_KEYS);
+  const out: NonNullable<TableTransform['reverse']> = {};
+  if (value.derive !== undefined) {
+    if (!isObj(value.derive)) {
+      p.add(
+        `${path}.derive`,
+        `expected { blueColumn: (greenRow) => text | null }, got ${describeValue(value.derive)}`,
+      );
+    } else {
+      out.derive = {};
+      for (const [column, fn] of Object.entries(value.derive)) {
+        const cpath = keyPath(`${path}.derive`, column);
+        if (!columnName(column)) p.add(cpath, 'expected a blue column name (1-63 bytes) as key');
+        else if (typeof fn !== 'function')
+          p.add(cpath, `expected a function (greenRow) => string | null, got ${describeValue(fn)}`);
+        else out.derive[column] = fn as (row: Readonly<Record<string, string | null>>) => string | null;
+      }
+    }
+  }
+  if (value.keep !== undefined) {
+    if (!Array.isArray(value.keep)) {
+      p.add(`${path}.keep`, `expected a list of blue column names, got ${describeValue(value.keep)}`);
+    } else {
+      out.keep = [];
+      value.keep.forEach((c: unknown, i: number) => {
+        const cpath = `${path}.keep[${i}]`;
+        if (!columnName(c)) p.add(cpath, `expected a column name string, got ${describeValue(c)}`);
+        else if (out.derive?.[c] !== undefined)
+          p.add(cpath, `"${c}" is both derived back and kept; keep one`);
+        else if (!out.keep?.includes(c)) out.keep?.push(c);
+      });
+    }
+  }
+  if (value.ignore !== undefined) {
+    if (value.ignore !== true)
+      p.add(`${path}.ignore`, `expected true (or leave it out), got ${describeValue(value.ignore)}`);
+    else out.ignore = true;
   }
   return out;
 }

@@ -257,6 +257,12 @@ export function compileTransforms(config: Pick<ResolvedConfig, 'transforms'>): T
       for (const column of Object.keys(c.source.cast ?? {})) {
         if (!derived.has(column)) unknown(`${path}.cast[${JSON.stringify(column)}]`, column);
       }
+      const reverse = c.source.reverse;
+      for (const column of Object.keys(reverse?.derive ?? {}))
+        unknown(`${path}.reverse.derive[${JSON.stringify(column)}]`, column);
+      (reverse?.keep ?? []).forEach((column, i) => {
+        unknown(`${path}.reverse.keep[${i}]`, column);
+      });
       // Two blue columns must not land on one green column (derived columns replace on purpose).
       const landed = new Map<string, string>();
       for (const name of names) {
