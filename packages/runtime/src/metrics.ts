@@ -23,8 +23,11 @@ export function createMetrics(
   options: {
     /** teal_process_* and teal_nodejs_* (CPU, memory, event loop, GC); false in a worker thread, whose process the main thread reports. */
     defaultMetrics?: boolean;
+    /** 'reverse': `teal reverse` (issue 17); every series then carries direction="reverse", forward's none. */
+    direction?: 'reverse';
   } = {},
 ) {
+  if (options.direction) registry.setDefaultLabels({ direction: options.direction });
   if (options.defaultMetrics !== false) {
     // prom-client's names already start with process_ / nodejs_: one teal_ in front of them.
     collectDefaultMetrics({ register: registry, prefix: 'teal_' });

@@ -4,8 +4,17 @@ export { type ControlBackend, type StatusSource, TealControl, type TealControlDe
 export * from './check/index.ts';
 export { runCutover } from './cutover.ts';
 export { drain } from './drain.ts';
-export { fence, isFenced, unfence } from './fence.ts';
+export {
+  fence,
+  installReverseGuard,
+  isFenced,
+  newReverseWriterToken,
+  REVERSE_WRITER_SETTING,
+  removeReverseGuard,
+  unfence,
+} from './fence.ts';
 export { copySequences } from './sequences.ts';
 export { assertSafeBind, isLoopback, startApi } from './server.ts';
+export type { Direction } from './status-derive.ts';
 export * from './types.ts';
 export { type VerifyProgress, verifyTables } from './verify.ts';
