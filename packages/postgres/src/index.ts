@@ -5,6 +5,7 @@ export * from './logical-messages.ts';
 export * from './pgoutput-protocol.ts';
 export * from './positions.ts';
 export * from './replication-connection.ts';
+export * from './reverse-state.ts';
 export * from './session.ts';
 export * from './slot.ts';
 export * from './snapshot-progress.ts';
