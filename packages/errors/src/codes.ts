@@ -57,6 +57,11 @@ export const errorCodes = {
     409,
     'no reverse pipeline was prepared (teal cutover --with-rollback)',
   ),
+  TEAL_ROLLBACK_NOT_POSSIBLE: code(
+    false,
+    409,
+    'cutover --with-rollback refused before the fence: a transform cannot be inverted, or green cannot hold the reverse slot (wal_level, max_replication_slots, replica identity); the message says what to declare or change',
+  ),
   TEAL_VERIFY_CONNECT: code(true, 503, 'verify could not connect to blue or green'),
   TEAL_VERIFY_ABORTED: code(false, 499, 'verify was cancelled'),
   TEAL_INTERNAL: code(false, 500, 'a bug in teal; the log has the stack'),
