@@ -1,6 +1,8 @@
+import { compileTransforms } from '@teal/config';
 import { waitFor } from '@teal/runtime';
 import type pg from 'pg';
 import { describe, expect, onTestFinished, test } from 'vitest';
+import { verifyDelta, verifyOnline } from '../services/control/src/online-verify.ts';
 import { controlConfig, controlPipeline, ownBlueDatabase, sessionOn } from './support/control-pipeline.ts';
 import { blueUrl, greenUrl, pgClient, uniqueName } from './support/env.ts';
 
@@ -179,7 +181,7 @@ describe('online verify and the cutover delta', () => {
       [`public.${name}`],
     );
     expect(triggers.rows).toEqual([]);
-    const keys = await green.query('SELECT key FROM teal.verify_changed WHERE green_table = $1', [
+    const keys = await green.query('SELECT keys FROM teal.verify_changed WHERE green_table = $1', [
       `public.${name}`,
     ]);
     expect(keys.rows).toEqual([]);
@@ -197,5 +199,74 @@ describe('online verify and the cutover delta', () => {
       what: 'a background round finds the change',
       timeoutMs: 60_000,
     });
+  });
+
+  test('a key changed during a round, after its snapshot, is kept for the next round and the delta; what the round saw is pruned', async () => {
+    // No pipeline: blue is not written, so green has always applied it (waitApplied has nothing to wait for).
+    const name = uniqueName('ov_prune');
+    const [blue, green, state, writer] = await Promise.all([
+      pgClient(blueUrl()),
+      pgClient(greenUrl()),
+      pgClient(greenUrl()),
+      pgClient(greenUrl()),
+    ]);
+    const config = controlConfig(name, blueUrl(), [`public.${name}`]);
+    onTestFinished(async () => {
+      await writer.query('ROLLBACK').catch(() => {});
+      for (const db of [blue, green]) await db.query(`DROP TABLE IF EXISTS ${name}`);
+      await green.query('DELETE FROM teal.verify_changed WHERE green_table = $1', [`public.${name}`]);
+      for (const t of ['verify_chunk', 'verify_pass'])
+        await green.query(`DELETE FROM teal.${t} WHERE pipeline = $1`, [config.kafka.topicPrefix]);
+    });
+    for (const db of [blue, green]) {
+      await db.query(`CREATE TABLE ${name} (id int PRIMARY KEY, v text NOT NULL)`);
+      await db.query(`INSERT INTO ${name} SELECT g, 'v' || g FROM generate_series(1, 500) g`);
+    }
+    const opts = {
+      blueUrl: blueUrl(),
+      greenUrl: greenUrl(),
+      config,
+      transforms: compileTransforms(config),
+      rounds: true,
+    };
+    const deps = { state, waitApplied: async () => {} };
+    const first = await verifyOnline(deps, opts);
+    expect(first.ok, JSON.stringify(first.tables[0])).toBe(true);
+
+    // Before the round: key 5 changed in green (the round re-checks it). Key 9's change is in
+    // flight when the round takes its snapshot and commits while the round runs: below that
+    // snapshot's xmax, yet not visible in it.
+    await green.query(`UPDATE ${name} SET v = 'before the round' WHERE id = 5`);
+    await writer.query('BEGIN');
+    await writer.query(`UPDATE ${name} SET v = 'during the round' WHERE id = 9`);
+    // A later xid that completes: the round's snapshot then has xmax above key 9's xid.
+    await green.query('SELECT pg_current_xact_id()');
+    let inFlight = true;
+    const round = await verifyOnline(deps, {
+      ...opts,
+      onChunk: async () => {
+        if (!inFlight) return;
+        inFlight = false;
+        await writer.query('COMMIT');
+      },
+    });
+    expect(inFlight).toBe(false);
+    expect(round.tables[0]).toMatchObject({ deltaKeys: 1, reason: expect.stringMatching(/^a round/) });
+    expect(keysOf(round.tables[0].different)).toEqual(['5']);
+    // Pruned: of the two statements recorded, only key 9's (not visible in the round's snapshot) is left.
+    const left = await green.query(
+      'SELECT DISTINCT k ->> 0 AS id FROM teal.verify_changed c, unnest(c.keys) k WHERE c.green_table = $1',
+      [`public.${name}`],
+    );
+    expect(left.rows).toEqual([{ id: '9' }]);
+
+    // Cutover's delta re-checks key 9 (and key 5, which the round left different) ...
+    const delta = await verifyDelta(state, opts);
+    expect(delta.tables[0]).toMatchObject({ checked: 'delta', deltaKeys: 2 });
+    expect(keysOf(delta.tables[0].different).sort()).toEqual(['5', '9']);
+    // ... and so does the next round.
+    const next = await verifyOnline(deps, opts);
+    expect(next.tables[0]).toMatchObject({ deltaKeys: 2, reason: expect.stringMatching(/^a round/) });
+    expect(keysOf(next.tables[0].different).sort()).toEqual(['5', '9']);
   });
 });

@@ -76,8 +76,8 @@ export interface OnlineOptions extends VerifyOptions {
    * Rounds shrink the delta cutover has to check to what changed since the last one.
    */
   rounds?: boolean;
-  /** Called after each chunk is saved (status, tests). */
-  onChunk?: (table: string, chunk: ChunkRow) => void;
+  /** Called after each chunk is saved, and awaited (status, tests). */
+  onChunk?: (table: string, chunk: ChunkRow) => void | Promise<void>;
 }
 
 /** A pace of `rowsPerSecond`: waits as long as the rows done so far are ahead of it. */
@@ -155,7 +155,7 @@ async function onlineTable(
   report.checked = 'online';
   const unsettled: PgText[][] = [];
   const triggers = await ensureCaptureTriggers(deps.state, t.plan);
-  const previous = opts.rounds ? await readDelta(deps.state, pipeline, blueName) : null;
+  const previous = opts.rounds ? await readDelta(deps.state, pipeline, blueName, { keys: false }) : null;
   const round =
     previous !== null &&
     !previous.whole &&
@@ -239,7 +239,7 @@ async function onlineTable(
   };
   const save = async (row: ChunkRow) => {
     await saveChunk(deps.state, pipeline, blueName, pass, row);
-    opts.onChunk?.(blueName, row);
+    await opts.onChunk?.(blueName, row);
   };
 
   if (round) {
