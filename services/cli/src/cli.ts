@@ -16,6 +16,7 @@ import { runDemo } from './commands/demo.ts';
 import { runVerify } from './commands/verify.ts';
 import { commandHelp, topHelp } from './help.ts';
 import { runPipeline } from './pipeline.ts';
+import { runReverse } from './reverse.ts';
 import { runThreads } from './thread-protocol.ts';
 
 // `npx teal <command>`: the command table, argument parsing, and the mapping of errors to
@@ -127,7 +128,7 @@ const COMMANDS: Record<string, Command> = {
   cutover: {
     summary: 'fence, drain, copy sequences, verify; say whether it is safe to switch',
     usage:
-      'teal cutover [--no-fence] [--no-verify] [--full-verify] [--dry-run] [--timeout MS] [--unfence-on-failure] [--accept-dead-letters] [--json]',
+      'teal cutover [--no-fence] [--no-verify] [--full-verify] [--dry-run] [--with-rollback] [--timeout MS] [--unfence-on-failure] [--accept-dead-letters] [--json]',
     options: {
       ...json,
       'no-fence': { type: 'boolean' },
@@ -137,12 +138,14 @@ const COMMANDS: Record<string, Command> = {
       'accept-dead-letters': { type: 'boolean' },
       'full-verify': { type: 'boolean' },
       'dry-run': { type: 'boolean' },
+      'with-rollback': { type: 'boolean' },
     },
     details:
       "--accept-dead-letters   safe to switch although green lacks the dead letters' changes\n" +
       '--full-verify           verify every row inside the window (default: only what changed since each\n' +
       "                        table's online pass, a table without one in full)\n" +
-      '--dry-run               everything but the fence: blue stays writable, the report gives the window',
+      '--dry-run               everything but the fence: blue stays writable, the report gives the window\n' +
+      '--with-rollback         when safe, prepare the way back on green (reverse slot and publication; teal reverse)',
     run: runCutover,
   },
   verify: {
@@ -164,6 +167,18 @@ const COMMANDS: Record<string, Command> = {
       'its table, what teal does about it and the fix. Exit 0: nothing blocks; 1: something blocks;\n' +
       '3: blue, green or the broker cannot be reached. teal run runs the same checks first.',
     run: runCheckCommand,
+  },
+  reverse: {
+    summary: 'after cutover --with-rollback: stream green -> Kafka -> blue (the way back) + control API',
+    usage: 'teal reverse [--config FILE]',
+    options: {},
+    details:
+      'Run it with the config the cutover ran with, after stopping teal run (same API port).\n' +
+      "Streams green's writes from the slot `teal cutover --with-rollback` made on green, through the inverse\n" +
+      'transforms, into blue. Blue stays fenced: its target tables take writes only from this process.\n' +
+      'Refuses without that slot. `teal rollback` (which asks this process) fences green, drains, copies\n' +
+      'sequences back, verifies and unfences blue.',
+    run: runReverse,
   },
   demo: {
     summary: 'the end-to-end demo (env up, snapshot, workload, cutover)',
