@@ -83,11 +83,19 @@ async function loop() {
 function render(s, history) {
   $('state').textContent = s.state;
   $('state').className = `badge state-${s.state}`;
+  // The reverse pipeline (teal reverse) streams green -> blue: its source, the side it fences, is green.
+  const reverse = s.direction === 'reverse';
   fill(
     $('flags'),
+    reverse ? h('span', { class: 'flag', 'data-testid': 'direction' }, 'reverse: green → blue') : null,
     s.paused ? h('span', { class: 'flag', 'data-testid': 'paused' }, 'paused') : null,
-    s.fenced ? h('span', { class: 'flag', 'data-testid': 'fenced' }, 'blue fenced') : null,
+    s.fenced
+      ? h('span', { class: 'flag', 'data-testid': 'fenced' }, reverse ? 'green fenced' : 'blue fenced')
+      : null,
   );
+  // A reverse process rolls back; a forward one cuts over (with or without the way back).
+  for (const b of document.querySelectorAll('#actions button[data-direction]'))
+    b.hidden = b.dataset.direction !== (reverse ? 'reverse' : 'forward');
   $('checked').textContent = `checked ${new Date(s.checkedAt).toLocaleTimeString()}`;
   $('checked').dataset.value = s.checkedAt;
 
@@ -294,6 +302,8 @@ function drainResult(d) {
 }
 
 function cutoverResult(r) {
+  // A rollback's report has the cutover's shape, with direction "rollback": the switch is back to blue.
+  const to = r.direction === 'rollback' ? 'blue' : 'green';
   return h(
     'div',
     { class: 'result', 'data-testid': 'cutover-report' },
@@ -304,8 +314,19 @@ function cutoverResult(r) {
         'data-testid': 'safe-to-switch',
         'data-value': String(r.safeToSwitch),
       },
-      r.safeToSwitch ? 'Safe to switch to green.' : 'NOT safe to switch to green.',
+      r.safeToSwitch ? `Safe to switch to ${to}.` : `NOT safe to switch to ${to}.`,
     ),
+    r.rollback
+      ? h(
+          'p',
+          { 'data-testid': 'rollback-prepared' },
+          'Way back prepared: reverse slot ',
+          h('code', {}, r.rollback.slot),
+          ' on green at ',
+          h('code', {}, r.rollback.lsn),
+          '; run teal reverse.',
+        )
+      : null,
     r.drainLsn
       ? h('p', {}, 'Drained to ', value('code', r.drainLsn, r.drainLsn, { 'data-testid': 'cutover-lsn' }))
       : null,
@@ -359,6 +380,18 @@ const ACTIONS = {
     confirm:
       'Cutover fences blue (new sessions read-only, open sessions terminated), drains, copies sequences and verifies. Go on?',
     run: () => api('POST', 'cutover', {}),
+    show: cutoverResult,
+  },
+  'cutover-rollback': {
+    confirm:
+      'Cutover fences blue, drains, copies sequences and verifies; when safe it also creates the reverse slot and publication on green for teal reverse. Go on?',
+    run: () => api('POST', 'cutover', { withRollback: true }),
+    show: cutoverResult,
+  },
+  rollback: {
+    confirm:
+      'Rollback fences green (new sessions read-only, open sessions terminated), drains the reverse pipeline, copies sequences back to blue, verifies blue and unfences it. Go on?',
+    run: () => api('POST', 'rollback', {}),
     show: cutoverResult,
   },
 };
