@@ -86,7 +86,12 @@ export async function runPipeline(v: Values, io: CliIo, parts: PipelineParts): P
         producer = thread;
       } else {
         const { Producer } = await import('@teal/producer');
-        producer = new Producer(config, { metrics, logger }) as unknown as Component;
+        const { greenCopyTarget } = await import('@teal/consumer/direct-copy');
+        producer = new Producer(config, {
+          metrics,
+          logger,
+          directCopy: (c) => greenCopyTarget(c, { sessions: c.snapshot.parallel }),
+        }) as unknown as Component;
       }
       // A producer that fails after start (lost slot, protocol error) ends the whole process.
       producer.on?.('error', (err) => {

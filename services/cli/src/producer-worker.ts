@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadConfig, logLevelFromEnv, type ResolvedConfig } from '@teal/config';
+import { greenCopyTarget } from '@teal/consumer/direct-copy';
 import { TealError } from '@teal/errors';
 import { Producer } from '@teal/producer';
 import { configureLogger, createMetrics, rootLogger } from '@teal/runtime';
@@ -113,7 +114,12 @@ process.on('uncaughtException', (err) => {
 
 starting = (async () => {
   const config = await loadSource(input.source);
-  producer = new Producer(config, { metrics, logger: rootLogger() });
+  // The direct initial copy's green side is the consumer's writer (the producer may not import it).
+  producer = new Producer(config, {
+    metrics,
+    logger: rootLogger(),
+    directCopy: (c) => greenCopyTarget(c, { sessions: c.snapshot.parallel }),
+  });
   producer.on('error', (err) => {
     postStatus(true);
     void flushLogs().finally(() => post({ type: 'error', error: errorToData(err) }));

@@ -25,6 +25,7 @@ import { loadTableSchema, TypeCatalog } from './catalog.ts';
 import { CatalogWatch, DEFAULT_CATALOG_POLL_MS } from './catalog-watch.ts';
 import { ChunkSnapshotter } from './chunk-snapshot.ts';
 import { currentColumnsReader } from './current-row-reader.ts';
+import { type DirectCopyTarget, runDirectCopy } from './direct-copy.ts';
 import { EventPublisher, type PublisherLimits } from './event-publisher.ts';
 import type { GreenReachability } from './green-state-writer.ts';
 import { Heartbeat } from './heartbeat.ts';
@@ -84,6 +85,11 @@ export interface ProducerDeps {
    * create it, and count every table as copied (no snapshot).
    */
   attachSlot?: boolean;
+  /**
+   * The green side of `snapshot.via: 'direct'` (services/cli wires the consumer's writer, as
+   * the producer does not import the consumer). Without it the initial snapshot goes through Kafka.
+   */
+  directCopy?: (config: ResolvedConfig) => DirectCopyTarget;
 }
 
 export class Producer extends EventEmitter {
@@ -352,6 +358,14 @@ export class Producer extends EventEmitter {
     consistentPoint: Lsn,
     schemas: Map<string, TableSchema>,
   ): Promise<void> {
+    if (this.config.snapshot.via === 'direct' && this.deps.directCopy) {
+      await this.runDirect(snapshotName, consistentPoint, schemas);
+      if (this.abort.signal.aborted) return;
+      await this.runStreaming(schemas);
+      return;
+    }
+    if (this.config.snapshot.via === 'direct')
+      this.log.info('no green writer wired for snapshot.via direct: the initial snapshot goes through Kafka');
     // Snapshot records confirm nothing: streaming starts at the consistent point either way.
     const publisher = new EventPublisher({
       ...this.publishing!,
@@ -385,6 +399,40 @@ export class Producer extends EventEmitter {
     }
     if (this.abort.signal.aborted) return;
     await this.runStreaming(schemas);
+  }
+
+  // Straight into green while the slot's creating connection holds the snapshot; what is not
+  // done (refused, failed, interrupted) is finished by chunk while streaming (runStreaming).
+  private async runDirect(snapshotName: string, consistentPoint: Lsn, schemas: Map<string, TableSchema>) {
+    const target = this.deps.directCopy!(this.config);
+    try {
+      const left = await runDirectCopy({
+        blueUrl: this.config.blue.url,
+        snapshotName,
+        consistentPoint,
+        tables: [...schemas.values()],
+        parallel: this.config.snapshot.parallel,
+        rangeRows: this.config.snapshot.rangeRows,
+        target,
+        progress: this.progress,
+        log: this.log,
+        metrics: this.deps.metrics,
+        signal: this.abort.signal,
+        whilePaused: () => this.whilePaused(),
+      });
+      if (left.length > 0 && !this.abort.signal.aborted)
+        this.log.warn(
+          { tables: left },
+          'tables not copied directly: snapshotting them by chunk while streaming',
+        );
+    } catch (err) {
+      if (this.abort.signal.aborted) return;
+      this.log.warn({ err }, 'direct copy failed; finishing the initial snapshot by chunks while streaming');
+    } finally {
+      await target.close().catch(() => {});
+      await this.holder?.end().catch(() => {});
+      this.holder = undefined;
+    }
   }
 
   private async runStreaming(schemas: Map<string, TableSchema>): Promise<void> {
