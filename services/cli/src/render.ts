@@ -108,13 +108,40 @@ export function formatCutover(r: CutoverReport): string {
   }
   if (r.window) lines.push(`\n${formatWindow(r.window, r.dryRun === true)}`);
   if (r.verification && r.verification.kind !== 'none') lines.push(formatVerification(r.verification));
+  if (r.rollback) lines.push(`\n${formatRollbackPrepared(r.rollback)}`);
   for (const w of r.warnings) lines.push(`warning: ${w}`);
+  if (r.direction === 'rollback') {
+    lines.push(
+      r.safeToSwitch
+        ? `\nSAFE TO SWITCH BACK: blue holds everything committed on green up to ${r.drainLsn}${r.fenced ? '; green stays fenced' : ''}`
+        : '\nNOT SAFE TO SWITCH BACK (see the failed step above)',
+    );
+    return lines.join('\n');
+  }
   lines.push(
     r.safeToSwitch
       ? `\nSAFE TO SWITCH: green holds everything up to ${r.drainLsn}${r.fenced ? '; blue stays fenced' : ''}`
       : '\nNOT SAFE TO SWITCH (see the failed step above)',
   );
   return lines.join('\n');
+}
+
+/** The way back a cutover --with-rollback prepared: the slot and what each table writes back. */
+function formatRollbackPrepared(p: NonNullable<CutoverReport['rollback']>): string {
+  const list = (xs: string[]) => (xs.length > 0 ? xs.join(', ') : '-');
+  return [
+    `rollback prepared: slot ${p.slot} on green from ${p.lsn}, publication ${p.publication}, topic prefix ${p.topicPrefix}`,
+    table(
+      ['green -> blue', 'not written back', 'blue keeps (blueOnly)', 'derived back'],
+      p.tables.map((t) => [
+        t.greenTable === t.blueTable ? t.greenTable : `${t.greenTable} -> ${t.blueTable}`,
+        list(t.notWrittenBack),
+        list(t.blueOnly),
+        list(t.derivedBack ?? []),
+      ]),
+    ),
+    "stop teal run, then start teal reverse (same config): it streams green's writes back into blue; teal rollback switches back",
+  ].join('\n');
 }
 
 /** The write window in one line: what the application could not write for, and where it went. */

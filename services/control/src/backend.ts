@@ -1,5 +1,5 @@
 import { parseLsn } from '@teal/change-event';
-import { compileTransforms, type ResolvedConfig, type TransformSet } from '@teal/config';
+import { compileTransforms, type ResolvedConfig, type ReversePlan, type TransformSet } from '@teal/config';
 import { redactSecrets, redactUrl, TealError } from '@teal/errors';
 import { KafkaClient, type TopicAdmin } from '@teal/kafka';
 import { controlKey, ensureGreenState, readSlot, withClient, writeControlValue } from '@teal/postgres';
@@ -12,6 +12,7 @@ import { Exclusive } from './exclusive.ts';
 import { fence, isFenced, OWN_APPLICATION_NAME, unfence } from './fence.ts';
 import { type OnlineOptions, verifyDelta, verifyOnline } from './online-verify.ts';
 import { readOnlineProgress, releaseChangeCapture } from './online-verify-store.ts';
+import { createReverseSlot, dropReverseSlot, preflightRollback, recordReverse } from './rollback-prepare.ts';
 import { copySequences } from './sequences.ts';
 import { statusReport, updateGauges } from './status-derive.ts';
 import { readAppliedPositions, readControl, readGreenSide, readTopicEnds } from './status-reads.ts';
@@ -261,6 +262,8 @@ export class TealControl implements ControlBackend {
 
   cutover(opts: CutoverOptions): Promise<CutoverReport> {
     return this.running.run('cutover', async () => {
+      // Refused before anything is fenced when the way back could not be built.
+      const reverse = opts.withRollback ? await this.preflightRollback(opts) : undefined;
       // The background pass would read a fenced blue and race the delta's reads of its state.
       this.backgroundPass?.abort();
       const report = await runCutover(
@@ -274,12 +277,33 @@ export class TealControl implements ControlBackend {
             kind === 'full' ? this.verify({}) : this.verifyDelta(drained?.deadLetters ?? null),
           releaseGreen: () =>
             this.green((green) => releaseChangeCapture(green, this.config.kafka.topicPrefix)),
+          ...(reverse && {
+            prepareRollback: () => this.green((green) => createReverseSlot(green, reverse)),
+            recordRollback: (prepared) =>
+              this.green((green) => recordReverse(green, this.config.kafka.topicPrefix, prepared)),
+            dropRollback: (prepared) => this.green((green) => dropReverseSlot(green, prepared)),
+          }),
         },
         opts,
       );
       this.log.info({ safeToSwitch: report.safeToSwitch, drainLsn: report.drainLsn }, 'cutover finished');
       return report;
     });
+  }
+
+  private async preflightRollback(opts: CutoverOptions): Promise<ReversePlan> {
+    if (opts.verify === false || opts.dryRun) {
+      throw new TealError(
+        'TEAL_BAD_REQUEST',
+        opts.dryRun
+          ? 'withRollback and dryRun exclude each other: the reverse slot is made inside the fenced window'
+          : 'withRollback needs verify: the way back is prepared only when green is proven equal to blue',
+        { status: 400 },
+      );
+    }
+    return this.blue((blue) =>
+      this.green((green) => preflightRollback(blue, green, this.config, this.transforms)),
+    );
   }
 
   async verify(opts: VerifyRequest): Promise<VerifyReportView> {

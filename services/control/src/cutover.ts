@@ -8,6 +8,7 @@ import type {
   CutoverVerification,
   DrainResult,
   FenceResult,
+  RollbackPrepared,
   SequenceCopy,
   VerifyReportView,
 } from './types.ts';
@@ -32,6 +33,12 @@ export interface CutoverSteps {
   verify(kind: 'delta' | 'full', drained: DrainResult | null): Promise<VerifyReportView>;
   /** After a cutover safe to switch: drop what teal put on green for verifying (its tables). */
   releaseGreen(): Promise<string[]>;
+  /** withRollback (rollback-prepare.ts): the reverse publication and slot on green, made before the verify reads green. */
+  prepareRollback?(): Promise<RollbackPrepared>;
+  /** After a verify that proved green equal: record the prepared reverse pipeline for `teal reverse`. */
+  recordRollback?(prepared: RollbackPrepared): Promise<void>;
+  /** The cutover is not safe: drop what prepareRollback made. */
+  dropRollback?(prepared: RollbackPrepared): Promise<void>;
 }
 
 export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Promise<CutoverReport> {
@@ -119,6 +126,20 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
       return `${copied} sequence(s) copied to green, ${report.sequences.length - copied} skipped`;
     });
   }
+  // The reverse slot's point comes after the drain and before the verify reads green, so every
+  // green change is either in what the verify proves equal or after the point (rollback-prepare.ts).
+  let prepared: RollbackPrepared | undefined;
+  if (ok && opts.withRollback && steps.prepareRollback) {
+    if (opts.dryRun) {
+      report.warnings.push('dry run: the reverse slot and publication were not created on green');
+    } else {
+      const prepare = steps.prepareRollback;
+      ok = await step('reverse-slot', async () => {
+        prepared = await prepare();
+        return `reverse slot ${prepared.slot} on green at ${prepared.lsn}, publication ${prepared.publication} (${prepared.tables.length} table(s))`;
+      });
+    }
+  }
   if (ok && opts.verify) {
     ok = await step('verify', async () => {
       const kind = opts.fullVerify ? 'full' : 'delta';
@@ -141,6 +162,32 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
   } else if (ok) {
     report.warnings.push('verify was skipped: green equals blue is not proven');
   }
+
+  if (prepared) {
+    const made = prepared;
+    if (ok && !opts.verify) {
+      ok = false;
+      report.warnings.push(
+        'cutover --with-rollback needs the verify: the way back is recorded only when green is proven equal to blue',
+      );
+    }
+    if (ok && steps.recordRollback) {
+      const record = steps.recordRollback;
+      ok = await step('rollback', async () => {
+        await record(made);
+        report.rollback = made;
+        return `recorded on green for teal reverse: slot ${made.slot} from ${made.lsn}, topic prefix ${made.topicPrefix}`;
+      });
+    }
+    if (!ok && steps.dropRollback) {
+      await steps.dropRollback(made).catch((err: Error) => {
+        report.warnings.push(
+          `the reverse slot ${made.slot} and publication ${made.publication} could not be dropped from green (${err.message}): drop them by hand`,
+        );
+      });
+    }
+  }
+  if (opts.withRollback && report.rollback === undefined) report.rollback = null;
 
   // The window: from the fence (or where it would be) to this report, before any unfence.
   const inWindow = report.steps.filter((st) => st.name !== 'unfence' && st.name !== 'release');

@@ -47,7 +47,7 @@ export const errorResponses = { '4xx': errorRef, '5xx': errorRef } as const;
 export const ERROR_STATUSES = {
   400: 'TEAL_BAD_REQUEST: the body (or the URL) does not match this document; the message names the field and what to change.',
   401: 'TEAL_UNAUTHORIZED: no or a wrong `Authorization: Bearer <token>` (TEAL_API_TOKEN) while a token is configured.',
-  409: 'The pipeline is not in a state for this: TEAL_BUSY (a drain or cutover runs), TEAL_PAUSED (resume first), TEAL_SLOT_MISSING / TEAL_SLOT_INVALIDATED.',
+  409: 'The pipeline is not in a state for this: TEAL_BUSY (a drain or cutover runs), TEAL_PAUSED (resume first), TEAL_SLOT_MISSING / TEAL_SLOT_INVALIDATED, TEAL_ROLLBACK_NOT_POSSIBLE (cutover --with-rollback refused before the fence), TEAL_REVERSE_NOT_PREPARED (rollback without a prepared reverse pipeline).',
   413: 'TEAL_BODY_TOO_LARGE: the body is larger than the API accepts (64 kB by default).',
   415: 'TEAL_UNSUPPORTED_MEDIA_TYPE: a body that is not application/json.',
   500: 'TEAL_INTERNAL (a bug; the log has the stack) or TEAL_FENCE_FAILED (blue refused ALTER DATABASE: not the owner).',
@@ -114,6 +114,11 @@ export const cutoverBody = {
       type: 'boolean',
       description:
         'Default false. Report safe to switch although the dead-letter topic holds records (changes green lacks). Without it, dead letters make the cutover not safe.',
+    },
+    withRollback: {
+      type: 'boolean',
+      description:
+        "Default false. Prepare the way back (docs/rollback.md): refused before the fence (409 TEAL_ROLLBACK_NOT_POSSIBLE) when a transform cannot be inverted or green cannot hold a logical slot; otherwise creates the reverse publication and slot on green and records them for `teal reverse` (the report's `rollback`).",
     },
   },
 } as const;
@@ -287,8 +292,26 @@ function withOptional<T extends { properties: object }>(o: T, more: Record<strin
 
 const stepName = {
   type: 'string',
-  enum: ['fence', 'drain', 'sequences', 'verify', 'release', 'unfence'],
+  enum: ['fence', 'drain', 'sequences', 'reverse-slot', 'verify', 'rollback', 'release', 'unfence'],
 } as const;
+
+const reverseTable = obj({
+  greenTable: str,
+  blueTable: str,
+  columns: { type: 'object', additionalProperties: str },
+  notWrittenBack: { type: 'array', items: str },
+  blueOnly: { type: 'array', items: str },
+  derivedBack: { type: 'array', items: str },
+});
+
+/** What cutover --with-rollback prepared on green (the record teal reverse starts from). */
+const rollbackPrepared = obj({
+  slot: str,
+  publication: str,
+  lsn: str,
+  topicPrefix: str,
+  tables: { type: 'array', items: reverseTable },
+});
 
 export const cutoverResponse = withOptional(
   obj({
@@ -300,7 +323,7 @@ export const cutoverResponse = withOptional(
     steps: {
       type: 'array',
       items: obj({
-        name: { type: 'string', enum: ['fence', 'drain', 'sequences', 'verify', 'release', 'unfence'] },
+        name: stepName,
         ok: bool,
         ms: int,
         details: str,
@@ -326,6 +349,8 @@ export const cutoverResponse = withOptional(
         fullTables: { type: 'array', items: obj({ table: str, reason: str }) },
       }),
     }),
+    rollback: orNull(rollbackPrepared),
+    direction: { type: 'string', enum: ['forward', 'rollback'] },
   },
 );
 

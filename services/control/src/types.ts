@@ -1,3 +1,4 @@
+import type { ReverseTable } from '@teal/config';
 import type { VerifyProgress, VerifyReport } from './verify-report.ts';
 
 // The answers of the control plane, shared by the API (which serialises them against the
@@ -215,6 +216,18 @@ export interface CutoverOptions {
   fullVerify?: boolean;
   /** Everything but the fence: blue stays writable, the report says how long the window would be. */
   dryRun?: boolean;
+  /** Prepare the way back (issue 17): the reverse publication and slot on green, recorded for `teal reverse`. */
+  withRollback?: boolean;
+}
+
+/** The reverse pipeline's slot and publication on green, made by `cutover --with-rollback`. */
+export interface RollbackPrepared {
+  slot: string;
+  publication: string;
+  /** The slot's consistent point on green. */
+  lsn: string;
+  topicPrefix: string;
+  tables: ReverseTable[];
 }
 
 /** The write window: from the fence (a dry run: from the drain) to the report, and each step in it. */
@@ -233,7 +246,7 @@ export interface CutoverVerification {
 }
 
 export interface CutoverStep {
-  name: 'fence' | 'drain' | 'sequences' | 'verify' | 'release' | 'unfence';
+  name: 'fence' | 'drain' | 'sequences' | 'reverse-slot' | 'verify' | 'rollback' | 'release' | 'unfence';
   ok: boolean;
   ms: number;
   details: string;
@@ -257,6 +270,10 @@ export interface CutoverReport {
   dryRun?: boolean;
   window?: CutoverWindow;
   verification?: CutoverVerification;
+  /** `withRollback`: what was prepared on green for `teal reverse`; null when not asked or not safe. */
+  rollback?: RollbackPrepared | null;
+  /** 'rollback' for `teal rollback`'s report (the reverse cutover: source green, target blue). */
+  direction?: 'forward' | 'rollback';
 }
 
 export interface VerifyRequest {

@@ -136,8 +136,20 @@ export async function runCutover(v: Values, io: CliIo): Promise<number> {
   if (v['accept-dead-letters']) body.acceptDeadLetters = true;
   if (v['full-verify']) body.fullVerify = true;
   if (v['dry-run']) body.dryRun = true;
+  if (v['with-rollback']) body.withRollback = true;
   // Drain plus verify of every table: allow ten minutes past the drain's timeout.
   const r = await callApi<CutoverReport>(await target(v, io), 'POST', '/cutover', body, timeoutMs + 600_000);
+  if (v.json) printJson(io, r);
+  else print(io, formatCutover(r));
+  return r.safeToSwitch ? EXIT.ok : EXIT.failure;
+}
+
+/** `teal rollback`: asks the running `teal reverse` to switch back (POST /rollback). */
+export async function runRollback(v: Values, io: CliIo): Promise<number> {
+  const timeoutMs = intOption(v.timeout, 'timeout', DEFAULT_TIMEOUT_MS);
+  const body: Record<string, unknown> = { timeoutMs };
+  if (v['no-unfence']) body.unfenceBlue = false;
+  const r = await callApi<CutoverReport>(await target(v, io), 'POST', '/rollback', body, timeoutMs + 600_000);
   if (v.json) printJson(io, r);
   else print(io, formatCutover(r));
   return r.safeToSwitch ? EXIT.ok : EXIT.failure;

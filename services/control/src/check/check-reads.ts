@@ -160,6 +160,43 @@ async function uniqueIndexes(
 const KINDS: Record<string, TableKind> = { r: 'table', p: 'partitioned' };
 const IDENTITIES: Record<string, ReplicaIdentity> = { d: 'default', f: 'full', i: 'index', n: 'nothing' };
 
+/** A table's columns, key and replica identity: what planning the reverse direction needs of each side. */
+export interface TableShape {
+  name: string;
+  replicaIdentity: ReplicaIdentity;
+  /** Has a primary key (REPLICA IDENTITY DEFAULT logs it). */
+  hasPrimaryKey: boolean;
+  /** The primary key's columns, else the replica identity index's; empty when neither. */
+  key: string[];
+  columns: ColumnFacts[];
+}
+
+/** The shapes of the tables `db` has among `names` (those it lacks are left out); no row is read. */
+export async function readTableShapes(
+  db: Queryable,
+  names: readonly string[],
+): Promise<Map<string, TableShape>> {
+  const rels = await relations(db, names);
+  const oids = [...rels.values()].map((r) => r.oid);
+  const cols = await columns(db, oids);
+  const uniques = await uniqueIndexes(db, oids);
+  const out = new Map<string, TableShape>();
+  for (const [name, r] of rels) {
+    const indexes = uniques.get(r.oid) ?? [];
+    const primary = indexes.find((i) => i.primary);
+    const identity = IDENTITIES[r.relreplident] ?? 'default';
+    const keyIndex = identity === 'index' ? indexes.find((i) => i.replicaIdentity) : primary;
+    out.set(name, {
+      name,
+      replicaIdentity: identity,
+      hasPrimaryKey: primary !== undefined,
+      key: [...(keyIndex?.columns ?? [])],
+      columns: cols.get(r.oid) ?? [],
+    });
+  }
+  return out;
+}
+
 /** Blue's facts for each table; a table blue lacks maps to null. */
 export async function readBlueTables(
   blue: Queryable,
