@@ -60,3 +60,50 @@ describe('copySequences with a NULL last_value on blue', () => {
     expect(setval?.params).toEqual(['public', 'later_seq', '500', false]);
   });
 });
+
+describe('copySequences that never moves a sequence backwards (rollback)', () => {
+  const source = (last: string) =>
+    fakeClient((sql) =>
+      sql.includes('FROM pg_sequences s') ? [{ ...blueRow('ids'), last_value: last }] : [],
+    );
+  const target = (last: string, called: boolean, increment = '1') =>
+    fakeClient((sql) => {
+      if (sql.includes('AS s')) return [{ last_value: last, is_called: String(called), increment }];
+      return [{ found: 'true' }];
+    });
+
+  it("leaves a target that is ahead of the source's value as it is", async () => {
+    const blue = target('900', true);
+    const [copy] = await copySequences(source('500').client, blue.client, undefined, {
+      neverBackwards: true,
+    });
+    expect(copy).toMatchObject({ green: 'public.ids', value: '500', ok: true });
+    expect(copy.note).toMatch(/left at 900/);
+    expect(blue.queries.some((q) => q.sql.includes('setval'))).toBe(false);
+  });
+
+  it("moves a target that is behind forward to the source's value", async () => {
+    const blue = target('100', true);
+    const [copy] = await copySequences(source('500').client, blue.client, undefined, {
+      neverBackwards: true,
+    });
+    expect(copy).toMatchObject({ green: 'public.ids', value: '500', ok: true, note: null });
+    expect(blue.queries.find((q) => q.sql.includes('setval'))?.params).toEqual([
+      'public',
+      'ids',
+      '500',
+      true,
+    ]);
+  });
+
+  it('judges a descending sequence in its own direction', async () => {
+    const blue = target('-900', true, '-1');
+    const [copy] = await copySequences(source('-500').client, blue.client, undefined, {
+      neverBackwards: true,
+    });
+    expect(copy.note).toMatch(/left at -900/);
+    const behind = target('-100', true, '-1');
+    await copySequences(source('-500').client, behind.client, undefined, { neverBackwards: true });
+    expect(behind.queries.some((q) => q.sql.includes('setval'))).toBe(true);
+  });
+});

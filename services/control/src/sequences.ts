@@ -55,10 +55,20 @@ export function greenCandidates(
   return { owned, names };
 }
 
+export interface CopySequencesOptions {
+  /**
+   * Rollback (issue 17): set a target sequence only when the source's next value is past the
+   * target's own, so the max of the two wins and no sequence ever hands out a value again.
+   */
+  neverBackwards?: boolean;
+}
+
+// Both sides' "blue"/"green" below are source/target: rollback copies green -> blue with them.
 export async function copySequences(
   blue: pg.Client,
   green: pg.Client,
   transforms: TransformSet | undefined,
+  opts: CopySequencesOptions = {},
 ): Promise<SequenceCopy[]> {
   const out: SequenceCopy[] = [];
   for (const seq of await readBlueSequences(blue)) {
@@ -118,6 +128,19 @@ export async function copySequences(
       continue;
     }
     const greenName = `${found[0]}.${found[1]}`;
+    if (opts.neverBackwards) {
+      const ahead = await targetAhead(green, found, seq.last_value, isCalled);
+      if (ahead !== undefined) {
+        out.push({
+          blue: blueName,
+          green: greenName,
+          value: seq.last_value,
+          ok: true,
+          note: `left at ${ahead}: the target is at or past the source's ${seq.last_value} (a sequence never moves backwards)`,
+        });
+        continue;
+      }
+    }
     try {
       await green.query(`SELECT setval(format('%I.%I', $1::text, $2::text), $3::bigint, $4::boolean)`, [
         ...found,
@@ -159,4 +182,30 @@ async function readSequenceDirectly(
   } catch (err) {
     return { error: (err as Error).message };
   }
+}
+
+/**
+ * The target's last_value when its next value is at or past the source's (in the sequence's
+ * direction), else undefined: then setting it to the source's moves it forward.
+ */
+async function targetAhead(
+  target: pg.Client,
+  [schema, name]: [string, string],
+  sourceLast: string,
+  sourceCalled: boolean,
+): Promise<string | undefined> {
+  const { rows } = await target.query<{ last_value: string; is_called: string; increment: string }>(
+    `SELECT s.last_value::text AS last_value, s.is_called::text AS is_called,
+            (SELECT increment_by::text FROM pg_sequences WHERE schemaname = $1 AND sequencename = $2) AS increment
+       FROM ${quoteTable(schema, name)} AS s`,
+    [schema, name],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const step = BigInt(row.increment);
+  const next = (last: string, called: boolean) => BigInt(last) + (called ? step : 0n);
+  const targetNext = next(row.last_value, row.is_called === 'true');
+  const sourceNext = next(sourceLast, sourceCalled);
+  const atOrPast = step > 0n ? targetNext >= sourceNext : targetNext <= sourceNext;
+  return atOrPast ? row.last_value : undefined;
 }
