@@ -1,6 +1,7 @@
 import type { ResolvedConfig, ReverseTable } from '@teal/config';
 import { TealError } from '@teal/errors';
 import type { ReverseState } from '@teal/postgres';
+import type { Logger, TealMetrics } from '@teal/runtime';
 import { type CliIo, EXIT, loadResolvedConfig, type Values } from './command.ts';
 
 // `teal reverse` (issue 17): the reverse pipeline after `teal cutover --with-rollback`. It is
@@ -55,18 +56,27 @@ export async function prepareReverse(forward: ResolvedConfig): Promise<{
   return { config, prepared };
 }
 
-export async function runReverse(v: Values, io: CliIo): Promise<number> {
-  const forward = await loadResolvedConfig(v, io);
+/**
+ * The reverse pipeline's parts, not started: blue's target tables guarded first (from here on
+ * only this process's sessions write them), a producer attached to green's slot, a consumer
+ * writing blue with the writer token, the control plane saying `direction: reverse`.
+ * `teal reverse` serves them; the demo runs them in its own process.
+ */
+export async function createReverse(
+  forward: ResolvedConfig,
+  deps: { logger?: Logger; metrics?: TealMetrics } = {},
+) {
   const { createMetrics, rootLogger } = await import('@teal/runtime');
-  const logger = rootLogger().child({ direction: 'reverse' });
-  const { assertSafeBind, startApi, TealControl, installReverseGuard, newReverseWriterToken } = await import(
+  const { TealControl, installReverseGuard, newReverseWriterToken, REVERSE_WRITER_SETTING } = await import(
     '@teal/control'
   );
-  const { config, prepared } = await prepareReverse(forward);
-  assertSafeBind(config.api.host, config.api.token);
+  const { Producer } = await import('@teal/producer');
+  const { Consumer } = await import('@teal/consumer');
   const { withClient } = await import('@teal/postgres');
+  const logger = deps.logger ?? rootLogger().child({ direction: 'reverse' });
+  const metrics = deps.metrics ?? createMetrics(undefined, { direction: 'reverse' });
+  const { config, prepared } = await prepareReverse(forward);
   const token = newReverseWriterToken();
-  // Before the first write: from here on only sessions with this token write the target tables.
   await withClient(forward.blue.url, { applicationName: 'teal-reverse' }, (c) =>
     installReverseGuard(
       c,
@@ -74,19 +84,6 @@ export async function runReverse(v: Values, io: CliIo): Promise<number> {
       token,
     ),
   );
-  logger.info(
-    {
-      slot: config.slot,
-      topicPrefix: config.kafka.topicPrefix,
-      from: prepared.lsn,
-      tables: prepared.tables.length,
-    },
-    'teal reverse: green -> blue',
-  );
-  const { Producer } = await import('@teal/producer');
-  const { Consumer } = await import('@teal/consumer');
-  const { REVERSE_WRITER_SETTING } = await import('@teal/control');
-  const metrics = createMetrics(undefined, { direction: 'reverse' });
   const producer = new Producer(config, { metrics, logger, attachSlot: true });
   const consumer = new Consumer(config, {
     metrics,
@@ -96,6 +93,24 @@ export async function runReverse(v: Values, io: CliIo): Promise<number> {
       settings: { [REVERSE_WRITER_SETTING]: token },
     },
   });
+  const control = new TealControl(config, { producer, consumer, metrics, logger, direction: 'reverse' });
+  return { config, prepared, producer, consumer, control, metrics, logger };
+}
+
+export async function runReverse(v: Values, io: CliIo): Promise<number> {
+  const forward = await loadResolvedConfig(v, io);
+  const { assertSafeBind, startApi } = await import('@teal/control');
+  assertSafeBind(forward.api.host, forward.api.token);
+  const { config, prepared, producer, consumer, control, metrics, logger } = await createReverse(forward);
+  logger.info(
+    {
+      slot: config.slot,
+      topicPrefix: config.kafka.topicPrefix,
+      from: prepared.lsn,
+      tables: prepared.tables.length,
+    },
+    'teal reverse: green -> blue',
+  );
   let failed: unknown;
   const failure = new Promise<'failure'>((resolve) =>
     producer.on('error', (err) => {
@@ -105,7 +120,6 @@ export async function runReverse(v: Values, io: CliIo): Promise<number> {
   );
   const stop = io.stopSignal();
   const started: Array<{ stop(): Promise<void> }> = [];
-  let control: InstanceType<typeof TealControl> | undefined;
   let api: { close(): Promise<void> } | undefined;
   try {
     for (const part of [producer, consumer]) {
@@ -117,7 +131,6 @@ export async function runReverse(v: Values, io: CliIo): Promise<number> {
         return EXIT.ok;
       }
     }
-    control = new TealControl(config, { producer, consumer, metrics, logger, direction: 'reverse' });
     const server = await startApi(config, control, metrics, logger);
     api = server;
     io.stderr.write(
@@ -129,7 +142,7 @@ export async function runReverse(v: Values, io: CliIo): Promise<number> {
     return EXIT.ok;
   } finally {
     await api?.close().catch(() => {});
-    await control?.close().catch(() => {});
+    await control.close().catch(() => {});
     for (const c of started.reverse()) await c.stop().catch(() => {});
   }
 }
