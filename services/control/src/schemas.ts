@@ -415,6 +415,7 @@ export const statusResponse = withOptional(
     checkedAt: str,
   }),
   {
+    direction: { type: 'string', enum: ['forward', 'reverse'] },
     onlineVerify: obj({
       running: bool,
       tables: int,

@@ -100,6 +100,8 @@ export interface StatusReport {
   checkedAt: string;
   /** Online verify's progress (absent before its first pass). */
   onlineVerify?: OnlineVerifyStatus;
+  /** 'reverse' in `teal reverse` (green -> blue, issue 17); statusReport always sets it. */
+  direction?: 'forward' | 'reverse';
 }
 
 export interface OnlineVerifyStatus {
