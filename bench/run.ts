@@ -11,14 +11,17 @@ import {
   type Endpoint,
   fingerprint,
   freshData,
+  freshGreen,
   isTransient,
   parseUrl,
   pgbench,
   query,
   TABLES,
+  tableBytes,
   tpsOf,
 } from './lib/pg.ts';
 import { LagProbe } from './lib/probe.ts';
+import { brokerPid, SessionLister } from './lib/procs.ts';
 import {
   gitCommit,
   loadNow,
@@ -27,24 +30,36 @@ import {
   markdown,
   medians,
   type Report,
+  type ScalingResult,
   type SystemResult,
 } from './lib/report.ts';
-import { log, ProcSampler, type ProcUsage, percentile, sleep, waitUntil } from './lib/util.ts';
+import { log, type ProcRef, ProcSampler, type ProcUsage, percentile, sleep, waitUntil } from './lib/util.ts';
 import { DebeziumSystem } from './systems/debezium.ts';
 import { NativeSystem } from './systems/native.ts';
-import { TealSystem } from './systems/teal.ts';
+import { type SnapshotVia, TealSystem } from './systems/teal.ts';
 import type { BenchContext, BenchSystem } from './systems/types.ts';
 
 const USAGE = `usage: tsx bench/run.ts [--quick | --smoke] [--systems teal,native,debezium]
-         [--workloads limit,snapshot,catchup,steady,bigtx,cutover] [--runs N] [--scale S] [--out DIR]
-  (default)  full sizes: scale 20 (2M accounts), 1M-change backlog, 60 s at --rate 1000, 2M-row tx; <= ~20 min
-  --quick    scale 1, 20k-change backlog, 10 s steady, 100k-row tx; <= ~3 min
+         [--workloads limit,snapshot,catchup,steady,bigtx,cutover,scaling] [--runs N] [--scale S]
+         [--scales 10,40,160] [--out DIR]
+  (default)  full sizes: scale 20 (2M accounts), 1M-change backlog, 60 s at --rate 1000, 2M-row tx;
+             snapshot (teal: direct copy and via Kafka), catch-up, big tx and the COPY pipe 3 times
+             (median and min-max), steady and cutover once; every workload but scaling
+  --quick    scale 1, 20k-change backlog, 10 s steady, 100k-row tx, one run; <= ~4 min
   --smoke    only proves each system's harness starts (connector RUNNING, subscription, /healthz); exit 0
+  --runs N   runs of the short workloads (default 3, --quick 1)
+  scaling    (only when named) a snapshot at each of --scales (default 10,40,160: 1M, 4M, 16M rows)
+             for the COPY pipe, native, teal direct, teal via Kafka and Debezium, one run each
   env: BENCH_BLUE_URL (default postgres://postgres@127.0.0.1:5433), BENCH_GREEN_URL (:5434),
-       BENCH_KAFKA_BROKERS (127.0.0.1:9092); databases bench_blue / bench_green are dropped and recreated.`;
+       BENCH_KAFKA_BROKERS (127.0.0.1:9092); databases bench_blue / bench_green are dropped and recreated
+       (BENCH_DB_SUFFIX=_x: bench_blue_x / bench_green_x; with BENCH_TEAL_API_PORT and BENCH_CONNECT_PORT
+       of its own, a second bench can run beside another).`;
 
 const ALL_SYSTEMS = ['teal', 'native', 'debezium'];
-const ALL_WORKLOADS = ['limit', 'snapshot', 'catchup', 'steady', 'bigtx', 'cutover'];
+const ALL_WORKLOADS = ['limit', 'snapshot', 'catchup', 'steady', 'bigtx', 'cutover', 'scaling'];
+/** scaling copies 16M rows per system (Debezium alone ~15 min): only when asked for. */
+const DEFAULT_WORKLOADS = ALL_WORKLOADS.filter((w) => w !== 'scaling');
+const PIPELINE_WORKLOADS = ['snapshot', 'catchup', 'steady', 'bigtx', 'cutover'];
 
 interface Options {
   mode: 'full' | 'quick' | 'smoke';
@@ -52,6 +67,7 @@ interface Options {
   workloads: string[];
   runs: number;
   scale: number;
+  scales: number[];
   catchupChanges: number;
   steadySeconds: number;
   rate: number;
@@ -75,6 +91,7 @@ function parseArgs(argv: string[]): Options {
     '--workloads',
     '--runs',
     '--scale',
+    '--scales',
     '--out',
     '--help',
     '-h',
@@ -86,33 +103,40 @@ function parseArgs(argv: string[]): Options {
     process.exit(0);
   }
   const mode = argv.includes('--smoke') ? 'smoke' : argv.includes('--quick') ? 'quick' : 'full';
-  const list = (v: string | undefined, all: string[], what: string) => {
+  const list = (v: string | undefined, all: string[], what: string, byDefault = all) => {
     const items = v
       ? v
           .split(',')
           .map((s) => s.trim())
           .filter(Boolean)
-      : all;
+      : byDefault;
     for (const i of items)
       if (!all.includes(i)) throw new Error(`unknown ${what} "${i}": expected some of ${all.join(',')}`);
     return items;
   };
   const quick = mode !== 'full';
   const scale = Number(get('--scale') ?? (quick ? 1 : 20));
-  const runs = Number(get('--runs') ?? 1);
+  const runs = Number(get('--runs') ?? (quick ? 1 : 3));
+  const scales = (get('--scales') ?? '10,40,160').split(',').map(Number);
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs expects a positive integer');
   if (!Number.isInteger(scale) || scale < 1) throw new Error('--scale expects a positive integer');
+  if (!scales.every((s) => Number.isInteger(s) && s > 0))
+    throw new Error('--scales expects positive integers, e.g. 10,40,160');
+  const workloads = list(get('--workloads'), ALL_WORKLOADS, 'workload', DEFAULT_WORKLOADS);
   return {
     mode,
     systems: list(get('--systems'), ALL_SYSTEMS, 'system'),
-    workloads: list(get('--workloads'), ALL_WORKLOADS, 'workload'),
+    workloads,
     runs,
     scale,
+    scales,
     catchupChanges: quick ? 20_000 : 1_000_000,
     steadySeconds: quick ? 10 : 60,
     rate: 1000,
     bigTxRows: Math.min(scale * 100_000, quick ? 100_000 : 2_000_000),
-    budgetMinutes: quick ? 3 : 20,
+    // Full: Debezium's three runs alone take ~15 min here. Scaling adds ~1.5 h at 1M/4M/16M.
+    budgetMinutes:
+      (quick ? 6 : 60) + (workloads.includes('scaling') ? scales.reduce((m, s) => m + s * 0.6, 10) : 0),
     out: resolve(get('--out') ?? join(dirname(fileURLToPath(import.meta.url)), 'results')),
   };
 }
@@ -123,23 +147,43 @@ function makeSystem(name: string): BenchSystem {
   return new DebeziumSystem();
 }
 
+/** Two benches at once (two engineers, one env) must not drop each other's databases. */
+const DB_SUFFIX = process.env.BENCH_DB_SUFFIX ?? '';
+if (!/^[a-z0-9_]*$/.test(DB_SUFFIX))
+  throw new Error('BENCH_DB_SUFFIX: lower-case letters, digits and _ only');
+
 let deadline = Number.POSITIVE_INFINITY;
 /** A workload's timeout: its own cap, never past the run's budget (plus a grace for cleanup). */
 const timeout = (capMs: number) => Math.max(30_000, Math.min(capMs, deadline - Date.now()));
 
 let stallMs = 90_000;
 
+/** Keys of pgbench_accounts spread over the table: all present in green = the copy is about done. */
+const SAMPLED_KEYS = 1024;
+
 /**
- * Waits until green's fingerprint equals blue's. Fails early when green has not changed
- * for `stallMs` (a pipeline that lost or stopped applying rows), saying what differs.
+ * Waits until green's fingerprint equals blue's (`target`, blue's own when not given). Fails
+ * early when green has not changed for `stallMs` (a pipeline that lost or stopped applying
+ * rows), saying what differs. With `sampleUpTo` (a copy into an empty green) it first waits
+ * until sampled keys of the 1..N accounts are all in green: index lookups instead of a full
+ * fingerprint every 0.5 s, which at 16M rows would take a core away from the system measured.
  */
 async function waitConverged(
   system: BenchSystem,
   ctx: BenchContext,
   what: string,
   capMs: number,
+  opts: { target?: string; sampleUpTo?: number } = {},
 ): Promise<void> {
-  const target = await fingerprint(ctx.blue);
+  const target = opts.target ?? (await fingerprint(ctx.blue));
+  const n = opts.sampleUpTo;
+  const keys = n
+    ? Array.from(
+        { length: Math.min(SAMPLED_KEYS, n) },
+        (_, i) => 1 + Math.floor((i * n) / Math.min(SAMPLED_KEYS, n)),
+      )
+    : [];
+  let gateOpen = keys.length === 0;
   let last = '';
   let since = Date.now();
   // Only once green has started to move: a sink may take a while to write its first row.
@@ -151,7 +195,16 @@ async function waitConverged(
       system.check?.();
       let now: string;
       try {
-        now = await fingerprint(ctx.green);
+        if (!gateOpen) {
+          const present = await query<{ n: string }>(
+            ctx.green,
+            'SELECT count(*) AS n FROM pgbench_accounts WHERE aid = ANY($1::int[])',
+            [keys],
+          );
+          gateOpen = Number(present[0].n) === keys.length;
+          now = `sampled keys present: ${present[0].n} of ${keys.length}`;
+        }
+        if (gateOpen) now = await fingerprint(ctx.green);
       } catch (err) {
         // Shared env: another engineer may restart green; keep waiting (teal retries too).
         if (!isTransient(err)) throw err;
@@ -161,15 +214,15 @@ async function waitConverged(
         }
         return false;
       }
-      if (now === target) return true;
-      if (now !== last) {
+      if (now! === target) return true;
+      if (now! !== last) {
         moved = last !== '';
-        last = now;
+        last = now!;
         since = Date.now();
       } else if (moved && Date.now() - since > stallMs) {
         throw new Error(
           `${what}: green stopped changing for ${stallMs / 1000} s and differs from blue ` +
-            `(count:sum per table; green ${now} vs blue ${target})`,
+            `(count:sum per table; green ${now!} vs blue ${target})`,
         );
       }
       return false;
@@ -179,25 +232,39 @@ async function waitConverged(
   );
 }
 
+/** Harness-wide: the sessions lister (one client per database) and the broker's pid. */
+let sessions: SessionLister | undefined;
+let broker: number | undefined;
+
 async function measured<T extends Metrics>(
   system: BenchSystem,
   ctx: BenchContext,
   fn: () => Promise<T>,
 ): Promise<{ metrics: T; procs: ProcUsage[] }> {
-  const sampler = new ProcSampler(() => system.processes(ctx), 250);
+  const all = async (): Promise<ProcRef[]> => [
+    ...(await system.processes(ctx)),
+    ...((await sessions?.list()) ?? []),
+    ...(system.usesKafka && broker ? [{ label: 'kafka broker', pid: broker, kind: 'support' as const }] : []),
+  ];
+  const sampler = new ProcSampler(all, 250);
   await sampler.start();
   try {
     const metrics = await fn();
-    const procs = await sampler.stop();
-    const pipeline = procs;
-    const biggest = pipeline
-      .filter((p) => p.label !== 'blue walsender')
-      .reduce<ProcUsage | undefined>((a, p) => (a && a.peakRssMiB >= p.peakRssMiB ? a : p), undefined);
+    const { procs, allPeakRssMiB } = await sampler.stop();
+    const own = procs.filter((p) => p.kind === 'own');
+    const biggest = own.reduce<ProcUsage | undefined>(
+      (a, p) => (a && a.peakRssMiB >= p.peakRssMiB ? a : p),
+      undefined,
+    );
+    const cpu = (ps: ProcUsage[]) => Math.round(ps.reduce((s, p) => s + p.cpuSeconds, 0) * 100) / 100;
     Object.assign(metrics, {
       peakRssMiB: biggest?.peakRssMiB ?? 0,
-      // Flat memory = the largest pipeline process grows little from the workload's start.
+      // Flat memory = the largest own process grows little from the workload's start.
       rssGrowthMiB: biggest ? Math.round((biggest.peakRssMiB - biggest.startRssMiB) * 10) / 10 : 0,
-      cpuSeconds: Math.round(pipeline.reduce((s, p) => s + p.cpuSeconds, 0) * 100) / 100,
+      cpuSeconds: cpu(own),
+      allCpuSeconds: cpu(procs),
+      allPeakRssMiB,
+      brokerCpuSeconds: cpu(procs.filter((p) => p.label === 'kafka broker')),
     });
     return { metrics, procs };
   } catch (err) {
@@ -206,45 +273,106 @@ async function measured<T extends Metrics>(
   }
 }
 
+const processRecord = (procs: ProcUsage[]) =>
+  Object.fromEntries(
+    procs.map((p) => [p.label, { kind: p.kind, peakRssMiB: p.peakRssMiB, cpuSeconds: p.cpuSeconds }]),
+  );
+
+interface Blue {
+  rows: number;
+  bytes: number;
+  fingerprint: string;
+}
+
+async function blueNow(blue: Endpoint): Promise<Blue> {
+  const rows = await query<{ n: string }>(
+    blue,
+    `SELECT sum(n_live_tup)::bigint AS n FROM pg_stat_user_tables WHERE relname = ANY($1)`,
+    [TABLES],
+  );
+  return { rows: Number(rows[0].n), bytes: await tableBytes(blue), fingerprint: await fingerprint(blue) };
+}
+
+/**
+ * The snapshot: start the pipeline on a loaded blue and an empty green; done when green's
+ * fingerprint equals blue's. For teal, also how many records the accounts topic holds (a
+ * direct copy leaves only the stream's).
+ */
+async function snapshotWorkload(
+  system: BenchSystem,
+  ctx: BenchContext,
+  b: Blue,
+  accounts: number,
+  capMs: number,
+) {
+  const r = await measured(system, ctx, async () => {
+    const t0 = performance.now();
+    await system.start(ctx);
+    const startupSeconds = (performance.now() - t0) / 1000;
+    await waitConverged(system, ctx, `${label(system)} snapshot`, capMs, {
+      target: b.fingerprint,
+      sampleUpTo: accounts,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    return {
+      rows: b.rows,
+      bytes: b.bytes,
+      seconds,
+      startupSeconds,
+      rowsPerSec: b.rows / seconds,
+      mbPerSec: b.bytes / 1e6 / seconds,
+    } as Metrics;
+  });
+  if (system instanceof TealSystem) {
+    const records = await system.topicRecords(ctx, 'pgbench_accounts').catch(() => Number.NaN);
+    r.metrics.topicRecords = records;
+    if (system.via === 'direct' && records >= accounts)
+      system.warnings.add(
+        `the "direct" snapshot left ${records} records in the accounts topic (>= its ${accounts} rows): ` +
+          'TEAL_SNAPSHOT_VIA=direct was not honoured, that row measured the copy through Kafka',
+      );
+    if (system.via === 'kafka' && records < accounts)
+      system.warnings.add(
+        `the "via Kafka" snapshot left only ${records} records in the accounts topic (< its ${accounts} rows)`,
+      );
+  }
+  return r;
+}
+
+const label = (s: BenchSystem) => (s instanceof TealSystem && s.via ? `teal ${s.via}` : s.name);
+
 async function benchSystem(
   system: BenchSystem,
   ctx: BenchContext,
   o: Options,
   result: SystemResult,
+  pass: { run: number; freshBlue: boolean; snapshotKey: string; snapshotOnly: boolean },
 ): Promise<Record<string, Metrics | { error: string }>> {
   const out: Record<string, Metrics | { error: string }> = {};
   const record = (w: string, procs: ProcUsage[]) => {
-    result.processes[w] = Object.fromEntries(
-      procs.map((p) => [p.label, { peakRssMiB: p.peakRssMiB, cpuSeconds: p.cpuSeconds }]),
-    );
+    result.processes[w] = processRecord(procs);
   };
-  const wants = (w: string) => o.workloads.includes(w);
-  log(`${system.name}: fresh data (scale ${o.scale})`);
-  await freshData(ctx.blue, ctx.green, o.scale);
-  const blueRows = (
-    await query<{ n: string }>(
-      ctx.blue,
-      `SELECT sum(n_live_tup)::bigint AS n FROM pg_stat_user_tables WHERE relname = ANY($1)`,
-      [TABLES],
-    )
-  )[0].n;
+  // Steady keeps its percentiles over one run, and cutover fences blue: both in run 1 only.
+  const once = pass.run === 1;
+  const wants = (w: string) =>
+    !(pass.snapshotOnly && w !== 'snapshot') &&
+    o.workloads.includes(w) &&
+    (once || !['steady', 'cutover'].includes(w));
+  const name = label(system);
+  log(
+    `${name}: fresh data (scale ${o.scale}${pass.freshBlue ? '' : ', green only: blue is as the last snapshot left it'})`,
+  );
+  if (pass.freshBlue) await freshData(ctx.blue, ctx.green, o.scale);
+  else await freshGreen(ctx.green, o.scale);
+  const blue = await blueNow(ctx.blue);
   try {
-    // snapshot: start the pipeline on a loaded blue; done when green's fingerprint equals blue's.
-    log(`${system.name}: snapshot`);
-    const snap = await measured(system, ctx, async () => {
-      const t0 = performance.now();
-      await system.start(ctx);
-      const startupSeconds = (performance.now() - t0) / 1000;
-      await waitConverged(system, ctx, `${system.name} snapshot`, 15 * 60_000);
-      const seconds = (performance.now() - t0) / 1000;
-      return { rows: Number(blueRows), seconds, startupSeconds, rowsPerSec: Number(blueRows) / seconds };
-    });
+    log(`${name}: snapshot`);
+    const snap = await snapshotWorkload(system, ctx, blue, o.scale * 100_000, 15 * 60_000);
     if (wants('snapshot')) {
-      out.snapshot = snap.metrics;
-      record('snapshot', snap.procs);
+      out[pass.snapshotKey] = snap.metrics;
+      record(pass.snapshotKey, snap.procs);
     }
-    log(`${system.name}: snapshot ${snap.metrics.seconds.toFixed(1)} s`);
-
+    log(`${name}: snapshot ${snap.metrics.seconds.toFixed(1)} s`);
     if (wants('catchup')) {
       log(`${system.name}: catch-up: pause, backlog of ${o.catchupChanges} changes`);
       await system.pause(ctx);
@@ -341,9 +469,9 @@ async function benchSystem(
     }
   } catch (err) {
     const msg = (err as Error).message.split('\n')[0];
-    log(`${system.name}: FAILED: ${msg}`);
-    const next = ['snapshot', 'catchup', 'steady', 'bigtx', 'cutover'].find((w) => wants(w) && !out[w]);
-    if (next) out[next] = { error: msg };
+    log(`${name}: FAILED: ${msg}`);
+    const next = PIPELINE_WORKLOADS.find((w) => wants(w) && !out[w === 'snapshot' ? pass.snapshotKey : w]);
+    if (next) out[next === 'snapshot' ? pass.snapshotKey : next] = { error: msg };
   } finally {
     const note = system.note?.();
     if (note) result.notes = [...(result.notes ?? []), note];
@@ -356,6 +484,75 @@ async function benchSystem(
   return out;
 }
 
+async function limitWorkload(blue: Endpoint, green: Endpoint): Promise<Metrics> {
+  const bytes = await tableBytes(blue, ['pgbench_accounts']);
+  const l = await copyLimit(blue, green);
+  log(`limit: ${l.rows} rows in ${l.seconds.toFixed(1)} s`);
+  return {
+    rows: l.rows,
+    seconds: l.seconds,
+    rowsPerSec: l.rows / l.seconds,
+    bytes,
+    mbPerSec: bytes / 1e6 / l.seconds,
+  };
+}
+
+/**
+ * Snapshot-only passes at each of `o.scales`: blue made once per size, then the COPY pipe and
+ * each system (teal twice: direct, via Kafka) into a new empty green. One run each.
+ */
+async function scalingWorkload(
+  o: Options,
+  blue: Endpoint,
+  green: Endpoint,
+  systems: BenchSystem[],
+  ctxFor: () => BenchContext,
+  active: { system?: BenchSystem; ctx?: BenchContext },
+): Promise<ScalingResult> {
+  const variants: { name: string; system: BenchSystem; via?: SnapshotVia }[] = [];
+  for (const s of systems) {
+    if (s instanceof TealSystem)
+      variants.push(
+        { name: 'teal direct', system: s, via: 'direct' },
+        { name: 'teal via Kafka', system: s, via: 'kafka' },
+      );
+    else variants.push({ name: s.name, system: s });
+  }
+  const result: ScalingResult = { scales: o.scales, systems: { limit: {} } };
+  for (const v of variants) result.systems[v.name] = {};
+  for (const scale of o.scales) {
+    log(`scaling: blue at scale ${scale} (${scale * 100_000} accounts)`);
+    await freshData(blue, green, scale);
+    result.systems.limit[String(scale)] = await limitWorkload(blue, green);
+    const b = await blueNow(blue);
+    for (const v of variants) {
+      if (v.system instanceof TealSystem) v.system.via = v.via;
+      const ctx = ctxFor();
+      active.system = v.system;
+      active.ctx = ctx;
+      log(`scaling: ${v.name} snapshot at scale ${scale}`);
+      try {
+        await freshGreen(green, scale);
+        // Debezium moves ~20k rows/s here: 16M rows take ~15 min.
+        const r = await snapshotWorkload(v.system, ctx, b, scale * 100_000, 60 * 60_000);
+        result.systems[v.name][String(scale)] = { ...r.metrics };
+        log(`scaling: ${v.name} at scale ${scale}: ${Math.round(r.metrics.rowsPerSec)} rows/s`);
+      } catch (err) {
+        const msg = (err as Error).message.split('\n')[0];
+        log(`scaling: ${v.name} at scale ${scale}: FAILED: ${msg}`);
+        result.systems[v.name][String(scale)] = { error: msg };
+      } finally {
+        await v.system
+          .teardown(ctx)
+          .catch((err) => log(`${v.name}: teardown failed: ${(err as Error).message}`));
+        await dropLeftoverSlots(blue).catch(() => {});
+        active.system = undefined;
+      }
+    }
+  }
+  return result;
+}
+
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));
   const startedAt = Date.now();
@@ -364,11 +561,11 @@ async function main(): Promise<number> {
   const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
   const blue: Endpoint = parseUrl(
     process.env.BENCH_BLUE_URL ?? 'postgres://postgres@127.0.0.1:5433/postgres',
-    'bench_blue',
+    `bench_blue${DB_SUFFIX}`,
   );
   const green: Endpoint = parseUrl(
     process.env.BENCH_GREEN_URL ?? 'postgres://postgres@127.0.0.1:5434/postgres',
-    'bench_green',
+    `bench_green${DB_SUFFIX}`,
   );
   const kafkaBrokers = process.env.BENCH_KAFKA_BROKERS ?? '127.0.0.1:9092';
   const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*/, '');
@@ -443,6 +640,7 @@ async function main(): Promise<number> {
       rate: o.rate,
       bigTxRows: o.bigTxRows,
       runs: o.runs,
+      ...(o.workloads.includes('scaling') ? { scales: o.scales } : {}),
       systems: o.systems,
       workloads: o.workloads,
     },
@@ -458,41 +656,92 @@ async function main(): Promise<number> {
       report.systems[s.name].runs.push({ snapshot: { error: `not available: ${(err as Error).message}` } });
     }
   }
+  sessions = new SessionLister(blue, green);
+  broker = brokerPid(repoRoot, kafkaBrokers);
+  log(
+    broker
+      ? `kafka broker: pid ${broker} (sampled for teal and Debezium)`
+      : 'kafka broker: pid not found, not sampled',
+  );
+  const available = (name: string) =>
+    !report.systems[name].runs.some((r) =>
+      Object.values(r).some((m) => typeof m.error === 'string' && m.error.startsWith('not available')),
+    );
   const limits: Metrics[] = [];
-  for (let run = 1; run <= o.runs; run++) {
+  const pipelineRuns = o.workloads.some((w) => w === 'limit' || PIPELINE_WORKLOADS.includes(w));
+  for (let run = 1; pipelineRuns && run <= o.runs; run++) {
     if (o.workloads.includes('limit')) {
-      log(`limit: COPY blue -> green (scale ${o.scale})`);
+      log(`limit: COPY blue -> green (scale ${o.scale}), run ${run}/${o.runs}`);
       await freshData(blue, green, o.scale);
-      const l = await copyLimit(blue, green);
-      limits.push({ rows: l.rows, seconds: l.seconds, rowsPerSec: l.rows / l.seconds });
-      log(`limit: ${l.rows} rows in ${l.seconds.toFixed(1)} s`);
+      limits.push(await limitWorkload(blue, green));
     }
     for (const s of systems) {
       const res = report.systems[s.name];
-      if (
-        res.runs.some((r) =>
-          Object.values(r).some((m) => typeof m.error === 'string' && m.error.startsWith('not available')),
-        )
-      )
-        continue;
+      if (!available(s.name)) continue;
+      log(`=== ${s.name}, run ${run}/${o.runs}`);
+      const outcome: Record<string, Metrics | { error: string }> = {};
+      let freshBlue = true;
+      // teal's second path: a snapshot-only pass through Kafka first, then the direct copy of
+      // the same blue (a snapshot leaves blue as it was) with every other workload after it.
+      if (s.system instanceof TealSystem && o.workloads.includes('snapshot')) {
+        const ctx = ctxFor();
+        active.system = s.system;
+        active.ctx = ctx;
+        s.system.via = 'kafka';
+        Object.assign(
+          outcome,
+          await benchSystem(s.system, ctx, o, res, {
+            run,
+            freshBlue,
+            snapshotKey: 'snapshotKafka',
+            snapshotOnly: true,
+          }),
+        );
+        freshBlue = 'error' in (outcome.snapshotKafka ?? {});
+      }
+      if (s.system instanceof TealSystem) s.system.via = 'direct';
       const ctx = ctxFor();
       active.system = s.system;
       active.ctx = ctx;
-      log(`=== ${s.name}, run ${run}/${o.runs}`);
-      res.runs.push(await benchSystem(s.system, ctx, o, res));
+      Object.assign(
+        outcome,
+        await benchSystem(s.system, ctx, o, res, {
+          run,
+          freshBlue,
+          snapshotKey: 'snapshot',
+          snapshotOnly: false,
+        }),
+      );
+      res.runs.push(outcome);
       res.median = medians(res.runs);
       active.system = undefined;
     }
   }
-  if (limits.length) report.limit = medians(limits.map((l) => ({ limit: l }))).limit;
+  if (limits.length) {
+    report.limit = medians(limits.map((l) => ({ limit: l }))).limit;
+    report.limitRuns = limits;
+  }
+  if (o.workloads.includes('scaling')) {
+    report.scaling = await scalingWorkload(
+      o,
+      blue,
+      green,
+      systems.filter((s) => available(s.name)).map((s) => s.system),
+      ctxFor,
+      active,
+    );
+  }
+  await sessions.close();
   report.load = { start: report.load?.start ?? [], end: loadNow() };
   // Leave the bench databases small: the next run recreates them anyway.
-  await query({ ...blue, database: 'postgres' }, 'DROP DATABASE IF EXISTS bench_blue WITH (FORCE)').catch(
-    () => {},
-  );
-  await query({ ...green, database: 'postgres' }, 'DROP DATABASE IF EXISTS bench_green WITH (FORCE)').catch(
-    () => {},
-  );
+  await query(
+    { ...blue, database: 'postgres' },
+    `DROP DATABASE IF EXISTS ${blue.database} WITH (FORCE)`,
+  ).catch(() => {});
+  await query(
+    { ...green, database: 'postgres' },
+    `DROP DATABASE IF EXISTS ${green.database} WITH (FORCE)`,
+  ).catch(() => {});
 
   mkdirSync(o.out, { recursive: true });
   const base = join(

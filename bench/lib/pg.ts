@@ -119,16 +119,36 @@ export async function freshData(blue: Endpoint, green: Endpoint, scale: number):
   await dropLeftoverSubscriptions(green).catch(() => {});
   await dropLeftoverSlots(blue).catch(() => {});
   await recreateDatabase(blue);
-  await recreateDatabase(green);
   await run(`${PG_BIN}/pgbench`, ['-i', '-q', '-s', String(scale), '-I', 'dtgvp'], { env: psqlEnv(blue) });
-  await run(`${PG_BIN}/pgbench`, ['-i', '-q', '-s', String(scale), '-I', 'dtp'], { env: psqlEnv(green) });
-  for (const e of [blue, green]) {
-    await withClient(e, async (c) => {
-      await c.query(EXTRA_DDL);
-    });
-  }
+  await withClient(blue, async (c) => {
+    await c.query(EXTRA_DDL);
+  });
   await query(blue, `INSERT INTO bench_heartbeat VALUES (1, 0, 0)`);
   await query(blue, 'ANALYZE');
+  await freshGreen(green, scale);
+}
+
+/**
+ * Green alone made new and empty: after a snapshot-only pass blue is as it was (a snapshot
+ * writes nothing there), so the next system can copy the same blue again.
+ */
+export async function freshGreen(green: Endpoint, scale: number): Promise<void> {
+  await dropLeftoverSubscriptions(green).catch(() => {});
+  await recreateDatabase(green);
+  await run(`${PG_BIN}/pgbench`, ['-i', '-q', '-s', String(scale), '-I', 'dtp'], { env: psqlEnv(green) });
+  await withClient(green, async (c) => {
+    await c.query(EXTRA_DDL);
+  });
+}
+
+/** Bytes of the replicated tables on disk (heap, indexes, TOAST): what a copy moves, roughly. */
+export async function tableBytes(e: Endpoint, tables = TABLES): Promise<number> {
+  const rows = await query<{ b: string }>(
+    e,
+    'SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint AS b FROM pg_class c WHERE c.relname = ANY($1) AND c.relkind = $2',
+    [tables, 'r'],
+  );
+  return Number(rows[0].b);
 }
 
 /** Connection-level failures a restarting server causes (refused, terminated, starting up, shutting down). */

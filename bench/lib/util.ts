@@ -95,19 +95,22 @@ const CLK_TCK = 100; // getconf CLK_TCK on Linux
 
 export interface ProcSample {
   rssBytes: number;
+  /** RssShmem: shared memory mapped (Postgres's shared buffers), counted once for the cluster, not per process. */
+  shmemBytes: number;
   cpuSeconds: number;
 }
 
-/** VmRSS and utime+stime of one process (undefined when it is gone). */
+/** VmRSS, RssShmem and utime+stime of one process (undefined when it is gone). */
 export function readProc(pid: number): ProcSample | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    const shmemKb = Number(/RssShmem:\s+(\d+)/.exec(status)?.[1] ?? 0);
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state): utime is field 14, stime field 15.
     const cpu = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-    return { rssBytes: rssKb * 1024, cpuSeconds: cpu };
+    return { rssBytes: rssKb * 1024, shmemBytes: shmemKb * 1024, cpuSeconds: cpu };
   } catch {
     return undefined;
   }
@@ -136,27 +139,45 @@ export function descendants(pid: number): number[] {
 export interface ProcRef {
   label: string;
   pid: number;
+  /**
+   * 'own': the system's own process (teal run, Connect's JVM, native's apply and sync workers);
+   * 'support': what it needs besides (blue's walsender and backends, green's backends, the broker).
+   */
+  kind?: 'own' | 'support';
 }
 
 export interface ProcUsage {
   label: string;
+  kind: 'own' | 'support';
   /** RSS at the first sample: with the peak it shows whether memory grew during the workload. */
   startRssMiB: number;
   peakRssMiB: number;
   cpuSeconds: number;
 }
 
+export interface SampledUsage {
+  procs: ProcUsage[];
+  /** Largest sum over one sample of every process's RSS less its shared memory (own and support). */
+  allPeakRssMiB: number;
+}
+
+const mib = (bytes: number | undefined) => Math.round(((bytes ?? 0) / 1048576) * 10) / 10;
+
 /**
- * Samples RSS of a changing set of processes every `everyMs`; CPU seconds are the
- * difference between the first and last sample of each process (summed per label).
+ * Samples RSS of a changing set of processes every `everyMs`. CPU seconds of a process
+ * seen at the first sample are the difference between its first and last samples; a
+ * process that appears later started during the workload, so all its CPU time counts.
  */
 export class ProcSampler {
   private timer?: NodeJS.Timeout;
+  private started = false;
   private readonly peak = new Map<string, number>();
   private readonly startRss = new Map<string, number>();
   private readonly firstCpu = new Map<number, number>();
   private readonly lastCpu = new Map<number, number>();
   private readonly labelOf = new Map<number, string>();
+  private readonly kindOf = new Map<string, 'own' | 'support'>();
+  private allPeak = 0;
 
   constructor(
     private readonly procs: () => Promise<ProcRef[]>,
@@ -165,27 +186,35 @@ export class ProcSampler {
 
   async start(): Promise<void> {
     await this.sample();
+    this.started = true;
     this.timer = setInterval(() => void this.sample().catch(() => {}), this.everyMs);
   }
 
   private async sample(): Promise<void> {
     const refs = await this.procs();
     const rssByLabel = new Map<string, number>();
-    for (const { label, pid } of refs) {
+    const seen = new Set<number>();
+    let all = 0;
+    for (const { label, pid, kind } of refs) {
+      if (seen.has(pid)) continue;
+      seen.add(pid);
       const s = readProc(pid);
       if (!s) continue;
       this.labelOf.set(pid, label);
-      if (!this.firstCpu.has(pid)) this.firstCpu.set(pid, s.cpuSeconds);
+      this.kindOf.set(label, kind ?? 'own');
+      if (!this.firstCpu.has(pid)) this.firstCpu.set(pid, this.started ? 0 : s.cpuSeconds);
       this.lastCpu.set(pid, s.cpuSeconds);
       rssByLabel.set(label, (rssByLabel.get(label) ?? 0) + s.rssBytes);
+      all += s.rssBytes - s.shmemBytes;
     }
+    this.allPeak = Math.max(this.allPeak, all);
     for (const [label, rss] of rssByLabel) {
       if (!this.startRss.has(label)) this.startRss.set(label, rss);
       this.peak.set(label, Math.max(this.peak.get(label) ?? 0, rss));
     }
   }
 
-  async stop(): Promise<ProcUsage[]> {
+  async stop(): Promise<SampledUsage> {
     if (this.timer) clearInterval(this.timer);
     await this.sample().catch(() => {});
     const cpu = new Map<string, number>();
@@ -193,12 +222,13 @@ export class ProcSampler {
       cpu.set(label, (cpu.get(label) ?? 0) + (this.lastCpu.get(pid)! - this.firstCpu.get(pid)!));
     }
     const labels = new Set([...this.peak.keys(), ...cpu.keys()]);
-    const mib = (bytes: number | undefined) => Math.round(((bytes ?? 0) / 1048576) * 10) / 10;
-    return [...labels].map((label) => ({
+    const procs = [...labels].map((label) => ({
       label,
+      kind: this.kindOf.get(label) ?? 'own',
       startRssMiB: mib(this.startRss.get(label)),
       peakRssMiB: mib(this.peak.get(label)),
       cpuSeconds: Math.round((cpu.get(label) ?? 0) * 100) / 100,
     }));
+    return { procs, allPeakRssMiB: mib(this.allPeak) };
   }
 }

@@ -15,6 +15,7 @@ const REST_PORT = Number(process.env.BENCH_CONNECT_PORT ?? 18083);
  */
 export class DebeziumSystem implements BenchSystem {
   readonly name = 'debezium';
+  readonly usesKafka = true;
   private child?: ChildProcess;
   private prefix = '';
   private slot = '';
@@ -223,14 +224,10 @@ export class DebeziumSystem implements BenchSystem {
     await this.rest('PUT', `/connectors/${this.prefix}_source/resume`);
   }
 
-  async processes(ctx: BenchContext): Promise<ProcRef[]> {
-    const out: ProcRef[] = [];
-    if (this.child?.pid && this.child.exitCode === null)
-      out.push({ label: 'connect (jvm)', pid: this.child.pid });
-    if (this.slot)
-      for (const r of await query<{ pid: number }>(ctx.blue, walsenderSql, [this.slot]).catch(() => []))
-        out.push({ label: 'blue walsender', pid: r.pid });
-    return out;
+  async processes(): Promise<ProcRef[]> {
+    return this.child?.pid && this.child.exitCode === null
+      ? [{ label: 'connect (jvm)', pid: this.child.pid, kind: 'own' }]
+      : [];
   }
 
   async smoke(ctx: BenchContext): Promise<string> {

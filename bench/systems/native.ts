@@ -8,6 +8,7 @@ import { type BenchContext, type BenchSystem, walsenderSql } from './types.ts';
  */
 export class NativeSystem implements BenchSystem {
   readonly name = 'native';
+  readonly usesKafka = false;
   private sub = '';
 
   async prepare(): Promise<void> {}
@@ -39,32 +40,23 @@ export class NativeSystem implements BenchSystem {
     await query(ctx.green, `ALTER SUBSCRIPTION ${this.sub} ENABLE`);
   }
 
-  async processes(ctx: BenchContext): Promise<ProcRef[]> {
-    const out: ProcRef[] = [];
-    if (!this.sub) return out;
-    for (const r of await query<{ pid: number }>(ctx.blue, walsenderSql, [this.sub]).catch(() => []))
-      out.push({ label: 'blue walsender', pid: r.pid });
-    // The apply worker, and table-sync workers during the initial copy (and their walsenders).
-    const workers = await query<{ pid: number; relid: string | null }>(
-      ctx.green,
-      `SELECT pid, relid FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL`,
-      [this.sub],
-    ).catch(() => []);
-    for (const w of workers)
-      out.push({ label: w.relid ? 'green sync worker' : 'green apply worker', pid: w.pid });
-    const sync = await query<{ pid: number }>(
-      ctx.blue,
-      `SELECT active_pid AS pid FROM pg_replication_slots WHERE slot_name LIKE 'pg\\_%\\_sync\\_%' AND active_pid IS NOT NULL AND database = current_database()`,
-    ).catch(() => []);
-    for (const s of sync) out.push({ label: 'blue walsender', pid: s.pid });
-    return out;
+  /** Native runs inside Postgres: its apply and sync workers are sessions (bench/lib/procs.ts). */
+  async processes(): Promise<ProcRef[]> {
+    return [];
   }
 
   async smoke(ctx: BenchContext): Promise<string> {
     await this.start(ctx);
     await waitUntil(
       'native apply worker',
-      async () => (await this.processes(ctx)).some((p) => p.label === 'green apply worker'),
+      async () =>
+        (
+          await query(
+            ctx.green,
+            'SELECT 1 FROM pg_stat_subscription WHERE subname = $1 AND pid IS NOT NULL',
+            [this.sub],
+          )
+        ).length > 0,
       30_000,
     );
     return `subscription ${this.sub} created, apply worker running`;

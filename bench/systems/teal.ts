@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kafkaClientFromEnv } from '@teal/config';
-import { deleteTopics } from '../lib/kafka.ts';
+import { deleteTopics, topicRecordCount } from '../lib/kafka.ts';
 import { query, url } from '../lib/pg.ts';
 import { log, type ProcRef, sleep, stopChild, waitUntil } from '../lib/util.ts';
 import { type BenchContext, type BenchSystem, walsenderSql } from './types.ts';
@@ -16,8 +16,15 @@ export const API_PORT = Number(process.env.BENCH_TEAL_API_PORT ?? 18090);
  * two processes instead. Pause/resume: the API's /pause and /resume when it answers
  * (BENCH_TEAL_PAUSE=restart stops and restarts the processes instead).
  */
+export type SnapshotVia = 'direct' | 'kafka';
+
 export class TealSystem implements BenchSystem {
   readonly name = 'teal';
+  readonly usesKafka = true;
+  /** The initial copy's path (TEAL_SNAPSHOT_VIA); undefined: teal's default. */
+  via?: SnapshotVia;
+  /** What the harness saw go differently from what was asked (for the report's notes). */
+  readonly warnings = new Set<string>();
   private children: { label: string; child: ChildProcess }[] = [];
   private id = '';
   private readonly split = process.env.BENCH_TEAL_MODE === 'split';
@@ -44,6 +51,7 @@ export class TealSystem implements BenchSystem {
       TEAL_API_HOST: '127.0.0.1',
       TEAL_API_PORT: String(API_PORT),
       TEAL_LOG_LEVEL: process.env.TEAL_LOG_LEVEL ?? 'info',
+      ...(this.via ? { TEAL_SNAPSHOT_VIA: this.via } : {}),
       NODE_ENV: 'production',
     };
   }
@@ -159,7 +167,11 @@ export class TealSystem implements BenchSystem {
     try {
       client = kafkaClientFromEnv();
     } catch {}
-    return `${pause}; Kafka publisher client ${client} (TEAL_KAFKA_CLIENT), consumer group on kafkajs`;
+    return [
+      `${pause}; Kafka publisher client ${client} (TEAL_KAFKA_CLIENT), consumer group on kafkajs; ` +
+        'snapshot rows: TEAL_SNAPSHOT_VIA=direct and =kafka, the other workloads after the direct copy',
+      ...this.warnings,
+    ].join('; ');
   }
 
   async resume(ctx: BenchContext): Promise<void> {
@@ -176,14 +188,18 @@ export class TealSystem implements BenchSystem {
     this.children = [];
   }
 
-  async processes(ctx: BenchContext): Promise<ProcRef[]> {
-    const out: ProcRef[] = [];
-    for (const c of this.children)
-      if (c.child.pid && c.child.exitCode === null) out.push({ label: c.label, pid: c.child.pid });
-    if (this.id)
-      for (const r of await query<{ pid: number }>(ctx.blue, walsenderSql, [this.id]).catch(() => []))
-        out.push({ label: 'blue walsender', pid: r.pid });
-    return out;
+  async processes(): Promise<ProcRef[]> {
+    return this.children
+      .filter((c) => c.child.pid && c.child.exitCode === null)
+      .map((c) => ({ label: c.label, pid: c.child.pid!, kind: 'own' as const }));
+  }
+
+  /**
+   * Records in a table's topic: which path the initial copy took, seen from the outside (a
+   * copy through Kafka leaves at least one record per row; a direct copy only the stream's).
+   */
+  async topicRecords(ctx: BenchContext, table: string): Promise<number> {
+    return topicRecordCount(ctx.kafkaBrokers, `${this.id}.public.${table}`);
   }
 
   async smoke(ctx: BenchContext): Promise<string> {

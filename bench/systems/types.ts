@@ -19,6 +19,8 @@ export interface BenchContext {
  */
 export interface BenchSystem {
   readonly name: string;
+  /** Publishes through the Kafka broker: the broker's CPU and memory are part of its cost. */
+  readonly usesKafka: boolean;
   /** One-time preparation (e.g. resolve jars); may throw a clear "not available" error. */
   prepare(ctx: BenchContext): Promise<void>;
   /** Creates the pipeline and starts it: it copies blue's current data, then streams. */
@@ -26,7 +28,10 @@ export interface BenchSystem {
   /** Stops consuming blue (slot kept, WAL retained). */
   pause(ctx: BenchContext): Promise<void>;
   resume(ctx: BenchContext): Promise<void>;
-  /** Processes to sample for RSS and CPU, labelled. */
+  /**
+   * The system's own OS processes to sample for RSS and CPU, labelled (its sessions on blue
+   * and green and the broker are found by the harness: bench/lib/procs.ts).
+   */
   processes(ctx: BenchContext): Promise<ProcRef[]>;
   /** Proves the harness starts (smoke mode): returns a one-line description. */
   smoke(ctx: BenchContext): Promise<string>;
