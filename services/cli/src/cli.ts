@@ -9,6 +9,7 @@ import {
   runFence,
   runPause,
   runResume,
+  runRollback,
   runStatus,
   runUnfence,
 } from './commands/control.ts';
@@ -160,12 +161,13 @@ const COMMANDS: Record<string, Command> = {
   },
   check: {
     summary: 'preflight: what blue, green and Kafka need before a migration; exit 1 when something blocks',
-    usage: 'teal check [--json]',
-    options: json,
+    usage: 'teal check [--with-rollback] [--json]',
+    options: { ...json, 'with-rollback': { type: 'boolean' } },
     details:
       'Reads blue, green and the broker (no API needed). Every finding has a severity (block, warn, info),\n' +
       'its table, what teal does about it and the fix. Exit 0: nothing blocks; 1: something blocks;\n' +
-      '3: blue, green or the broker cannot be reached. teal run runs the same checks first.',
+      '3: blue, green or the broker cannot be reached. teal run runs the same checks first.\n' +
+      "--with-rollback   green's readiness for cutover --with-rollback blocks (otherwise a warning)",
     run: runCheckCommand,
   },
   reverse: {
@@ -179,6 +181,15 @@ const COMMANDS: Record<string, Command> = {
       'Refuses without that slot. `teal rollback` (which asks this process) fences green, drains, copies\n' +
       'sequences back, verifies and unfences blue.',
     run: runReverse,
+  },
+  rollback: {
+    summary: 'fence green, drain the reverse pipeline, copy sequences back, verify blue, unfence blue',
+    usage: 'teal rollback [--timeout MS] [--no-unfence] [--json]',
+    options: { ...json, timeout: { type: 'string' }, 'no-unfence': { type: 'boolean' } },
+    details:
+      'Asks the running teal reverse (same API port). Exit 0 when it is safe to switch back to blue,\n' +
+      '1 when not (the failed step says why). --no-unfence: leave blue fenced even when safe.',
+    run: runRollback,
   },
   demo: {
     summary: 'the end-to-end demo (env up, snapshot, workload, cutover)',
