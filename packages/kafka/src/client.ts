@@ -4,6 +4,7 @@ import { createKafkajs } from './kafkajs/connection.ts';
 import { KafkajsGroupConsumer } from './kafkajs/group-consumer.ts';
 import { openKafkajsPublisher } from './kafkajs/publisher.ts';
 import { PlatformaticAdmin } from './platformatic/admin.ts';
+import { PlatformaticGroupConsumer } from './platformatic/group-consumer.ts';
 import { openPlatformaticPublisher } from './platformatic/publisher.ts';
 import type {
   GroupConsumer,
@@ -22,9 +23,9 @@ export const DEFAULT_KAFKA_CLIENT: KafkaClientKind = 'platformatic';
  * It reads no environment; teal's services pass `client: config.kafka.client` (@teal/config).
  */
 export class KafkaClient {
-  /** kafkajs, always: the consumer group and the topic readers use it whichever client publishes. */
+  /** kafkajs, always: the topic readers use it whichever client the other roles use. */
   readonly kafka: Kafka;
-  /** The library behind admin() and publisher(). */
+  /** The library behind admin(), publisher() and groupConsumer(). */
   readonly clientKind: KafkaClientKind;
   private readonly closers = new Set<() => Promise<void>>();
 
@@ -52,7 +53,11 @@ export class KafkaClient {
   }
 
   groupConsumer(options: GroupConsumerOptions): GroupConsumer {
-    const consumer = new KafkajsGroupConsumer(this.kafka, options, this.options.maxMessageBytes);
+    // Measured before it becomes the default (docs/performance.md); selectable in tests.
+    const consumer =
+      (options.client ?? 'kafkajs') === 'platformatic'
+        ? new PlatformaticGroupConsumer(this.options, options)
+        : new KafkajsGroupConsumer(this.kafka, options, this.options.maxMessageBytes);
     this.track(() => consumer.close());
     return consumer;
   }

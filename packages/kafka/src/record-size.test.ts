@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sliceByBytes } from './kafkajs/group-consumer.ts';
+import { sliceByBytes } from './group-batches.ts';
 import { brokerSaidTooLarge, recordBytes, tooLargeError } from './record-size.ts';
 import type { IncomingRecord } from './types.ts';
 

@@ -158,6 +158,8 @@ export interface GroupHandlers {
 
 export interface GroupConsumerOptions {
   groupId: string;
+  /** The library behind this group (default: kafkajs). */
+  client?: KafkaClientKind;
   /** Topics matching this are consumed; new matching topics are picked up (metadata refresh). */
   topics: RegExp;
   concurrency?: number;

@@ -1,5 +1,13 @@
-import { retryLogLevel, withRetry } from '@teal/runtime';
+import { withRetry } from '@teal/runtime';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import {
+  DEFAULT_BATCH_BYTES,
+  FETCH_BYTES,
+  handleInPlace,
+  settles,
+  sliceByBytes,
+  tpKey,
+} from '../group-batches.ts';
 import { log } from '../log.ts';
 import { tlsProbe } from '../security.ts';
 import type {
@@ -38,12 +46,6 @@ function toIncoming(topic: string, partition: number, m: KafkaMessage): Incoming
 
 const ASSIGN_WAIT_MS = 5_000;
 
-async function settles(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
-}
-
 const REJOIN = new Set(['REBALANCE_IN_PROGRESS', 'UNKNOWN_MEMBER_ID', 'ILLEGAL_GENERATION']);
 
 async function rejoinAsked(heartbeat: () => Promise<void>): Promise<boolean> {
@@ -53,31 +55,6 @@ async function rejoinAsked(heartbeat: () => Promise<void>): Promise<boolean> {
   } catch (err) {
     return REJOIN.has((err as { type?: string }).type ?? '');
   }
-}
-
-const tpKey = (topic: string, partition: number) => `${topic}:${partition}`;
-
-const DEFAULT_BATCH_BYTES = 4 * 1024 * 1024;
-const FETCH_BYTES = 8 * 1024 * 1024;
-
-/** Consecutive runs of `records`, each at most `maxBytes` of keys and values (one record at least). */
-export function sliceByBytes(records: IncomingRecord[], maxBytes: number): IncomingRecord[][] {
-  const slices: IncomingRecord[][] = [];
-  let start = 0;
-  let bytes = 0;
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i]!;
-    const size = (r.key?.length ?? 0) + (r.value?.length ?? 0);
-    if (i > start && bytes + size > maxBytes) {
-      slices.push(records.slice(start, i));
-      start = i;
-      bytes = 0;
-    }
-    bytes += size;
-  }
-  if (start === 0) slices.push(records);
-  else if (start < records.length) slices.push(records.slice(start));
-  return slices;
 }
 
 /**
@@ -261,31 +238,18 @@ export class KafkajsGroupConsumer implements GroupConsumer {
       isStale,
     }: Pick<EachBatchPayload, 'resolveOffset' | 'heartbeat' | 'isRunning' | 'isStale'>,
   ): Promise<boolean> {
-    const batch = incoming;
-    const records = incoming.records;
-    let delay = 200;
-    let firstFailureAt: number | undefined;
-    for (;;) {
-      if (!isRunning() || isStale() || this.closed) return false; // not resolved: redelivered later
-      try {
-        await this.handlers!.eachBatch(incoming);
-        break;
-      } catch (err) {
-        firstFailureAt ??= Date.now();
-        log()[retryLogLevel(firstFailureAt)](
-          { err, topic: batch.topic, partition: batch.partition },
-          'batch failed; retrying in place',
-        );
-        // A heartbeat that says the group rebalances ends the retry: the member must rejoin
-        // (kafkajs does once the handler returns), or the whole group waits for it.
-        if (await rejoinAsked(heartbeat)) return false;
-        await new Promise((resolve) => setTimeout(resolve, delay));
-        delay = Math.min(delay * 2, 5_000);
-      }
-    }
+    // A heartbeat that says the group rebalances ends the retry: the member must rejoin
+    // (kafkajs does once the handler returns), or the whole group waits for it.
+    const handled = await handleInPlace(
+      this.handlers!,
+      incoming,
+      () => !isRunning() || isStale() || this.closed, // not resolved: redelivered later
+      () => rejoinAsked(heartbeat),
+    );
+    if (!handled) return false;
     // The handler may only have started the batch (apply lanes): its offset is not recorded
     // as a start, since a batch dropped on revoke would leave it ahead of green.
-    resolveOffset(String(records[records.length - 1]!.offset));
+    resolveOffset(String(incoming.records[incoming.records.length - 1]!.offset));
     await heartbeat().catch(() => undefined);
     return true;
   }
