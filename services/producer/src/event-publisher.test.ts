@@ -219,4 +219,47 @@ describe('EventPublisher', () => {
     expect((errors[0] as Error).message).toMatch(/topic tp\.public\.items went from 3 to 5 partitions/);
     expect((errors[0] as { code: string }).code).toBe('TEAL_TOPIC_PARTITIONS_CHANGED');
   });
+
+  it('holds no more than maxHeldBytes (plus one record) while Kafka does not acknowledge, then goes on', async () => {
+    const f = fakes();
+    const budget = 2_000;
+    const pub = new EventPublisher({
+      ...f,
+      prefix: 'tp',
+      partitions: 3,
+      startLsn: 10n,
+      limits: { maxBatchRecords: 5, maxInFlightSends: 100, maxHeldBytes: budget },
+    });
+    const codec = await pub.prepare(table);
+    let added = 0;
+    let largest = 0;
+    let peak = 0;
+    pub.begin();
+    // A producer loop as the stream's: add while not saturated, then wait for capacity.
+    const loop = (async () => {
+      for (let id = 1; id <= 400; id++) {
+        if (pub.saturated) await pub.waitForCapacity();
+        const before = pub.heldBytes;
+        pub.addEvent(codec, event('c', id, 100n, id));
+        largest = Math.max(largest, pub.heldBytes - before);
+        peak = Math.max(peak, pub.heldBytes);
+        added++;
+      }
+    })();
+    for (let round = 0; round < 2000 && added < 400; round++) {
+      await tick();
+      peak = Math.max(peak, pub.heldBytes);
+      // Kafka acknowledges one send now and then: the loop resumes only as bytes are released.
+      if (round % 5 === 0)
+        f.sends
+          .find((s) => !(s as { done?: boolean }).done && ((s as { done?: boolean }).done = true))
+          ?.resolve();
+      if (pub.saturated) expect(pub.heldBytes).toBeLessThan(budget + largest);
+    }
+    for (const s of f.sends) s.resolve();
+    await loop;
+    expect(added).toBe(400);
+    expect(peak).toBeGreaterThan(budget / 2); // the budget was reached, not avoided
+    expect(peak).toBeLessThan(budget + largest);
+  });
 });

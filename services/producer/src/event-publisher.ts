@@ -37,6 +37,12 @@ export interface PublisherLimits {
   maxBatchRecords: number;
   maxBatchBytes: number;
   maxInFlightSends: number;
+  /**
+   * Bytes of records held at once (the filling batch, closed ones, those Kafka has not
+   * acknowledged): at this the publisher is saturated and the stream stops reading, so a slow
+   * Kafka costs no memory beyond it (plus one record: a row larger than the budget still goes).
+   */
+  maxHeldBytes: number;
 }
 
 export const DEFAULT_LIMITS: PublisherLimits = {
@@ -46,6 +52,7 @@ export const DEFAULT_LIMITS: PublisherLimits = {
   maxBatchRecords: 5000,
   maxBatchBytes: 1 << 20,
   maxInFlightSends: 3,
+  maxHeldBytes: 4 << 20,
 };
 
 /** Publishes a writer schema to `<prefix>._schemas`; resolves once Kafka has it. */
@@ -149,6 +156,7 @@ export class EventPublisher {
   /** Sends issued behind a partition-count check wait for it, so they still go in order. */
   private gate: Promise<void> | undefined;
   private inFlight = 0;
+  private held = 0;
   private lingerScheduled = false;
   private waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
   private failure: unknown;
@@ -164,6 +172,11 @@ export class EventPublisher {
 
   get failed(): unknown {
     return this.failure;
+  }
+
+  /** Bytes of the records added and not yet acknowledged (bounded by limits.maxHeldBytes). */
+  get heldBytes(): number {
+    return this.held;
   }
 
   get messagesTopic(): string {
@@ -364,6 +377,7 @@ export class EventPublisher {
   private isFull(): boolean {
     return (
       this.closed.length > 0 ||
+      this.held >= this.limits.maxHeldBytes ||
       this.buffer.records.length >= this.limits.maxBatchRecords ||
       this.buffer.bytes >= this.limits.maxBatchBytes
     );
@@ -401,6 +415,7 @@ export class EventPublisher {
     const b = this.buffer;
     b.records.push(record);
     b.bytes += bytes;
+    this.held += bytes;
     if (bytes >= BIG_RECORD) {
       b.big ??= [];
       b.big.push({ bytes, what: describeRecord(record, codec, event) });
@@ -422,6 +437,7 @@ export class EventPublisher {
 
   private acked(id: number, batch: Batch): void {
     this.inFlight--;
+    this.held -= batch.bytes;
     if (this.failure !== undefined) return;
     this.recordsAcked += batch.records.length;
     if (batch.lastPosition)
