@@ -449,7 +449,8 @@ export function markdown(r: Report): string {
         'the goal column gives issue 15\'s goals in their own sense ("4x Debezium" = Debezium needs 4x the time, memory or CPU, or reaches a quarter of the rate). ' +
         `"${OWN}": the system's own process (teal run; Connect's JVM; native's apply and table-sync workers), RSS of the largest one. ` +
         `"${ALL}": also blue's walsender and the system's other blue sessions, the green sessions that write for it and, for teal and Debezium, the Kafka broker ` +
-        "(CPU summed; RSS = the largest sum over one 250 ms sample, less shared memory such as Postgres's shared buffers). " +
+        "(CPU summed; RSS = the largest sum over one 250 ms sample). Every RSS is less shared memory (RssShmem: Postgres's shared buffers, " +
+        "the cluster's cache whoever replicates; a native worker's VmRSS was mostly the buffers it touched). " +
         'The broker is shared: whatever else uses it during a run is in its CPU.',
     );
   }

@@ -157,14 +157,14 @@ export interface ProcUsage {
 
 export interface SampledUsage {
   procs: ProcUsage[];
-  /** Largest sum over one sample of every process's RSS less its shared memory (own and support). */
+  /** Largest sum over one sample of every process's RSS (own and support); RSS is always less shared memory. */
   allPeakRssMiB: number;
 }
 
 const mib = (bytes: number | undefined) => Math.round(((bytes ?? 0) / 1048576) * 10) / 10;
 
 /**
- * Samples RSS of a changing set of processes every `everyMs`. CPU seconds of a process
+ * Samples RSS (less shared memory) of a changing set of processes every `everyMs`. CPU seconds of a process
  * seen at the first sample are the difference between its first and last samples; a
  * process that appears later started during the workload, so all its CPU time counts.
  */
@@ -204,8 +204,11 @@ export class ProcSampler {
       this.kindOf.set(label, kind ?? 'own');
       if (!this.firstCpu.has(pid)) this.firstCpu.set(pid, this.started ? 0 : s.cpuSeconds);
       this.lastCpu.set(pid, s.cpuSeconds);
-      rssByLabel.set(label, (rssByLabel.get(label) ?? 0) + s.rssBytes);
-      all += s.rssBytes - s.shmemBytes;
+      // Shared memory (Postgres's shared buffers) is the cluster's, not this process's: summing
+      // it per backend would count the same pages many times over.
+      const own = s.rssBytes - s.shmemBytes;
+      rssByLabel.set(label, (rssByLabel.get(label) ?? 0) + own);
+      all += own;
     }
     this.allPeak = Math.max(this.allPeak, all);
     for (const [label, rss] of rssByLabel) {

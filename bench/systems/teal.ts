@@ -29,7 +29,7 @@ export class TealSystem implements BenchSystem {
   private id = '';
   private readonly split = process.env.BENCH_TEAL_MODE === 'split';
   private readonly pauseByRestart = process.env.BENCH_TEAL_PAUSE === 'restart';
-  private pausedByApi = false;
+  private pausedBy?: 'api' | 'restart';
 
   async prepare(ctx: BenchContext): Promise<void> {
     const entry = this.split
@@ -128,11 +128,12 @@ export class TealSystem implements BenchSystem {
         const t0 = performance.now();
         await waitUntil('teal producer and consumer to report paused', () => this.bothPaused(), 15_000, 100);
         log(`teal: paused (POST /pause, both sides paused after ${Math.round(performance.now() - t0)} ms)`);
-        this.pausedByApi = true;
+        this.pausedBy = 'api';
         return;
       }
       log(`teal: POST /pause answered ${res.status}; stopping the process instead`);
     }
+    this.pausedBy = 'restart';
     await this.stopAll();
     await waitUntil(
       'teal walsender to stop',
@@ -160,15 +161,18 @@ export class TealSystem implements BenchSystem {
   }
 
   note(): string {
-    const pause = this.pausedByApi
-      ? 'catch-up paused with POST /pause (waited for producer and consumer to report paused), resumed with POST /resume'
-      : 'catch-up paused by stopping the teal process, resumed by restarting it';
+    const pause =
+      this.pausedBy === 'api'
+        ? 'catch-up paused with POST /pause (waited for producer and consumer to report paused), resumed with POST /resume; '
+        : this.pausedBy === 'restart'
+          ? 'catch-up paused by stopping the teal process, resumed by restarting it; '
+          : '';
     let client = 'unknown';
     try {
       client = kafkaClientFromEnv();
     } catch {}
     return [
-      `${pause}; Kafka publisher client ${client} (TEAL_KAFKA_CLIENT), consumer group on kafkajs; ` +
+      `${pause}Kafka publisher client ${client} (TEAL_KAFKA_CLIENT), consumer group on kafkajs; ` +
         'snapshot rows: TEAL_SNAPSHOT_VIA=direct and =kafka, the other workloads after the direct copy',
       ...this.warnings,
     ].join('; ');
