@@ -52,5 +52,5 @@ describe('rollback end to end', () => {
     expect(reverse.proc.exitCode, reverse.output()).toBe(0);
 
     await expectBlueHasGreensRows(s, legacy);
-  });
+  }, 300_000);
 });

@@ -55,5 +55,5 @@ describe('rollback: teal reverse killed mid-stream', () => {
     expect(second.proc.exitCode, second.output()).toBe(0);
 
     await expectBlueHasGreensRows(s, legacy);
-  });
+  }, 300_000);
 });

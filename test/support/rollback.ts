@@ -201,7 +201,10 @@ export async function greenWorkload(green: pg.Client, round: number): Promise<vo
     `UPDATE members SET full_name = full_name || ' (renamed ${round})', email = 'r${round}-' || id || '@upd.example'
       WHERE id % 7 = ${round % 7}`,
   );
-  await green.query(`DELETE FROM members WHERE id % 11 = ${round % 11}`);
+  // A few rows per round, so that rows from before the cutover outlive a long workload.
+  await green.query(
+    `DELETE FROM members WHERE id IN (SELECT id FROM members WHERE id % 11 = ${round % 11} ORDER BY id LIMIT 3)`,
+  );
 }
 
 export interface Digest {
