@@ -45,7 +45,13 @@ export const PG_CLUSTERS = [
       logical_decoding_work_mem: "'64MB'",
     },
   },
-  { name: 'green', port: 5434, settings: {} },
+  {
+    name: 'green',
+    port: 5434,
+    // Logical too: `teal cutover --with-rollback` makes the reverse pipeline's slot on green
+    // (docs/rollback.md), and the demo's --rollback runs that path.
+    settings: { wal_level: 'logical', max_replication_slots: 10, max_wal_senders: 10 },
+  },
 ];
 
 const DEADLINE_PG_MS = 60_000;
