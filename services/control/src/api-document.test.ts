@@ -74,6 +74,7 @@ const PROTECTED = [
   '/unfence',
   '/drain',
   '/cutover',
+  '/rollback',
   '/verify',
   '/metrics',
   '/docs',
@@ -119,16 +120,25 @@ describe('the OpenAPI document', () => {
       '504',
     ]);
     expect(statuses('/cutover', 'post')).toEqual(['200', '400', '401', '409', '413', '415', '500', '503']);
+    expect(statuses('/rollback', 'post')).toEqual(['200', '400', '401', '409', '413', '415', '500', '503']);
     expect(statuses('/pause', 'post')).toEqual(['200', '400', '401', '413', '415', '500', '503']);
     expect(Object.keys(doc.paths['/metrics'].get.responses['200'].content ?? {})).toEqual([
       'text/plain; version=0.0.4',
     ]);
-    for (const path of ['/pause', '/drain', '/cutover', '/verify'])
+    for (const path of ['/pause', '/drain', '/cutover', '/rollback', '/verify'])
       expect(doc.paths[path].post.requestBody?.required, path).toBe(false);
   });
 });
 
 describe('answers the document promises', () => {
+  it('POST /rollback on a process that is not teal reverse: 409 TEAL_REVERSE_NOT_PREPARED, as documented', async () => {
+    const doc = await documentOf(TOKEN);
+    expect(doc.paths['/rollback'].post.responses).toHaveProperty('409');
+    const res = await app.inject({ method: 'POST', url: '/rollback', headers: AUTH });
+    expect(res.statusCode).toBe(409);
+    expect(res.json().error.code).toBe('TEAL_REVERSE_NOT_PREPARED');
+  });
+
   it('a method a path does not have: 405 with Allow (no token needed on a public path)', async () => {
     app = build({ backend, token: TOKEN, host: '127.0.0.1', metrics: createMetrics() });
     for (const [method, url, headers] of [

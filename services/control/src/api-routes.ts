@@ -3,6 +3,7 @@ import { type MetricsJson, mergeMetrics, type TealMetrics } from '@teal/runtime'
 import type { FastifyInstance } from 'fastify';
 import type { ControlBackend } from './backend.ts';
 import { Exclusive } from './exclusive.ts';
+import type { RollbackOptions } from './rollback.ts';
 import {
   cutoverBody,
   cutoverResponse,
@@ -17,6 +18,7 @@ import {
   metricsResponse,
   pausedResponse,
   readyResponse,
+  rollbackBody,
   statusResponse,
   verifyBody,
   verifyResponse,
@@ -146,6 +148,30 @@ export function registerRoutes(app: FastifyInstance, opts: RouteOptions): void {
       },
     },
     (request) => exclusive.run('cutover', () => backend.cutover({ ...request.body })),
+  );
+
+  app.post<{ Body: RollbackOptions }>(
+    '/rollback',
+    {
+      schema: {
+        summary:
+          'teal reverse only: fence green, drain the reverse pipeline, copy sequences back (max), verify blue, unfence blue when safe',
+        body: rollbackBody,
+        // 409: not the reverse process (TEAL_REVERSE_NOT_PREPARED), or busy.
+        response: { 200: cutoverResponse, ...guarded(...withBody, 409, 500, 503) },
+      },
+    },
+    (request) =>
+      exclusive.run('rollback', () => {
+        if (!backend.rollback) {
+          throw new TealError(
+            'TEAL_REVERSE_NOT_PREPARED',
+            'POST /rollback is served by teal reverse (started after teal cutover --with-rollback)',
+            { status: 409 },
+          );
+        }
+        return backend.rollback({ ...request.body });
+      }),
   );
 
   app.post<{ Body: { tables?: string[]; online?: boolean } }>(

@@ -12,6 +12,7 @@ import { Exclusive } from './exclusive.ts';
 import { fence, isFenced, OWN_APPLICATION_NAME, unfence } from './fence.ts';
 import { type OnlineOptions, verifyDelta, verifyOnline } from './online-verify.ts';
 import { readOnlineProgress, releaseChangeCapture } from './online-verify-store.ts';
+import { type RollbackOptions, runRollback } from './rollback.ts';
 import { createReverseSlot, dropReverseSlot, preflightRollback, recordReverse } from './rollback-prepare.ts';
 import { copySequences } from './sequences.ts';
 import { statusReport, updateGauges } from './status-derive.ts';
@@ -39,6 +40,8 @@ export interface ControlBackend {
   resume(): Promise<{ paused: boolean }>;
   drain(opts: DrainOptions): Promise<DrainResult>;
   cutover(opts: CutoverOptions): Promise<CutoverReport>;
+  /** `teal rollback`: only the reverse pipeline's process (teal reverse) has it. */
+  rollback?(opts: RollbackOptions): Promise<CutoverReport>;
   verify(opts: VerifyRequest): Promise<VerifyReportView>;
   fence(): Promise<FenceResult>;
   unfence(): Promise<FenceResult>;
@@ -287,6 +290,42 @@ export class TealControl implements ControlBackend {
         opts,
       );
       this.log.info({ safeToSwitch: report.safeToSwitch, drainLsn: report.drainLsn }, 'cutover finished');
+      return report;
+    });
+  }
+
+  /**
+   * The reverse pipeline's cutover (rollback.ts). Here the config is the reverse one: its
+   * "blue" is green (fenced, drained, the source of sequences and verify), its "green" is blue.
+   */
+  rollback(opts: RollbackOptions): Promise<CutoverReport> {
+    if (this.deps.direction !== 'reverse') {
+      return Promise.reject(
+        new TealError(
+          'TEAL_REVERSE_NOT_PREPARED',
+          'this process runs the forward pipeline: POST /rollback is served by teal reverse (started after teal cutover --with-rollback)',
+          { status: 409 },
+        ),
+      );
+    }
+    return this.running.run('rollback', async () => {
+      const report = await runRollback(
+        {
+          fenceGreen: () => this.blue(fence),
+          unfenceGreen: () => this.blue(unfence),
+          drain: (timeoutMs) => this.drainNow({ timeoutMs, fence: false }),
+          copySequences: () =>
+            this.blue((source) =>
+              this.green((target) =>
+                copySequences(source, target, this.transforms, { neverBackwards: true }),
+              ),
+            ),
+          verify: () => this.verify({}),
+          unfenceBlue: () => this.green(unfence),
+        },
+        opts,
+      );
+      this.log.info({ safeToSwitch: report.safeToSwitch, drainLsn: report.drainLsn }, 'rollback finished');
       return report;
     });
   }

@@ -123,6 +123,29 @@ export const cutoverBody = {
   },
 } as const;
 
+export const rollbackBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    timeoutMs,
+    unfenceBlue: {
+      type: 'boolean',
+      default: true,
+      description: 'Unfence blue once it is proven to hold everything green had (false: leave it fenced).',
+    },
+    unfenceOnFailure: {
+      type: 'boolean',
+      default: false,
+      description: 'A rollback that fails unfences green again (default: green stays fenced).',
+    },
+    acceptDeadLetters: {
+      type: 'boolean',
+      description:
+        "Default false. Safe to switch back although the reverse dead-letter topic holds records (green's changes blue lacks).",
+    },
+  },
+} as const;
+
 export const verifyBody = {
   type: 'object',
   additionalProperties: false,
