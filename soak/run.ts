@@ -3,7 +3,7 @@ import { parseShapes, SHAPE_KINDS } from './shapes.ts';
 import { defaultOptions, runSoak, type SoakReport } from './soak.ts';
 
 // `npm run soak -- [--duration S] [--seed N] [--faults LIST] [--shapes LIST] [--scratch]
-//   [--rate TX/S] [--writers N] [--big-rows N] [--keep] [--json FILE]`
+//   [--rate TX/S] [--writers N] [--big-rows N] [--reverse] [--keep] [--json FILE]`
 // Exit 0 when blue == green after the drain and nothing was applied twice; 1 otherwise.
 
 const HELP = `usage: tsx soak/run.ts [options]
@@ -29,6 +29,9 @@ const HELP = `usage: tsx soak/run.ts [options]
   --big-rows N     rows per large transaction (default 60000)
   --gap MIN,MAX    ms between faults, after the previous one recovered (default 200,1200)
   --drain-timeout S    give up the final drain after S seconds (default 600)
+  --reverse        then the way back (needs --scratch): cutover --with-rollback, teal reverse
+                   for --duration S with writers on green and its faults (SIGKILL, sessions
+                   terminated on green and blue), rollback, blue compared with green
   --keep           keep tables and topics at the end
   --json FILE      also write the report as JSON`;
 
@@ -99,6 +102,9 @@ for (let i = 0; i < argv.length; i++) {
       break;
     case '--keep':
       opts.keep = true;
+      break;
+    case '--reverse':
+      opts.reverse = true;
       break;
     case '--json':
       jsonFile = value();
@@ -176,5 +182,31 @@ function printSummary(r: SoakReport): void {
     console.log(
       `  ${e.name} exited by itself (code ${e.code}, signal ${e.signal}):\n    ${e.logTail.split('\n').slice(-3).join('\n    ')}`,
     );
+  const rv = r.reverse;
+  if (rv) {
+    const rk: Record<string, number> = {};
+    for (const f of rv.faults) rk[f.kind] = (rk[f.kind] ?? 0) + 1;
+    const rec = rv.faults.map((f) => f.recoveryMs).filter((ms): ms is number => ms !== null);
+    console.log(`  reverse: cutover --with-rollback safe ${rv.cutover.safeToSwitch}`);
+    console.log(
+      `  reverse faults: ${rv.faults.length} (${
+        Object.entries(rk)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(', ') || 'none'
+      }), longest recovery ${Math.max(0, ...rec)} ms`,
+    );
+    const w2 = rv.workload;
+    console.log(
+      `  green workload: ${w2.transactions} transactions, ${w2.inserts} inserts, ${w2.updates} updates, ${w2.keyChanges} key changes, ${w2.deletes} deletes`,
+    );
+    console.log(
+      `  rollback: ${'error' in rv.rollback ? rv.rollback.error : `safe to switch back ${rv.rollback.safeToSwitch} (${rv.rollback.steps.map((s) => `${s.name} ${s.ok ? 'ok' : 'FAILED'}`).join(', ')})`}`,
+    );
+    for (const c of rv.tables)
+      console.log(
+        `  after rollback ${c.table}: blue ${c.blue.rows} rows ${c.blue.md5}, green ${c.green.rows} rows ${c.green.md5}`,
+      );
+    console.log(`  after rollback rows compared: ${rv.rowsCompared}, differing: ${rv.rowsDiffering}`);
+  }
   for (const p of r.problems) console.log(`  PROBLEM: ${p}`);
 }

@@ -20,6 +20,7 @@ import {
   terminateSessions,
 } from './faults.ts';
 import { type ChildExit, localPortsTo, TealChild } from './processes.ts';
+import { type ReverseReport, runReversePhase } from './reverse.ts';
 import { createRng, type Rng } from './rng.ts';
 import { type ScratchPostgres, startScratchPostgres } from './scratch-postgres.ts';
 import {
@@ -106,6 +107,8 @@ export interface SoakOptions {
   chunkTableRows: number;
   /** Rows of the table whose initial snapshot the green-snapshot fault interrupts. */
   bulkRows: number;
+  /** After the forward run: cutover --with-rollback, teal reverse under faults, rollback (soak/reverse.ts). */
+  reverse: boolean;
   log: (line: string) => void;
 }
 
@@ -133,6 +136,7 @@ export function defaultOptions(): SoakOptions {
     chunkRows: 200,
     chunkTableRows: 600,
     bulkRows: 150_000,
+    reverse: false,
     log: (line) => console.log(line),
   };
 }
@@ -166,12 +170,18 @@ export interface SoakReport {
   auditRecorded: number;
   deadLetters: number;
   unexpectedExits: ChildExit[];
+  /** --reverse: the way back after the forward run. */
+  reverse?: ReverseReport;
   problems: string[];
 }
 
 export async function runSoak(input: SoakOptions): Promise<SoakReport> {
   const log = input.log;
   const needScratch = input.faults.filter((f) => SCRATCH_ONLY_FAULTS.includes(f));
+  if (input.reverse && !input.scratch)
+    throw new Error(
+      "--reverse needs --scratch: the reverse slot lives on green, and the shared green's wal_level is not logical",
+    );
   if (needScratch.length > 0 && !input.scratch)
     throw new Error(
       `faults ${needScratch.join(', ')} stop or reconfigure a Postgres server: run them with --scratch (the soak's own blue and green), never on the shared ones`,
@@ -473,6 +483,24 @@ export async function runSoak(input: SoakOptions): Promise<SoakReport> {
     if (failedRecoveries > 0) problems.push(`${failedRecoveries} faults without recovery within the timeout`);
     if (dlq > 0) problems.push(`${dlq} records in the dead-letter topic`);
     const sr = streamRow.rows[0];
+    let reverse: ReverseReport | undefined;
+    if (opts.reverse && rowsDiffering === 0) {
+      await blue.end().catch(() => {});
+      reverse = await runReversePhase({
+        ...opts,
+        base,
+        configPath,
+        workDir,
+        env,
+        root: ROOT,
+        tables: t,
+        keys,
+        stopForward: async () => {
+          await Promise.all(children.map((c) => c.stop()));
+        },
+      });
+      problems.push(...reverse.problems);
+    } else if (opts.reverse) problems.push('--reverse not run: the forward run ended with rows differing');
     report = {
       ok: problems.length === 0,
       seed: opts.seed,
@@ -498,6 +526,7 @@ export async function runSoak(input: SoakOptions): Promise<SoakReport> {
       auditRecorded: twice.recorded,
       deadLetters: dlq,
       unexpectedExits: [...children, joiner].flatMap((c) => c.unexpectedExits),
+      ...(reverse ? { reverse } : {}),
       problems,
     };
     return report;
