@@ -260,6 +260,8 @@ describe('online verify and the cutover delta', () => {
     );
     expect(left.rows).toEqual([{ id: '9' }]);
 
+    // A statement that touched no row records nothing (NULL keys would read as a TRUNCATE).
+    await green.query(`UPDATE ${name} SET v = 'none' WHERE id < 0`);
     // Cutover's delta re-checks key 9 (and key 5, which the round left different) ...
     const delta = await verifyDelta(state, opts);
     expect(delta.tables[0]).toMatchObject({ checked: 'delta', deltaKeys: 2 });
@@ -268,5 +270,14 @@ describe('online verify and the cutover delta', () => {
     const next = await verifyOnline(deps, opts);
     expect(next.tables[0]).toMatchObject({ deltaKeys: 2, reason: expect.stringMatching(/^a round/) });
     expect(keysOf(next.tables[0].different).sort()).toEqual(['5', '9']);
+
+    // A TRUNCATE in green since: the delta cannot vouch for the table, it is verified whole.
+    await green.query(`TRUNCATE ${name}`);
+    const whole = await verifyDelta(state, opts);
+    expect(whole.tables[0]).toMatchObject({
+      checked: 'full',
+      reason: 'green table was truncated since the online pass',
+      missingInGreen: expect.any(Array),
+    });
   });
 });
