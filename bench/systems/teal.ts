@@ -23,8 +23,8 @@ export class TealSystem implements BenchSystem {
   readonly usesKafka = true;
   /** The initial copy's path (TEAL_SNAPSHOT_VIA); undefined: teal's default. */
   via?: SnapshotVia;
-  /** What the harness saw go differently from what was asked (for the report's notes). */
-  readonly warnings = new Set<string>();
+  /** What the harness saw of teal's snapshot paths (for the report's notes). */
+  readonly seen = new Set<string>();
   private children: { label: string; child: ChildProcess }[] = [];
   private id = '';
   private readonly split = process.env.BENCH_TEAL_MODE === 'split';
@@ -173,8 +173,8 @@ export class TealSystem implements BenchSystem {
     } catch {}
     return [
       `${pause}Kafka publisher client ${client} (TEAL_KAFKA_CLIENT), consumer group on kafkajs; ` +
-        'snapshot rows: TEAL_SNAPSHOT_VIA=direct and =kafka, the other workloads after the direct copy',
-      ...this.warnings,
+        "the other workloads after the snapshot along teal's default path, the other snapshot row a pass of its own (TEAL_SNAPSHOT_VIA)",
+      ...this.seen,
     ].join('; ');
   }
 
