@@ -10,6 +10,7 @@ import { KafkaClient } from '@teal/kafka';
 import { Producer } from '@teal/producer';
 import { createMetrics, waitFor } from '@teal/runtime';
 import pg from 'pg';
+import { type RollbackLeg, resetReverseState, runRollbackLeg } from './rollback.ts';
 
 // `npm run demo`: the article's migration end to end on the local environment. blue gets
 // users and orders with realistic volume; green has the new shape (email_domain derived,
@@ -31,6 +32,10 @@ export interface DemoOptions {
   /** Databases to use instead of the local defaults (the e2e test uses its own). */
   blueUrl?: string;
   greenUrl?: string;
+  /** After the cutover (with rollback): writes on green, teal reverse, teal rollback (issue 17). */
+  rollback?: boolean;
+  /** How long the application writes on green before the rollback, ms (default 10 s). */
+  greenWritesMs?: number;
   /** Rows in green per table during the snapshot, every ~250 ms (the CLI draws progress bars). */
   onSnapshotProgress?: (tables: Array<{ table: string; done: number; total: number }>) => void;
 }
@@ -49,6 +54,7 @@ export interface DemoSummary {
   };
   api: { url: string; status: string; metrics: string };
   domains: Array<{ email_domain: string; users: number }>;
+  rollback?: RollbackLeg;
 }
 
 const textTypes = { getTypeParser: () => (v: string) => v };
@@ -98,6 +104,7 @@ async function resetDemoState(config: ResolvedConfig, blue: pg.Client, green: pg
   );
   await blue.query(`DROP PUBLICATION IF EXISTS ${pg.escapeIdentifier(config.publication)}`);
   await green.query('DROP SCHEMA IF EXISTS teal CASCADE');
+  await resetReverseState(config, blue, green);
   const kafka = new KafkaClient({
     brokers: [...config.kafka.brokers],
     clientId: 'teal-demo',
@@ -140,7 +147,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
   // application's session (only the control plane's own are kept), so `blue` is replaced
   // by a fresh session after the cutover.
   let blue = client(config.blue.url, true);
-  const green = client(config.green.url);
+  // Writable too: a --rollback run fences green at its end.
+  const green = client(config.green.url, true);
   await blue.connect();
   await green.connect();
   const probe = client(config.green.url);
@@ -259,12 +267,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
       `workload: ${transactions} transactions in ${(workloadActualMs / 1000).toFixed(1)} s; lag commit->green p50 ${percentile(lagSamples, 50)} ms, p95 ${percentile(lagSamples, 95)} ms`,
     );
 
-    say('cutover: fence blue, drain, copy sequences, verify');
+    say(
+      options.rollback
+        ? 'cutover with rollback: fence blue, drain, copy sequences, verify, prepare the way back on green'
+        : 'cutover: fence blue, drain, copy sequences, verify',
+    );
     const report = await control.cutover({
       fence: true,
       verify: true,
       timeoutMs: 300_000,
       unfenceOnFailure: true,
+      ...(options.rollback ? { withRollback: true } : {}),
     });
     const drainStep = report.steps.find((s: { name: string }) => s.name === 'drain');
     await blue.end().catch(() => undefined);
@@ -300,6 +313,19 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         )
       ).rows.map((r) => ({ email_domain: r.email_domain, users: Number(r.users) })),
     };
+    if (options.rollback && report.safeToSwitch) {
+      // As an operator would: the forward teal run stops, teal reverse takes over (same API port).
+      await api.close();
+      await consumer.stop();
+      await producer.stop();
+      api = undefined;
+      summary.rollback = await runRollbackLeg({
+        config,
+        client: () => client(config.blue.url),
+        writeMs: options.greenWritesMs ?? 10_000,
+        say,
+      });
+    }
     if (options.print) printSummary(summary);
     return summary;
   } finally {
@@ -312,6 +338,12 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
         `ALTER DATABASE ${pg.escapeIdentifier(new URL(config.blue.url).pathname.slice(1) || 'app')} RESET default_transaction_read_only`,
       )
       .catch(() => undefined);
+    if (options.rollback)
+      await green
+        .query(
+          `ALTER DATABASE ${pg.escapeIdentifier(new URL(config.green.url).pathname.slice(1) || 'app')} RESET default_transaction_read_only`,
+        )
+        .catch(() => undefined);
     await Promise.allSettled([blue.end(), green.end(), probe.end()]);
   }
 }
@@ -348,5 +380,31 @@ function printSummary(s: DemoSummary): void {
   line('email_domain in green', s.domains.map((d) => `${d.email_domain}=${d.users}`).join(', '));
   line('safe to switch', s.cutover.safeToSwitch ? 'yes' : 'NO');
   line('API (while running)', `${s.api.status}, ${s.api.metrics}`);
+  const r = s.rollback;
+  if (r) {
+    process.stdout.write('\n== the way back (cutover --with-rollback, teal reverse, teal rollback) ==\n');
+    line('writes on green', `${r.writes.transactions} transactions in ${(r.writes.ms / 1000).toFixed(1)} s`);
+    line(
+      'rollback steps',
+      r.rollback.steps.map((x) => `${x.name} ${x.ok ? 'ok' : 'FAILED'} (${x.ms} ms)`).join(', '),
+    );
+    line('drain', `green to LSN ${r.rollback.drainLsn ?? '-'}`);
+    line(
+      'sequences copied back',
+      r.rollback.sequences.map((q) => `${q.green} ${q.value}${q.ok ? '' : ' NOT OK'}`).join(', ') || 'none',
+    );
+    line('verify', r.rollback.verifyOk ? 'OK: blue equals green (inverse mapping)' : 'MISMATCH');
+    for (const d of r.digests)
+      line(
+        `digest ${d.table}`,
+        `blue ${d.blueRows} rows, green ${d.greenRows} rows: ${d.same ? 'identical (md5 of every row, in SQL)' : 'DIFFERENT'}`,
+      );
+    const all = r.rollback.safeToSwitch && r.digests.every((d) => d.same);
+    line('blue has every write', all ? 'yes: safe to switch back to blue' : 'NO');
+    process.stdout.write(
+      '  blue was unfenced by the rollback; green, fenced by it, is writable again now the demo is over.\n',
+    );
+    return;
+  }
   process.stdout.write('  blue was fenced for the cutover and is writable again now the demo is over.\n');
 }

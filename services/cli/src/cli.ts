@@ -193,17 +193,23 @@ const COMMANDS: Record<string, Command> = {
   },
   demo: {
     summary: 'the end-to-end demo (env up, snapshot, workload, cutover)',
-    usage: 'teal demo [--users N] [--orders N] [--workload-seconds S]',
+    usage:
+      'teal demo [--users N] [--orders N] [--workload-seconds S] [--rollback [--green-writes-seconds S]]',
     options: {
       users: { type: 'string' },
       orders: { type: 'string' },
       'workload-seconds': { type: 'string' },
+      rollback: { type: 'boolean' },
+      'green-writes-seconds': { type: 'string' },
     },
     details:
       'Defaults: 100000 users, 300000 orders, 20 s of writes. Brings the local environment up unless\n' +
       'TEAL_BLUE_URL, TEAL_GREEN_URL and TEAL_KAFKA_BROKERS are all given.\n' +
       'Prints its own story; teal logs only warnings (TEAL_LOG_LEVEL says otherwise), as readable\n' +
-      'lines even when piped (--log-format json or TEAL_LOG_FORMAT=json for JSON).',
+      'lines even when piped (--log-format json or TEAL_LOG_FORMAT=json for JSON).\n' +
+      '--rollback   the cutover prepares the way back; the application writes on green (10 s, or\n' +
+      '             --green-writes-seconds), teal reverse streams it into blue, teal rollback switches back;\n' +
+      '             the summary says whether blue has every write (green needs wal_level = logical)',
     logFormat: 'pretty',
     run: runDemo,
   },

@@ -15,8 +15,13 @@ interface DemoModule {
     users?: number;
     orders?: number;
     workloadMs?: number;
+    rollback?: boolean;
+    greenWritesMs?: number;
     onSnapshotProgress?: (tables: Array<{ table: string; done: number; total: number }>) => void;
-  }) => Promise<{ cutover?: { safeToSwitch?: boolean } }>;
+  }) => Promise<{
+    cutover?: { safeToSwitch?: boolean };
+    rollback?: { rollback: { safeToSwitch: boolean }; digests: Array<{ same: boolean }> };
+  }>;
 }
 
 function count(v: unknown, name: string, min: number): number | undefined {
@@ -31,6 +36,10 @@ export async function runDemo(v: Values, io: CliIo): Promise<number> {
   const users = count(v.users, 'users', 1);
   const orders = count(v.orders, 'orders', 1);
   const workloadSeconds = count(v['workload-seconds'], 'workload-seconds', 1);
+  const greenSeconds = count(v['green-writes-seconds'], 'green-writes-seconds', 1);
+  const rollback = v.rollback === true;
+  if (greenSeconds !== undefined && !rollback)
+    throw new UsageError('--green-writes-seconds needs --rollback');
   let mod: DemoModule;
   try {
     mod = await import(DEMO.href);
@@ -54,6 +63,9 @@ export async function runDemo(v: Values, io: CliIo): Promise<number> {
       users,
       orders,
       workloadMs: workloadSeconds === undefined ? undefined : workloadSeconds * 1000,
+      ...(rollback
+        ? { rollback, greenWritesMs: greenSeconds === undefined ? undefined : greenSeconds * 1000 }
+        : {}),
       onSnapshotProgress: (tables) => {
         if (!drawing) return;
         for (const t of tables) progress.update(t.table, t.done, t.total);
@@ -63,7 +75,11 @@ export async function runDemo(v: Values, io: CliIo): Promise<number> {
         }
       },
     });
-    return summary?.cutover?.safeToSwitch === false ? EXIT.failure : EXIT.ok;
+    if (summary?.cutover?.safeToSwitch === false) return EXIT.failure;
+    // --rollback: blue must hold every write green took, else the demo failed.
+    const back = summary?.rollback;
+    if (rollback && (!back?.rollback.safeToSwitch || !back.digests.every((d) => d.same))) return EXIT.failure;
+    return EXIT.ok;
   } finally {
     if (drawing) progress.stop();
   }
