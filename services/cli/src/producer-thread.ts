@@ -31,7 +31,6 @@ export interface ProducerThreadOptions {
   metricsTimeoutMs?: number;
 }
 
-const YOUNG_GENERATION_MB = 192;
 const DEFAULT_ENTRY = new URL('./producer-worker.mjs', import.meta.url);
 
 export class ProducerThread extends EventEmitter {
@@ -75,12 +74,8 @@ export class ProducerThread extends EventEmitter {
       log: loggerOutput(),
     };
     const worker = new Worker(this.options.entry ?? DEFAULT_ENTRY, {
+      // Heap sizes come from the process's V8 flags (bin/teal.mjs, docs/performance.md).
       workerData,
-      // The producer allocates a few short-lived objects per row (event, Avro buffers, the
-      // Kafka client's record pieces). A young generation of 192 MiB (semi-spaces of 64 MiB,
-      // V8's default is 16) lets them die young instead of being copied and promoted:
-      // bench/README.md has the before/after.
-      resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
     });
     this.worker = worker;
     this.log.info({ threadId: worker.threadId, config: workerData.source.kind }, 'producer thread started');
