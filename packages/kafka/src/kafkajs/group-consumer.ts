@@ -1,6 +1,7 @@
 import { withRetry } from '@teal/runtime';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import {
+  CoalescedCommits,
   DEFAULT_BATCH_BYTES,
   FETCH_BYTES,
   handleInPlace,
@@ -78,6 +79,9 @@ export class KafkajsGroupConsumer implements GroupConsumer {
   private topicPoll: NodeJS.Timeout | undefined;
   private restarting: Promise<void> | undefined;
   private readonly admin: KafkajsAdmin;
+  private readonly commits = new CoalescedCommits(async (offsets) => {
+    await this.consumer?.commitOffsets(offsets.map((o) => ({ ...o, offset: String(o.offset) })));
+  });
   /** Bytes of one partition per eachBatch call (GroupConsumerOptions.maxBytesPerPartition). */
   private readonly batchBytes: number;
 
@@ -272,9 +276,7 @@ export class KafkajsGroupConsumer implements GroupConsumer {
   }
 
   async commit(topic: string, partition: number, nextOffset: bigint): Promise<void> {
-    await this.consumer
-      ?.commitOffsets([{ topic, partition, offset: String(nextOffset) }])
-      .catch((err) => log().debug({ err }, 'advisory offset commit failed'));
+    this.commits.add(topic, partition, nextOffset);
   }
 
   private pauseConsumer(consumer: Consumer): void {
@@ -295,6 +297,7 @@ export class KafkajsGroupConsumer implements GroupConsumer {
     this.closed = true;
     if (this.topicPoll) clearInterval(this.topicPoll);
     await this.restarting;
+    await this.commits.close();
     await this.consumer?.disconnect().catch(() => undefined);
     this.consumer = undefined;
     await this.admin.close();

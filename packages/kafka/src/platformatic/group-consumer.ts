@@ -1,5 +1,6 @@
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
 import {
+  CoalescedCommits,
   DEFAULT_BATCH_BYTES,
   FETCH_BYTES,
   handleInPlace,
@@ -36,7 +37,6 @@ import { wrapPlatformaticError } from './errors.ts';
 const ASSIGN_WAIT_MS = 5_000;
 /** How long the broker holds a fetch with nothing new (also what an idle partition waits). */
 const FETCH_WAIT_MS = 100;
-const COMMIT_EVERY_MS = 1_000;
 const TOPIC_POLL_MS = 3_000;
 
 interface PartitionState {
@@ -96,8 +96,9 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   private assigning: Promise<void> | undefined;
   /** Partitions whose handler has not returned yet (by key): not fetched meanwhile. */
   private readonly handling = new Map<string, Promise<void>>();
-  /** Advisory commits, sent together every COMMIT_EVERY_MS (green holds the real position). */
-  private readonly toCommit = new Map<string, { topic: string; partition: number; offset: bigint }>();
+  private readonly commits = new CoalescedCommits((offsets) =>
+    this.consumer.commit({ offsets: offsets.map((o) => ({ ...o, leaderEpoch: -1 })) }),
+  );
   private paused = false;
   private closed = false;
   private loop: Promise<void> | undefined;
@@ -144,7 +145,6 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     this.topics = new Set(await this.matchingTopics());
     if (this.topics.size > 0) await this.join();
     this.timers.push(setInterval(() => void this.checkNewTopics(), TOPIC_POLL_MS));
-    this.timers.push(setInterval(() => void this.flushCommits(), COMMIT_EVERY_MS));
     for (const t of this.timers) t.unref();
     this.loop = this.fetchLoop();
   }
@@ -432,16 +432,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   }
 
   async commit(topic: string, partition: number, nextOffset: bigint): Promise<void> {
-    this.toCommit.set(tpKey(topic, partition), { topic, partition, offset: nextOffset });
-  }
-
-  private async flushCommits(): Promise<void> {
-    if (this.toCommit.size === 0 || this.assigning) return;
-    const offsets = [...this.toCommit.values()].map((o) => ({ ...o, leaderEpoch: -1 }));
-    this.toCommit.clear();
-    await this.consumer
-      .commit({ offsets })
-      .catch((err) => log().debug({ err }, 'advisory offset commit failed'));
+    this.commits.add(topic, partition, nextOffset);
   }
 
   pause(): void {
@@ -460,7 +451,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     this.poke();
     await this.loop?.catch(() => undefined);
     await Promise.allSettled(this.handling.values());
-    await this.flushCommits();
+    await this.commits.close();
     await this.consumer
       .close(true)
       .catch((err: unknown) => log().debug({ err }, 'closing the Kafka consumer'));
