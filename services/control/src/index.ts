@@ -13,6 +13,8 @@ export {
   removeReverseGuard,
   unfence,
 } from './fence.ts';
+export { type RollbackOptions, runRollback } from './rollback.ts';
+export { type RollbackObstacle, rollbackObstacles } from './rollback-prepare.ts';
 export { copySequences } from './sequences.ts';
 export { assertSafeBind, isLoopback, startApi } from './server.ts';
 export type { Direction } from './status-derive.ts';

@@ -1,5 +1,4 @@
 import {
-  describeReverseProblems,
   parseTableName,
   type ResolvedConfig,
   type ReversePlan,
@@ -44,27 +43,47 @@ export interface GreenSlotFacts {
   publicationExists: boolean;
 }
 
-/** Why green cannot take the reverse slot now, one sentence each with the fix (pure). */
-export function greenSlotProblems(facts: GreenSlotFacts, slot: string, publication: string): string[] {
-  const out: string[] = [];
+/** One reason the way back cannot be built, and what to change. */
+export interface RollbackObstacle {
+  /** Blue's table, null for a green setting. */
+  table: string | null;
+  what: string;
+  fix: string;
+}
+
+/** Why green cannot take the reverse slot now, each with the fix (pure). */
+export function greenSlotProblems(
+  facts: GreenSlotFacts,
+  slot: string,
+  publication: string,
+): RollbackObstacle[] {
+  const out: RollbackObstacle[] = [];
   if (facts.walLevel !== 'logical') {
-    out.push(
-      `green has wal_level = ${facts.walLevel}: the reverse slot needs logical (ALTER SYSTEM SET wal_level = logical on green, then restart it)`,
-    );
+    out.push({
+      table: null,
+      what: `green has wal_level = ${facts.walLevel}: the reverse slot needs logical`,
+      fix: 'ALTER SYSTEM SET wal_level = logical on green, then restart it',
+    });
   }
   if (facts.slotExists) {
-    out.push(
-      `replication slot "${slot}" already exists on green: if no teal reverse uses it, drop it (SELECT pg_drop_replication_slot('${slot}'))`,
-    );
+    out.push({
+      table: null,
+      what: `replication slot "${slot}" already exists on green`,
+      fix: `if no teal reverse uses it, drop it: SELECT pg_drop_replication_slot('${slot}')`,
+    });
   } else if (facts.replicationSlotsUsed >= facts.maxReplicationSlots) {
-    out.push(
-      `green has no free replication slot (${facts.replicationSlotsUsed} of max_replication_slots = ${facts.maxReplicationSlots} used): raise max_replication_slots on green (restart) or drop an unused slot`,
-    );
+    out.push({
+      table: null,
+      what: `green has no free replication slot (${facts.replicationSlotsUsed} of max_replication_slots = ${facts.maxReplicationSlots} used)`,
+      fix: 'raise max_replication_slots on green (restart) or drop an unused slot',
+    });
   }
   if (facts.publicationExists) {
-    out.push(
-      `publication "${publication}" already exists on green: if no teal reverse uses it, DROP PUBLICATION ${publication}`,
-    );
+    out.push({
+      table: null,
+      what: `publication "${publication}" already exists on green`,
+      fix: `if no teal reverse uses it: DROP PUBLICATION ${publication}`,
+    });
   }
   return out;
 }
@@ -95,10 +114,48 @@ export async function readGreenSlotFacts(
  * A green table in a publication that publishes updates must have a replica identity, or
  * Postgres refuses the application's UPDATE and DELETE on it (55000): never put one there.
  */
-export function replicaIdentityProblem(shape: TableShape): string | undefined {
+export function replicaIdentityProblem(shape: TableShape, blueTable: string): RollbackObstacle | undefined {
   if (shape.replicaIdentity === 'full' || shape.replicaIdentity === 'index') return undefined;
   if (shape.replicaIdentity === 'default' && shape.hasPrimaryKey) return undefined;
-  return `green table ${shape.name} has no replica identity (${shape.replicaIdentity === 'nothing' ? 'REPLICA IDENTITY NOTHING' : 'no primary key'}): in the reverse publication the application's UPDATEs and DELETEs on it would fail; add a primary key or ALTER TABLE ${shape.name} REPLICA IDENTITY FULL`;
+  return {
+    table: blueTable,
+    what: `green table ${shape.name} has no replica identity (${shape.replicaIdentity === 'nothing' ? 'REPLICA IDENTITY NOTHING' : 'no primary key'}): in the reverse publication the application's UPDATEs and DELETEs on it would fail`,
+    fix: `add a primary key to green's ${shape.name}, or ALTER TABLE ${shape.name} REPLICA IDENTITY FULL`,
+  };
+}
+
+/** Every obstacle to the way back: transforms, green's settings and tables (no fence, nothing written). */
+export async function rollbackObstacles(
+  blue: Queryable,
+  green: Queryable,
+  config: ResolvedConfig,
+  transforms: TransformSet,
+): Promise<{ plan: ReversePlan; obstacles: RollbackObstacle[] }> {
+  const { plan, greenShapes } = await planReverse(blue, green, config, transforms);
+  const obstacles: RollbackObstacle[] = plan.problems.map((p) => ({
+    table: p.table === '*' ? null : p.table,
+    what: `${p.column ? `column "${p.column}": ` : ''}${p.message}`,
+    fix: `declare ${p.declare}`,
+  }));
+  obstacles.push(
+    ...greenSlotProblems(
+      await readGreenSlotFacts(green, plan.config.slot, plan.config.publication),
+      plan.config.slot,
+      plan.config.publication,
+    ),
+  );
+  for (const t of plan.tables) {
+    const shape = greenShapes.get(t.greenTable);
+    const problem = shape
+      ? replicaIdentityProblem(shape, t.blueTable)
+      : {
+          table: t.blueTable,
+          what: `green has no table ${t.greenTable}`,
+          fix: `create ${t.greenTable} on green`,
+        };
+    if (problem) obstacles.push(problem);
+  }
+  return { plan, obstacles };
 }
 
 /** The reverse plan against both catalogs: every replicated table with its columns on each side. */
@@ -141,25 +198,8 @@ export async function preflightRollback(
   config: ResolvedConfig,
   transforms: TransformSet,
 ): Promise<ReversePlan> {
-  const { plan, greenShapes } = await planReverse(blue, green, config, transforms);
-  const reasons: string[] = [];
-  if (plan.problems.length > 0) {
-    reasons.push(
-      `${plan.problems.length} transform(s) cannot be inverted; add to teal.config.ts:\n  - ${describeReverseProblems(plan.problems)}`,
-    );
-  }
-  reasons.push(
-    ...greenSlotProblems(
-      await readGreenSlotFacts(green, plan.config.slot, plan.config.publication),
-      plan.config.slot,
-      plan.config.publication,
-    ),
-  );
-  for (const t of plan.tables) {
-    const shape = greenShapes.get(t.greenTable);
-    const problem = shape ? replicaIdentityProblem(shape) : `green has no table ${t.greenTable}`;
-    if (problem) reasons.push(problem);
-  }
+  const { plan, obstacles } = await rollbackObstacles(blue, green, config, transforms);
+  const reasons = obstacles.map((o) => `${o.table ? `${o.table}: ` : ''}${o.what}; ${o.fix}`);
   if (await readReverseState(green, config.kafka.topicPrefix)) {
     reasons.push(
       `green already records a prepared reverse pipeline for topic prefix "${config.kafka.topicPrefix}" (teal.control reverse:${config.kafka.topicPrefix}): roll back with it, or delete that row and its slot first`,

@@ -182,9 +182,10 @@ describe("green's readiness for the reverse slot", () => {
       'teal_pub_reverse',
     );
     expect(problems).toHaveLength(3);
-    expect(problems[0]).toMatch(/wal_level = replica.*ALTER SYSTEM SET wal_level = logical/);
-    expect(problems[1]).toMatch(/no free replication slot \(1 of max_replication_slots = 1/);
-    expect(problems[2]).toMatch(/DROP PUBLICATION teal_pub_reverse/);
+    expect(problems[0].what).toMatch(/wal_level = replica/);
+    expect(problems[0].fix).toMatch(/ALTER SYSTEM SET wal_level = logical/);
+    expect(problems[1].what).toMatch(/no free replication slot \(1 of max_replication_slots = 1/);
+    expect(problems[2].fix).toMatch(/DROP PUBLICATION teal_pub_reverse/);
   });
   it('refuses a green table without a replica identity (its UPDATEs would fail once published)', () => {
     const shape = {
@@ -194,8 +195,8 @@ describe("green's readiness for the reverse slot", () => {
       key: [],
       columns: [],
     };
-    expect(replicaIdentityProblem(shape)).toMatch(/REPLICA IDENTITY FULL/);
-    expect(replicaIdentityProblem({ ...shape, hasPrimaryKey: true })).toBeUndefined();
-    expect(replicaIdentityProblem({ ...shape, replicaIdentity: 'full' })).toBeUndefined();
+    expect(replicaIdentityProblem(shape, 'public.t')?.fix).toMatch(/REPLICA IDENTITY FULL/);
+    expect(replicaIdentityProblem({ ...shape, hasPrimaryKey: true }, 'public.t')).toBeUndefined();
+    expect(replicaIdentityProblem({ ...shape, replicaIdentity: 'full' }, 'public.t')).toBeUndefined();
   });
 });

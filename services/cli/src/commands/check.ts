@@ -9,7 +9,7 @@ export async function runCheckCommand(v: Values, io: CliIo): Promise<number> {
   const { runCheck, formatCheckReport } = await import('@teal/control');
   let report: Awaited<ReturnType<typeof runCheck>>;
   try {
-    report = await runCheck({ config });
+    report = await runCheck({ config, withRollback: v['with-rollback'] === true });
   } catch (err) {
     if ((err as { code?: string }).code !== 'TEAL_UNAVAILABLE') throw err;
     io.stderr.write(`teal check: ${(err as Error).message}\n`);

@@ -4,8 +4,9 @@ import { redactSecrets, redactUrl, TealError } from '@teal/errors';
 import { type BrokerLimits, KafkaClient, readBrokerLimits } from '@teal/kafka';
 import { connectClient } from '@teal/postgres';
 import type pg from 'pg';
+import { type RollbackObstacle, rollbackObstacles } from '../rollback-prepare.ts';
 import type { BrokerFacts, CheckFacts, GreenTableFacts } from './check-facts.ts';
-import { deriveFindings } from './check-findings.ts';
+import { deriveFindings, type Finding, sortFindings } from './check-findings.ts';
 import {
   readBlueServer,
   readBlueTables,
@@ -30,6 +31,11 @@ export interface CheckOptions {
   readonly preflight?: boolean;
   /** How long the broker may take to answer, ms (default 15000). */
   readonly brokerTimeoutMs?: number;
+  /**
+   * `teal check --with-rollback`: what would make `cutover --with-rollback` refuse blocks
+   * (otherwise `teal check` warns about it, and teal run's preflight does not read it).
+   */
+  readonly withRollback?: boolean;
 }
 
 /** Reads blue and green's connect timeout (ms). */
@@ -124,11 +130,34 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
       server,
       broker,
     };
-    return checkReport(names, deriveFindings(facts, config, transforms), skipped);
+    const findings = deriveFindings(facts, config, transforms);
+    if (green && (!opts.preflight || opts.withRollback)) {
+      try {
+        const { obstacles } = await rollbackObstacles(blue, green, config, transforms);
+        findings.push(...rollbackFindings(obstacles, opts.withRollback === true));
+      } catch (err) {
+        skipped.push(`green's readiness for a rollback: ${redactSecrets((err as Error).message)}`);
+      }
+    }
+    return checkReport(names, sortFindings(findings), skipped);
   } finally {
     await blue.end().catch(() => {});
     await green?.end().catch(() => {});
   }
+}
+
+/** What would make `cutover --with-rollback` refuse, as findings: blocking only when asked for. */
+export function rollbackFindings(obstacles: readonly RollbackObstacle[], block: boolean): Finding[] {
+  return obstacles.map((o) => ({
+    severity: block ? 'block' : 'warn',
+    check: 'rollback',
+    table: o.table,
+    what: o.what,
+    teal: block
+      ? 'cutover --with-rollback refuses before the fence (docs/rollback.md)'
+      : 'only cutover --with-rollback needs it: it would refuse before the fence (teal check --with-rollback makes this block)',
+    fix: o.fix,
+  }));
 }
 
 async function readBroker(
