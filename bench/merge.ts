@@ -23,6 +23,8 @@ const merged: Report = {
     end: reports.at(-1)?.load?.end,
   },
   limit: reports.find((r) => r.limit)?.limit,
+  limitRuns: reports.find((r) => r.limit)?.limitRuns,
+  scaling: reports.find((r) => r.scaling)?.scaling,
   systems: Object.assign({}, ...reports.map((r) => r.systems)),
   options: { ...reports[0].options, systems: reports.flatMap((r) => Object.keys(r.systems)) },
 };

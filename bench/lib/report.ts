@@ -366,7 +366,7 @@ function scalingTable(s: ScalingResult, lines: string[]): void {
     };
     const last = bySize[largest];
     const cells = [
-      name,
+      name === 'limit' ? 'COPY pipe (pgbench_accounts)' : name,
       ...scales.map((sc) => {
         const m = bySize[String(sc)];
         return m && 'error' in m ? 'failed' : fmt(rate(sc));
