@@ -9,7 +9,9 @@ import {
   partitionStatuses,
   producerView,
   type StateInputs,
+  type StatusInputs,
   slotStatus,
+  statusReport,
   statusWarnings,
   updateGauges,
 } from './status-derive.ts';
@@ -164,5 +166,23 @@ describe('state', () => {
       expect(text).toMatch(/^teal_state\{state="paused"\} 1$/m);
       expect(text).toMatch(/^teal_state\{state="streaming"\} 0$/m);
     });
+  });
+});
+
+describe('direction', () => {
+  const inputs = (direction?: 'forward' | 'reverse'): StatusInputs => ({
+    config: { slot: 's', lag: thresholds, kafka: { topicPrefix: 'p' } },
+    slot: slotRow,
+    fenced: false,
+    stored: {},
+    applied: [],
+    topics: { tables: new Map(), deadLetters: 0 },
+    live: {},
+    draining: false,
+    ...(direction ? { direction } : {}),
+  });
+  it("says reverse for teal reverse's pipeline and forward otherwise", () => {
+    expect(statusReport(inputs('reverse')).direction).toBe('reverse');
+    expect(statusReport(inputs()).direction).toBe('forward');
   });
 });
