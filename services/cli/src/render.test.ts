@@ -65,4 +65,51 @@ describe('formatCutover', () => {
     const dry = formatCutover({ ...base, safeToSwitch: false, fenced: false, dryRun: true });
     expect(dry).toMatch(/dry run: a fenced cutover would hold writes for about 745 ms now/);
   });
+
+  it('prints the way back a cutover --with-rollback prepared, and a rollback as switching back', () => {
+    const base: CutoverReport = {
+      safeToSwitch: true,
+      fenced: true,
+      drainLsn: '0/ABC',
+      deadLetters: { total: 0, tables: [] },
+      fenceHoles: { preparedTransactions: [], sessions: [] },
+      steps: [],
+      sequences: [],
+      verify: null,
+      warnings: [],
+    };
+    const prepared = formatCutover({
+      ...base,
+      rollback: {
+        slot: 'teal_slot_reverse',
+        publication: 'teal_pub_reverse',
+        lsn: '0/DEF',
+        topicPrefix: 'teal_reverse',
+        tables: [
+          {
+            greenTable: 'public.members',
+            blueTable: 'public.users',
+            columns: { id: 'id', full_name: 'name' },
+            notWrittenBack: ['email_domain'],
+            blueOnly: ['legacy_code'],
+            derivedBack: [],
+          },
+        ],
+      },
+    });
+    expect(prepared).toMatch(
+      /rollback prepared: slot teal_slot_reverse on green from 0\/DEF, publication teal_pub_reverse/,
+    );
+    expect(prepared).toMatch(/public\.members -> public\.users\s+email_domain\s+legacy_code\s+-/);
+    expect(prepared).toMatch(/start teal reverse/);
+    expect(prepared).toMatch(/SAFE TO SWITCH: green holds everything up to 0\/ABC/);
+
+    const back = formatCutover({ ...base, direction: 'rollback' });
+    expect(back).toMatch(
+      /SAFE TO SWITCH BACK: blue holds everything committed on green up to 0\/ABC; green stays fenced/,
+    );
+    expect(formatCutover({ ...base, direction: 'rollback', safeToSwitch: false })).toMatch(
+      /NOT SAFE TO SWITCH BACK/,
+    );
+  });
 });
