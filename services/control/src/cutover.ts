@@ -41,8 +41,9 @@ export interface CutoverSteps {
   dropRollback?(prepared: RollbackPrepared): Promise<void>;
 }
 
-export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Promise<CutoverReport> {
-  const report: CutoverReport = {
+/** A report before any step ran (the rollback's, rollback.ts, starts the same). */
+export function emptyReport(kind: CutoverVerification['kind'], dryRun: boolean): CutoverReport {
+  return {
     safeToSwitch: false,
     fenced: false,
     drainLsn: null,
@@ -52,17 +53,19 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
     sequences: [],
     verify: null,
     warnings: [],
-    dryRun: opts.dryRun === true,
+    dryRun,
     window: { fenced: false, ms: 0, steps: [] },
     verification: {
-      kind: 'none',
+      kind,
       beforeFence: { tables: [], rows: 0, asOfLsn: null },
       afterFence: { deltaTables: [], deltaKeys: 0, fullTables: [] },
     },
   };
-  const started = Date.now();
-  let drained: DrainResult | null = null;
-  const step = async (name: CutoverStep['name'], fn: () => Promise<string>): Promise<boolean> => {
+}
+
+/** Runs one step into `report.steps`: its ms, its details or its error; false when it failed. */
+export function stepRunner(report: CutoverReport) {
+  return async (name: CutoverStep['name'], fn: () => Promise<string>): Promise<boolean> => {
     const t0 = Date.now();
     try {
       const details = await fn();
@@ -74,6 +77,13 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
       return false;
     }
   };
+}
+
+export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Promise<CutoverReport> {
+  const report = emptyReport('none', opts.dryRun === true);
+  const started = Date.now();
+  let drained: DrainResult | null = null;
+  const step = stepRunner(report);
 
   let ok = true;
   if (opts.dryRun) {

@@ -1,13 +1,6 @@
-import { TealError } from '@teal/errors';
+import { emptyReport, stepRunner } from './cutover.ts';
 import { describeFenceHoles } from './fence.ts';
-import type {
-  CutoverReport,
-  CutoverStep,
-  DrainResult,
-  FenceResult,
-  SequenceCopy,
-  VerifyReportView,
-} from './types.ts';
+import type { CutoverReport, DrainResult, FenceResult, SequenceCopy, VerifyReportView } from './types.ts';
 
 // `teal rollback` (issue 17) is the cutover of the reverse pipeline: fence GREEN (the reverse
 // source, where the application writes now) -> drain the reverse pipeline to green's current
@@ -38,38 +31,9 @@ export interface RollbackOptions {
 }
 
 export async function runRollback(steps: RollbackSteps, opts: RollbackOptions): Promise<CutoverReport> {
-  const report: CutoverReport = {
-    direction: 'rollback',
-    safeToSwitch: false,
-    fenced: false,
-    drainLsn: null,
-    deadLetters: null,
-    fenceHoles: null,
-    steps: [],
-    sequences: [],
-    verify: null,
-    warnings: [],
-    dryRun: false,
-    window: { fenced: false, ms: 0, steps: [] },
-    verification: {
-      kind: 'full',
-      beforeFence: { tables: [], rows: 0, asOfLsn: null },
-      afterFence: { deltaTables: [], deltaKeys: 0, fullTables: [] },
-    },
-  };
+  const report: CutoverReport = { ...emptyReport('full', false), direction: 'rollback' };
   const started = Date.now();
-  const step = async (name: CutoverStep['name'], fn: () => Promise<string>): Promise<boolean> => {
-    const t0 = Date.now();
-    try {
-      const details = await fn();
-      report.steps.push({ name, ok: true, ms: Date.now() - t0, details });
-      return true;
-    } catch (err) {
-      const message = err instanceof TealError ? `${err.code}: ${err.message}` : (err as Error).message;
-      report.steps.push({ name, ok: false, ms: Date.now() - t0, details: message });
-      return false;
-    }
-  };
+  const step = stepRunner(report);
 
   let ok = await step('fence', async () => {
     const f = await steps.fenceGreen();
