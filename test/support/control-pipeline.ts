@@ -1,5 +1,6 @@
 import { type ResolvedConfig, resolveConfig } from '@teal/config';
 import { Consumer } from '@teal/consumer';
+import { greenCopyTarget } from '@teal/consumer/direct-copy';
 import { TealControl } from '@teal/control';
 import { KafkaClient } from '@teal/kafka';
 import { Producer } from '@teal/producer';
@@ -51,7 +52,11 @@ export async function controlPipeline(
   opts: { producerDeps?: ConstructorParameters<typeof Producer>[1]; waitForStreaming?: boolean } = {},
 ) {
   const metrics = createMetrics();
-  const producer = new Producer(config, { metrics, ...opts.producerDeps });
+  const producer = new Producer(config, {
+    metrics,
+    directCopy: (c) => greenCopyTarget(c, { sessions: c.snapshot.parallel }),
+    ...opts.producerDeps,
+  });
   const consumer = new Consumer(config, { metrics, groupId: `${config.slot}-group` });
   const control = new TealControl(config, { producer, consumer, metrics, pollMs: 100 });
   onTestFinished(async () => {

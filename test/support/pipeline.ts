@@ -1,5 +1,6 @@
 import { type ResolvedConfig, resolveConfig } from '@teal/config';
 import { Consumer } from '@teal/consumer';
+import { greenCopyTarget } from '@teal/consumer/direct-copy';
 import { KafkaClient } from '@teal/kafka';
 import { Producer } from '@teal/producer';
 import pg from 'pg';
@@ -35,7 +36,10 @@ export async function startPipeline(
       },
     },
   );
-  const producer = new Producer(config);
+  // snapshot.via 'direct' takes the consumer's green writer, as the cli wires it.
+  const producer = new Producer(config, {
+    directCopy: (c) => greenCopyTarget(c, { sessions: c.snapshot.parallel }),
+  });
   const consumer = new Consumer(config, { groupId: `${name}-group` });
   onTestFinished(async () => {
     await consumer.stop();

@@ -25,7 +25,7 @@ export const DEFAULTS = Object.freeze({
   batchSize: 5000,
   heartbeatMs: 10_000,
   chunkRows: 10_000,
-  snapshotVia: 'kafka' as SnapshotVia,
+  snapshotVia: 'direct' as SnapshotVia,
   // Two blue sessions on this 2-core machine; more where blue and green have the cores.
   snapshotParallel: 2,
   snapshotRangeRows: 100_000,

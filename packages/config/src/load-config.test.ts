@@ -52,7 +52,7 @@ describe('resolveConfig', () => {
       keyColumns: {},
       ordered: {},
       heartbeatMs: 10_000,
-      snapshot: { chunkRows: 10_000, via: 'kafka', parallel: 2, rangeRows: 100_000 },
+      snapshot: { chunkRows: 10_000, via: 'direct', parallel: 2, rangeRows: 100_000 },
       lag: { warnBytes: 1024 ** 3, criticalBytes: 8 * 1024 ** 3 },
       verify: { onlineRowsPerSecond: 0 },
       configPath: undefined,
