@@ -2,6 +2,19 @@ import type { CutoverReport } from '@teal/control';
 import { describe, expect, it } from 'vitest';
 import { formatCutover } from './render.ts';
 
+/** A cutover that went through, with nothing else to show. */
+const SAFE: CutoverReport = {
+  safeToSwitch: true,
+  fenced: true,
+  drainLsn: '0/ABC',
+  deadLetters: { total: 0, tables: [] },
+  fenceHoles: { preparedTransactions: [], sessions: [] },
+  steps: [],
+  sequences: [],
+  verify: null,
+  warnings: [],
+};
+
 describe('formatCutover', () => {
   it('shows the dead letters per table and what the fence could not stop', () => {
     const report: CutoverReport = {
@@ -29,15 +42,7 @@ describe('formatCutover', () => {
 
   it('states the write window and what was verified before the fence and inside it', () => {
     const base: CutoverReport = {
-      safeToSwitch: true,
-      fenced: true,
-      drainLsn: '0/ABC',
-      deadLetters: { total: 0, tables: [] },
-      fenceHoles: { preparedTransactions: [], sessions: [] },
-      steps: [],
-      sequences: [],
-      verify: null,
-      warnings: [],
+      ...SAFE,
       window: {
         fenced: true,
         ms: 745,
@@ -67,17 +72,7 @@ describe('formatCutover', () => {
   });
 
   it('prints the way back a cutover --with-rollback prepared, and a rollback as switching back', () => {
-    const base: CutoverReport = {
-      safeToSwitch: true,
-      fenced: true,
-      drainLsn: '0/ABC',
-      deadLetters: { total: 0, tables: [] },
-      fenceHoles: { preparedTransactions: [], sessions: [] },
-      steps: [],
-      sequences: [],
-      verify: null,
-      warnings: [],
-    };
+    const base = SAFE;
     const prepared = formatCutover({
       ...base,
       rollback: {
