@@ -1,3 +1,4 @@
+import type { Row } from '@teal/change-event';
 import { resolveConfig } from '@teal/config';
 import { Consumer } from '@teal/consumer';
 import { greenCopyTarget } from '@teal/consumer/direct-copy';
@@ -59,8 +60,8 @@ describe('direct initial copy', () => {
           [`public.${c}`]: {
             renameColumns: { name: 'full_name' },
             dropColumns: ['secret'],
-            derive: { domain: (row) => row.email?.split('@')[1]?.toLowerCase() ?? null },
-            filter: (row) => Number(row.id) % 10 !== 0,
+            derive: { domain: (row: Readonly<Row>) => row.email?.split('@')[1]?.toLowerCase() ?? null },
+            filter: (row: Readonly<Row>) => Number(row.id) % 10 !== 0,
           },
         },
       },
