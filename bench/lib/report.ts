@@ -355,8 +355,9 @@ function scalingTable(s: ScalingResult, lines: string[]): void {
     'system',
     ...scales.map((sc) => `rows/s at ${fmt(sc * 100_000)} rows`),
     `largest / smallest`,
-    `MB/s at ${fmt(Number(largest) * 100_000)}`,
+    `MB/s at ${fmt(Number(largest) * 100_000)} rows`,
     '1 TB at that MB/s',
+    'peak RSS MiB, own process (smallest -> largest)',
   ];
   lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`);
   for (const [name, bySize] of Object.entries(s.systems)) {
@@ -374,6 +375,12 @@ function scalingTable(s: ScalingResult, lines: string[]): void {
       x(ratio(rate(scales[scales.length - 1]), rate(scales[0]))),
       fmt(ok(last) ? last.mbPerSec : undefined),
       terabyteTime(ok(last) ? last.mbPerSec : undefined),
+      scales
+        .map((sc) => {
+          const m = bySize[String(sc)];
+          return fmt(ok(m) ? m.peakRssMiB : undefined);
+        })
+        .join(' -> '),
     ];
     lines.push(`| ${cells.join(' | ')} |`);
   }
@@ -431,7 +438,7 @@ export function markdown(r: Report): string {
   if (errors.length) lines.push('', 'Failures:', ...errors);
   const notes = names.flatMap((n) => [...new Set(r.systems[n].notes ?? [])].map((t) => `- ${n}: ${t}`));
   if (notes.length) lines.push('', 'Notes:', ...notes);
-  if (names.length) {
+  if (names.some((n) => Object.keys(r.systems[n].processes).length)) {
     lines.push('', 'Per process (last run): peak RSS MiB / CPU s', '');
     lines.push(
       '| system | workload | process | counted as | peak RSS MiB | CPU s |',
