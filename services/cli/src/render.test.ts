@@ -1,6 +1,6 @@
-import type { CutoverReport } from '@teal/control';
+import type { CutoverReport, StatusReport } from '@teal/control';
 import { describe, expect, it } from 'vitest';
-import { formatCutover } from './render.ts';
+import { formatCutover, formatStatus } from './render.ts';
 
 /** A cutover that went through, with nothing else to show. */
 const SAFE: CutoverReport = {
@@ -99,12 +99,38 @@ describe('formatCutover', () => {
     expect(prepared).toMatch(/start teal reverse/);
     expect(prepared).toMatch(/SAFE TO SWITCH: green holds everything up to 0\/ABC/);
 
-    const back = formatCutover({ ...base, direction: 'rollback' });
+    const back = formatCutover({
+      ...base,
+      direction: 'rollback',
+      sequences: [
+        { blue: 'public.members_id_seq', green: 'public.users_id_seq', value: '22', ok: true, note: null },
+      ],
+    });
+    expect(back).toMatch(/sequence \(green\)\s+blue\s+value/);
     expect(back).toMatch(
       /SAFE TO SWITCH BACK: blue holds everything committed on green up to 0\/ABC; green stays fenced/,
     );
     expect(formatCutover({ ...base, direction: 'rollback', safeToSwitch: false })).toMatch(
       /NOT SAFE TO SWITCH BACK/,
     );
+  });
+});
+
+describe('formatStatus', () => {
+  it("says teal reverse's direction, and that the side it fenced is green", () => {
+    const status = {
+      state: 'streaming',
+      paused: false,
+      fenced: true,
+      slot: null,
+      producer: null,
+      consumer: { state: null, partitions: [], lagRecords: 0, deadLetters: 0, blocked: [], error: null },
+      warnings: [],
+      checkedAt: 'T',
+    } as unknown as StatusReport;
+    const text = formatStatus({ ...status, direction: 'reverse' });
+    expect(text.split('\n')[0]).toBe('direction reverse (green -> blue, the way back)');
+    expect(text).toMatch(/state\s+streaming \(green fenced\)/);
+    expect(formatStatus(status)).toMatch(/state\s+streaming \(blue fenced\)/);
   });
 });

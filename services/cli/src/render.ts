@@ -14,7 +14,12 @@ export function formatStatus(
   figures?: (table: string, done: number, total: number) => ProgressFigures,
 ): string {
   const lines: string[] = [];
-  lines.push(`state     ${s.state}${s.paused ? ' (paused)' : ''}${s.fenced ? ' (blue fenced)' : ''}`);
+  // teal reverse's status: its source (the side it fences) is green.
+  const reverse = s.direction === 'reverse';
+  if (reverse) lines.push('direction reverse (green -> blue, the way back)');
+  lines.push(
+    `state     ${s.state}${s.paused ? ' (paused)' : ''}${s.fenced ? (reverse ? ' (green fenced)' : ' (blue fenced)') : ''}`,
+  );
   if (s.slot?.exists) {
     lines.push(
       `slot      ${s.slot.name} ${s.slot.active ? 'active' : 'INACTIVE'}, confirmed ${s.slot.confirmedLsn ?? '-'}, lag ${bytes(
@@ -76,7 +81,9 @@ export function formatCutover(r: CutoverReport): string {
   if (copied.length > 0) {
     lines.push(
       `\n${table(
-        ['sequence (blue)', 'green', 'value'],
+        r.direction === 'rollback'
+          ? ['sequence (green)', 'blue', 'value']
+          : ['sequence (blue)', 'green', 'value'],
         copied.map((s) => [s.blue, s.green, s.value]),
       )}`,
     );
