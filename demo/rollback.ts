@@ -33,20 +33,7 @@ export async function resetReverseState(
   green: pg.Client,
 ): Promise<void> {
   const slot = `${config.slot}_reverse`;
-  await green.query(
-    'SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL',
-    [slot],
-  );
-  await waitFor(
-    async () =>
-      (await green.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot]))
-        .rowCount === 0,
-    { what: 'the old reverse slot to be released', timeoutMs: 30_000 },
-  );
-  await green.query(
-    'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1',
-    [slot],
-  );
+  await dropSlot(green, slot, 'the old reverse slot to be released');
   await green.query(`DROP PUBLICATION IF EXISTS ${pg.escapeIdentifier(`${config.publication}_reverse`)}`);
   await removeReverseGuard(blue);
   // The reverse pipeline keeps its state in blue's teal schema: only its own rows go.
@@ -62,6 +49,29 @@ export async function resetReverseState(
       "DELETE FROM teal.snapshot_progress WHERE schema = 'public' AND \"table\" IN ('users', 'orders')",
     );
   }
+  await deleteTopics(config, `${prefix}.`, 'old reverse topics to be deleted');
+}
+
+/** Ends the session streaming `slot` (a run killed mid-way), waits until it is released, drops it. */
+export async function dropSlot(db: pg.Client, slot: string, what: string): Promise<void> {
+  await db.query(
+    'SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL',
+    [slot],
+  );
+  await waitFor(
+    async () =>
+      (await db.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot]))
+        .rowCount === 0,
+    { what, timeoutMs: 30_000 },
+  );
+  await db.query(
+    'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1',
+    [slot],
+  );
+}
+
+/** Deletes the topics named `prefix...` on the demo's broker and waits until they are gone. */
+export async function deleteTopics(config: ResolvedConfig, prefix: string, what: string): Promise<void> {
   const kafka = new KafkaClient({
     brokers: [...config.kafka.brokers],
     clientId: 'teal-demo',
@@ -69,12 +79,8 @@ export async function resetReverseState(
   });
   try {
     const admin = kafka.admin();
-    const topics = await admin.listTopics(`${prefix}.`);
-    await admin.deleteTopics(topics);
-    await waitFor(async () => (await admin.listTopics(`${prefix}.`)).length === 0, {
-      what: 'old reverse topics to be deleted',
-      timeoutMs: 60_000,
-    });
+    await admin.deleteTopics(await admin.listTopics(prefix));
+    await waitFor(async () => (await admin.listTopics(prefix)).length === 0, { what, timeoutMs: 60_000 });
   } finally {
     await kafka.close();
   }

@@ -6,11 +6,10 @@ import { table } from '@teal/cli';
 import { loadConfig, type ResolvedConfig } from '@teal/config';
 import { Consumer } from '@teal/consumer';
 import { type SequenceCopy, startApi, TealControl } from '@teal/control';
-import { KafkaClient } from '@teal/kafka';
 import { Producer } from '@teal/producer';
 import { createMetrics, waitFor } from '@teal/runtime';
 import pg from 'pg';
-import { type RollbackLeg, resetReverseState, runRollbackLeg } from './rollback.ts';
+import { deleteTopics, dropSlot, type RollbackLeg, resetReverseState, runRollbackLeg } from './rollback.ts';
 
 // `npm run demo`: the article's migration end to end on the local environment. blue gets
 // users and orders with realistic volume; green has the new shape (email_domain derived,
@@ -88,39 +87,11 @@ async function resetDemoState(config: ResolvedConfig, blue: pg.Client, green: pg
   await blue.query(
     `ALTER DATABASE ${pg.escapeIdentifier(new URL(config.blue.url).pathname.slice(1) || 'app')} RESET default_transaction_read_only`,
   );
-  await blue.query(
-    `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL`,
-    [config.slot],
-  );
-  await waitFor(
-    async () =>
-      (await blue.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [config.slot]))
-        .rowCount === 0,
-    { what: 'the old demo slot to be released', timeoutMs: 30_000 },
-  );
-  await blue.query(
-    'SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1',
-    [config.slot],
-  );
+  await dropSlot(blue, config.slot, 'the old demo slot to be released');
   await blue.query(`DROP PUBLICATION IF EXISTS ${pg.escapeIdentifier(config.publication)}`);
   await green.query('DROP SCHEMA IF EXISTS teal CASCADE');
   await resetReverseState(config, blue, green);
-  const kafka = new KafkaClient({
-    brokers: [...config.kafka.brokers],
-    clientId: 'teal-demo',
-    client: config.kafka.client,
-  });
-  try {
-    const admin = kafka.admin();
-    const topics = await admin.listTopics(`${config.kafka.topicPrefix}.`);
-    await admin.deleteTopics(topics);
-    await waitFor(async () => (await admin.listTopics(`${config.kafka.topicPrefix}.`)).length === 0, {
-      what: 'old demo topics to be deleted',
-      timeoutMs: 60_000,
-    });
-  } finally {
-    await kafka.close();
-  }
+  await deleteTopics(config, `${config.kafka.topicPrefix}.`, 'old demo topics to be deleted');
 }
 
 export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { loadConfig } from '@teal/config';
 import { TealControl } from '@teal/control';
@@ -7,6 +6,7 @@ import { abortableDelay, waitFor } from '@teal/runtime';
 import { portOf, terminateSessions } from './faults.ts';
 import { type ChildExit, TealChild } from './processes.ts';
 import { createRng } from './rng.ts';
+import { freePort } from './scratch-postgres.ts';
 import { compareTable, keyColumns, type SoakTables, type TableComparison } from './tables.ts';
 import { emptyStats, type KeySpace, runWriter, textClient, type WorkloadStats } from './workload.ts';
 
@@ -56,17 +56,6 @@ export interface ReverseReport {
   rowsDiffering: number;
   unexpectedExits: ChildExit[];
   problems: string[];
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 type Steps = Array<{ name: string; ok: boolean; ms?: number }>;

@@ -49,7 +49,8 @@ function run(cmd: string, args: string[]): void {
   if (res.status !== 0) throw new Error(`${path.basename(cmd)} failed: ${res.stderr || res.stdout}`);
 }
 
-async function freePort(): Promise<number> {
+/** A port the OS gives free now on loopback (a server of the soak's own, an API port). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

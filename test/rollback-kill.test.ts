@@ -1,7 +1,7 @@
 import { waitFor } from '@teal/runtime';
 import { describe, expect, test } from 'vitest';
 import {
-  blueDigest,
+  digestOf,
   expectBlueHasGreensRows,
   forwardAndCutover,
   greenWorkload,
@@ -27,14 +27,14 @@ describe('rollback: teal reverse killed mid-stream', () => {
     await streaming(s, first, 'teal reverse');
     const green = await s.connect('green');
     const blue = await s.connect('blue');
-    const before = await blueDigest(blue);
+    const before = await digestOf(blue, 'blue');
     // Writes keep coming while the reverse applies them; the kill lands once some reached blue.
     let round = 0;
     let writing = true;
     const workload = (async () => {
       while (writing && round < 40) await greenWorkload(green, ++round);
     })();
-    await waitFor(async () => (await blueDigest(blue)).md5 !== before.md5 || undefined, {
+    await waitFor(async () => (await digestOf(blue, 'blue')).md5 !== before.md5 || undefined, {
       what: "green's writes reaching blue",
       timeoutMs: 60_000,
     });

@@ -212,21 +212,13 @@ export interface Digest {
   md5: string;
 }
 
-/** Green's rows mapped back (full_name -> name; email_domain is green's own), digested in SQL. */
-export async function greenDigest(green: pg.Client): Promise<Digest> {
-  const { rows } = await green.query<{ rows: string; md5: string }>(
+/** Rows as id|name|email text, digested in SQL: green's `members` (full_name) read as blue's `users` (name). */
+export async function digestOf(db: pg.Client, side: 'blue' | 'green'): Promise<Digest> {
+  const [table, name] = side === 'blue' ? ['users', 'name'] : ['members', 'full_name'];
+  const { rows } = await db.query<{ rows: string; md5: string }>(
     `SELECT count(*)::text AS rows,
-            coalesce(md5(string_agg(format('%s|%s|%s', id, full_name, email), E'\\n' ORDER BY id)), '') AS md5
-       FROM members`,
-  );
-  return { rows: Number(rows[0].rows), md5: rows[0].md5 };
-}
-
-export async function blueDigest(blue: pg.Client): Promise<Digest> {
-  const { rows } = await blue.query<{ rows: string; md5: string }>(
-    `SELECT count(*)::text AS rows,
-            coalesce(md5(string_agg(format('%s|%s|%s', id, name, email), E'\\n' ORDER BY id)), '') AS md5
-       FROM users`,
+            coalesce(md5(string_agg(format('%s|%s|%s', id, ${name}, email), E'\\n' ORDER BY id)), '') AS md5
+       FROM ${table}`,
   );
   return { rows: Number(rows[0].rows), md5: rows[0].md5 };
 }
@@ -247,8 +239,8 @@ export async function legacyCodes(blue: pg.Client): Promise<Map<string, string>>
 export async function expectBlueHasGreensRows(s: RollbackSetup, before: Map<string, string>): Promise<void> {
   const greenSession = await s.connect('green');
   const blueSession = await s.connect('blue');
-  const green = await greenDigest(greenSession);
-  const blue = await blueDigest(blueSession);
+  const green = await digestOf(greenSession, 'green');
+  const blue = await digestOf(blueSession, 'blue');
   expect(green.rows).toBeGreaterThan(0);
   expect(blue).toEqual(green);
   const after = await legacyCodes(blueSession);
