@@ -2,7 +2,7 @@ import { tableTopic } from '@teal/change-event';
 import { compileTransforms, parseTableName, type ResolvedConfig, type TransformSet } from '@teal/config';
 import { redactSecrets, redactUrl, TealError } from '@teal/errors';
 import { type BrokerLimits, KafkaClient, readBrokerLimits } from '@teal/kafka';
-import { connectClient } from '@teal/postgres';
+import { connectClient, readReverseState } from '@teal/postgres';
 import type pg from 'pg';
 import { type RollbackObstacle, rollbackObstacles } from '../rollback-prepare.ts';
 import type { BrokerFacts, CheckFacts, GreenTableFacts } from './check-facts.ts';
@@ -131,6 +131,10 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
       broker,
     };
     const findings = deriveFindings(facts, config, transforms);
+    if (green) {
+      const recorded = await readReverseState<{ slot: string }>(green, config.kafka.topicPrefix);
+      if (recorded) findings.push(reverseRecordedFinding(config, recorded.slot));
+    }
     if (green && (!opts.preflight || opts.withRollback)) {
       try {
         const { obstacles } = await rollbackObstacles(blue, green, config, transforms);
@@ -144,6 +148,25 @@ export async function runCheck(opts: CheckOptions): Promise<CheckReport> {
     await blue.end().catch(() => {});
     await green?.end().catch(() => {});
   }
+}
+
+/**
+ * After `cutover --with-rollback` the forward pipeline must not run again: its producer would
+ * stream teal reverse's writes on blue back into green, and round again.
+ */
+export function reverseRecordedFinding(
+  config: Pick<ResolvedConfig, 'kafka' | 'publication'>,
+  slot: string,
+): Finding {
+  const prefix = config.kafka.topicPrefix;
+  return {
+    severity: 'block',
+    check: 'reverse-recorded',
+    table: null,
+    what: `green records a prepared way back for topic prefix "${prefix}" (teal.control reverse:${prefix}, slot ${slot} on green): the cutover to green was made with --with-rollback`,
+    teal: "teal run does not start: its producer would stream teal reverse's writes on blue back into green",
+    fix: `run teal reverse (and teal rollback) instead; to give the way back up, or after a rollback: stop teal reverse, then on green SELECT pg_drop_replication_slot('${slot}'); DROP PUBLICATION ${config.publication}_reverse; DELETE FROM teal.control WHERE key = 'reverse:${prefix}' (docs/rollback.md)`,
+  };
 }
 
 /** What would make `cutover --with-rollback` refuse, as findings: blocking only when asked for. */
