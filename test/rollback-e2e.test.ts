@@ -1,5 +1,6 @@
 import { tmpdir } from 'node:os';
 import { KafkaClient } from '@teal/kafka';
+import { waitFor } from '@teal/runtime';
 import pg from 'pg';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { startScratchPostgres } from '../soak/scratch-postgres.ts';
@@ -45,8 +46,14 @@ describe('rollback end to end', () => {
     const green = await s.connect('green');
     for (let round = 1; round <= 5; round++) await greenWorkload(green, round);
 
-    const metrics = await (await fetch(`${s.apiUrl}/metrics`)).text();
-    expect(metrics).toMatch(/teal_events_applied_total\{[^}]*direction="reverse"/);
+    // Once green's writes are applied to blue, the reverse process's counters say so, labelled.
+    await waitFor(
+      async () =>
+        /teal_events_applied_total\{[^}]*direction="reverse"/.test(
+          await (await fetch(`${s.apiUrl}/metrics`)).text(),
+        ) || undefined,
+      { what: 'reverse metrics with direction="reverse"', timeoutMs: 60_000 },
+    );
 
     const back = await tealCommand(s, ['rollback', '--json'], children);
     expect(back.code, back.output).toBe(0);
