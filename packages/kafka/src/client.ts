@@ -53,9 +53,8 @@ export class KafkaClient {
   }
 
   groupConsumer(options: GroupConsumerOptions): GroupConsumer {
-    // Measured before it becomes the default (docs/performance.md); selectable in tests.
     const consumer =
-      (options.client ?? 'kafkajs') === 'platformatic'
+      (options.client ?? this.clientKind) === 'platformatic'
         ? new PlatformaticGroupConsumer(this.options, options)
         : new KafkajsGroupConsumer(this.kafka, options, this.options.maxMessageBytes);
     this.track(() => consumer.close());

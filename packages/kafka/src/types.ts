@@ -38,8 +38,8 @@ export interface KafkaOptions {
   brokers: string[];
   clientId?: string;
   /**
-   * The library behind the admin and the publisher (the consumer group is kafkajs either
-   * way). Default: DEFAULT_KAFKA_CLIENT; teal's services pass @teal/config's `kafka.client`.
+   * The library behind the admin, the publisher and the consumer group (the topic readers
+   * are kafkajs either way). Default: DEFAULT_KAFKA_CLIENT; teal's services pass @teal/config's `kafka.client`.
    */
   client?: KafkaClientKind;
   /**
@@ -158,7 +158,7 @@ export interface GroupHandlers {
 
 export interface GroupConsumerOptions {
   groupId: string;
-  /** The library behind this group (default: kafkajs). */
+  /** The library behind this group (default: KafkaOptions.client; a test or bench may pick one). */
   client?: KafkaClientKind;
   /** Topics matching this are consumed; new matching topics are picked up (metadata refresh). */
   topics: RegExp;
