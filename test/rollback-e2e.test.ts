@@ -62,6 +62,10 @@ describe('rollback end to end', () => {
     expect((await status(s))?.direction).toBe('reverse');
     await reverse.stop();
     expect(reverse.proc.exitCode, reverse.output()).toBe(0);
+    // Blue is the application's again: a second teal reverse refuses to write into it.
+    const again = await tealCommand(s, ['reverse'], children, 60_000);
+    expect(again.code, again.output).toBe(1);
+    expect(again.output).toContain('blue is not fenced');
 
     await expectBlueHasGreensRows(s, legacy);
   }, 300_000);

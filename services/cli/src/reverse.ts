@@ -67,9 +67,8 @@ export async function createReverse(
   deps: { logger?: Logger; metrics?: TealMetrics } = {},
 ) {
   const { createMetrics, rootLogger } = await import('@teal/runtime');
-  const { TealControl, installReverseGuard, newReverseWriterToken, REVERSE_WRITER_SETTING } = await import(
-    '@teal/control'
-  );
+  const { TealControl, installReverseGuard, isFenced, newReverseWriterToken, REVERSE_WRITER_SETTING } =
+    await import('@teal/control');
   const { Producer } = await import('@teal/producer');
   const { Consumer } = await import('@teal/consumer');
   const { withClient } = await import('@teal/postgres');
@@ -77,13 +76,21 @@ export async function createReverse(
   const metrics = deps.metrics ?? createMetrics(undefined, { direction: 'reverse' });
   const { config, prepared } = await prepareReverse(forward);
   const token = newReverseWriterToken();
-  await withClient(forward.blue.url, { applicationName: 'teal-reverse' }, (c) =>
-    installReverseGuard(
+  await withClient(forward.blue.url, { applicationName: 'teal-reverse' }, async (c) => {
+    // An unfenced blue is the application's again (a rollback ran, or someone unfenced it):
+    // writing green's rows into it, or guarding it, would undo that.
+    if (!(await isFenced(c)))
+      throw new TealError(
+        'TEAL_REVERSE_NOT_PREPARED',
+        'blue is not fenced: teal rollback has switched back already (or blue was unfenced), so the application may write to blue; ' +
+          'teal reverse writes only into a fenced blue — drop the reverse slot on green (docs/rollback.md) or cut over again',
+      );
+    await installReverseGuard(
       c,
       prepared.tables.map((t) => t.blueTable),
       token,
-    ),
-  );
+    );
+  });
   const producer = new Producer(config, { metrics, logger, attachSlot: true });
   const consumer = new Consumer(config, {
     metrics,
