@@ -331,15 +331,14 @@ export class TealControl implements ControlBackend {
   }
 
   private async preflightRollback(opts: CutoverOptions): Promise<ReversePlan> {
-    if (opts.verify === false || opts.dryRun) {
-      throw new TealError(
-        'TEAL_BAD_REQUEST',
-        opts.dryRun
-          ? 'withRollback and dryRun exclude each other: the reverse slot is made inside the fenced window'
-          : 'withRollback needs verify: the way back is prepared only when green is proven equal to blue',
-        { status: 400 },
-      );
-    }
+    const conflict = opts.dryRun
+      ? 'withRollback and dryRun exclude each other: the reverse slot is made inside the fenced window'
+      : opts.fence === false
+        ? 'withRollback needs the fence: blue must be final when the reverse slot is made on green'
+        : opts.verify === false
+          ? 'withRollback needs verify: the way back is prepared only when green is proven equal to blue'
+          : undefined;
+    if (conflict) throw new TealError('TEAL_BAD_REQUEST', conflict, { status: 400 });
     return this.blue((blue) =>
       this.green((green) => preflightRollback(blue, green, this.config, this.transforms)),
     );

@@ -1,4 +1,7 @@
+import { resolveConfig } from '@teal/config';
+import type { TopicAdmin } from '@teal/kafka';
 import { describe, expect, it } from 'vitest';
+import { TealControl } from './backend.ts';
 import { runCutover } from './cutover.ts';
 import { type RollbackSteps, runRollback } from './rollback.ts';
 import { greenSlotProblems, replicaIdentityProblem } from './rollback-prepare.ts';
@@ -198,5 +201,38 @@ describe("green's readiness for the reverse slot", () => {
     expect(replicaIdentityProblem(shape, 'public.t')?.fix).toMatch(/REPLICA IDENTITY FULL/);
     expect(replicaIdentityProblem({ ...shape, hasPrimaryKey: true }, 'public.t')).toBeUndefined();
     expect(replicaIdentityProblem({ ...shape, replicaIdentity: 'full' }, 'public.t')).toBeUndefined();
+  });
+});
+
+describe('cutover withRollback with options that exclude it', () => {
+  it('is a 400 before anything is read or fenced: no dry run, no cutover without the fence or the verify', async () => {
+    // Unreachable servers: a request that got as far as reading a catalog would fail otherwise.
+    const config = resolveConfig(
+      {},
+      {
+        env: {
+          TEAL_BLUE_URL: 'postgres://nobody@127.0.0.1:1/x',
+          TEAL_GREEN_URL: 'postgres://nobody@127.0.0.1:1/y',
+        },
+      },
+    );
+    const control = new TealControl(config, { admin: {} as TopicAdmin });
+    const base = {
+      fence: true,
+      verify: true,
+      timeoutMs: 10_000,
+      unfenceOnFailure: false,
+      withRollback: true,
+    };
+    for (const [opts, message] of [
+      [{ dryRun: true }, /dryRun exclude each other/],
+      [{ fence: false }, /needs the fence/],
+      [{ verify: false }, /needs verify/],
+    ] as const) {
+      const err = await control.cutover({ ...base, ...opts }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'TEAL_BAD_REQUEST', status: 400 });
+      expect((err as Error).message).toMatch(message);
+    }
+    await control.close();
   });
 });
