@@ -23,6 +23,8 @@ const config = resolveConfig(
     publication: `${name}_pub`,
     kafka: { topicPrefix: `${name}_t` },
     heartbeatMs: 1000,
+    // This bench measures blue -> Kafka: the snapshot as records, whatever teal's default path.
+    snapshot: { via: 'kafka' },
   },
   { env: process.env },
 );
