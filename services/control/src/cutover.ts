@@ -79,6 +79,22 @@ export function stepRunner(report: CutoverReport) {
   };
 }
 
+/** The fence step of a cutover (blue) or a rollback (green): fenced, and nothing the fence cannot stop. */
+export function fenceStep(
+  report: CutoverReport,
+  side: 'blue' | 'green',
+  fence: () => Promise<FenceResult>,
+): () => Promise<string> {
+  return async () => {
+    const f = await fence();
+    report.fenced = true;
+    report.fenceHoles = { preparedTransactions: f.preparedTransactions, sessions: f.sessions };
+    const holes = describeFenceHoles(report.fenceHoles);
+    if (holes.length > 0) throw new Error(`${side} is fenced but can still change: ${holes.join('; ')}`);
+    return `${side} database ${f.database} is read-only for new sessions; ${f.terminatedSessions} session(s) terminated`;
+  };
+}
+
 export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Promise<CutoverReport> {
   const report = emptyReport('none', opts.dryRun === true);
   const started = Date.now();
@@ -91,14 +107,7 @@ export async function runCutover(steps: CutoverSteps, opts: CutoverOptions): Pro
       'dry run: blue was not fenced and stays writable; the window is what a fenced cutover would take now',
     );
   } else if (opts.fence) {
-    ok = await step('fence', async () => {
-      const f = await steps.fence();
-      report.fenced = true;
-      report.fenceHoles = { preparedTransactions: f.preparedTransactions, sessions: f.sessions };
-      const holes = describeFenceHoles(report.fenceHoles);
-      if (holes.length > 0) throw new Error(`blue is fenced but can still change: ${holes.join('; ')}`);
-      return `blue database ${f.database} is read-only for new sessions; ${f.terminatedSessions} session(s) terminated`;
-    });
+    ok = await step('fence', fenceStep(report, 'blue', steps.fence));
   } else {
     report.warnings.push('blue was not fenced: writes committed after the drain LSN are not in green');
   }

@@ -1,5 +1,4 @@
-import { emptyReport, stepRunner } from './cutover.ts';
-import { describeFenceHoles } from './fence.ts';
+import { emptyReport, fenceStep, stepRunner } from './cutover.ts';
 import type { CutoverReport, DrainResult, FenceResult, SequenceCopy, VerifyReportView } from './types.ts';
 
 // `teal rollback` (issue 17) is the cutover of the reverse pipeline: fence GREEN (the reverse
@@ -35,14 +34,7 @@ export async function runRollback(steps: RollbackSteps, opts: RollbackOptions): 
   const started = Date.now();
   const step = stepRunner(report);
 
-  let ok = await step('fence', async () => {
-    const f = await steps.fenceGreen();
-    report.fenced = true;
-    report.fenceHoles = { preparedTransactions: f.preparedTransactions, sessions: f.sessions };
-    const holes = describeFenceHoles(report.fenceHoles);
-    if (holes.length > 0) throw new Error(`green is fenced but can still change: ${holes.join('; ')}`);
-    return `green database ${f.database} is read-only for new sessions; ${f.terminatedSessions} session(s) terminated`;
-  });
+  let ok = await step('fence', fenceStep(report, 'green', steps.fenceGreen));
   if (ok) {
     ok = await step('drain', async () => {
       const d = await steps.drain(Math.max(1_000, opts.timeoutMs - (Date.now() - started)));
