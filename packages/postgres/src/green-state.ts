@@ -38,7 +38,14 @@ const STATE_DDL = [
      schema text NOT NULL, "table" text NOT NULL, state text NOT NULL, last_key jsonb,
      rows_done bigint NOT NULL DEFAULT 0, rows_estimated bigint NOT NULL DEFAULT 0,
      snapshot_lsn pg_lsn, updated_at timestamptz NOT NULL DEFAULT now(),
+     direct boolean NOT NULL DEFAULT false,
      PRIMARY KEY (schema, "table"))`,
+  // direct: the table's direct initial copy is under way; the consumer holds its stream back.
+  `DO $$ BEGIN
+     IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'teal.snapshot_progress'::regclass AND attname = 'direct') THEN
+       ALTER TABLE teal.snapshot_progress ADD COLUMN direct boolean NOT NULL DEFAULT false;
+     END IF;
+   END $$`,
   `CREATE TABLE IF NOT EXISTS teal.verify_pass (
      pipeline text NOT NULL, blue_table text NOT NULL, pass int NOT NULL, green_table text NOT NULL,
      green_snapshot pg_snapshot NOT NULL, triggers oid[] NOT NULL, chunks int NOT NULL DEFAULT 0,
