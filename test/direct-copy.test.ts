@@ -150,4 +150,99 @@ describe('direct initial copy', () => {
     );
     expect(await dump(green, greenC)).toEqual(await dump(blue, expectedC));
   }, 240_000);
+
+  test('the stream runs into Kafka during the copy and waits there until the table is in green', async () => {
+    const name = uniqueName('direct_held');
+    const blue = await pgClient(blueUrl());
+    const green = await pgClient(greenUrl());
+    await blue.query(`CREATE TABLE ${name} (id int PRIMARY KEY, v text)`);
+    await blue.query(`INSERT INTO ${name} SELECT g, 'v' || g FROM generate_series(1, 3000) g`);
+    await green.query(`CREATE TABLE ${name} (id int PRIMARY KEY, v text)`);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let ranges = 0;
+    const config = resolveConfig(
+      {
+        tables: [name],
+        slot: name,
+        publication: name,
+        kafka: { topicPrefix: name, partitions: 2 },
+        heartbeatMs: 300,
+        snapshot: { via: 'direct', parallel: 2, rangeRows: 500 },
+      },
+      {
+        env: {
+          TEAL_BLUE_URL: blueUrl(),
+          TEAL_GREEN_URL: greenUrl(),
+          TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
+        },
+      },
+    );
+    const producer = new Producer(config, {
+      directCopy: (cfg) => greenCopyTarget(cfg, { sessions: cfg.snapshot.parallel }),
+      // The copy stops after its first range until the test lets it go on.
+      afterDirectRange: async () => {
+        if (++ranges === 1) await held;
+      },
+    });
+    const consumer = new Consumer(config, { groupId: `${name}-group` });
+    const kafka = new KafkaClient({ brokers: kafkaBrokers() });
+    onTestFinished(async () => {
+      release();
+      await consumer.stop();
+      await producer.stop();
+      await blue.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [
+        name,
+      ]);
+      await blue.query(`DROP PUBLICATION IF EXISTS ${name}`);
+      const admin = kafka.admin();
+      await admin.deleteTopics(await admin.listTopics(`${name}.`));
+      await kafka.close();
+      await blue.query(`DROP TABLE IF EXISTS ${name}`);
+      await green.query(`DROP TABLE IF EXISTS ${name}`);
+      await blue.end();
+      await green.end();
+    });
+    await producer.start();
+    await consumer.start();
+    await waitFor(() => ranges >= 1, { what: 'the first range copied', timeoutMs: 60_000 });
+    // Changes of rows copied already, of rows not copied yet, and new ones, while the copy is held.
+    await blue.query(`UPDATE ${name} SET v = 'u' WHERE id IN (1, 2999)`);
+    await blue.query(`DELETE FROM ${name} WHERE id IN (3, 2998)`);
+    await blue.query(`INSERT INTO ${name} VALUES (5000, 'new')`);
+    const lsn = (await blue.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l;
+    // The slot moves past them (they are in Kafka) although the copy is not done...
+    await waitFor(
+      async () =>
+        (
+          await blue.query(
+            "SELECT (confirmed_flush_lsn >= $2::pg_lsn)::text = 'true' AS ok FROM pg_replication_slots WHERE slot_name = $1",
+            [name, lsn],
+          )
+        ).rows[0]?.ok === 't',
+      { what: 'slot confirmed past the changes during the copy', timeoutMs: 60_000 },
+    );
+    const ends = await kafka.admin().logEndOffsets(`${name}.public.${name}`);
+    expect(ends.reduce((n, p) => n + p.end, 0n)).toBe(5n);
+    expect(producer.status().state).toBe('snapshotting');
+    // ...and green has none of them: the consumer holds the table back.
+    expect((await readSnapshotProgress(green)).get(`public.${name}`)?.direct).toBe(true);
+    expect((await green.query(`SELECT v FROM ${name} WHERE id IN (1, 5000) ORDER BY id`)).rows).toEqual([
+      { v: 'v1' },
+    ]);
+    release();
+    const rows = `SELECT id, v FROM ${name} ORDER BY id`;
+    const expected = JSON.stringify((await blue.query(rows)).rows);
+    await waitFor(async () => JSON.stringify((await green.query(rows)).rows) === expected, {
+      what: 'green equals blue after the copy and the held changes',
+      timeoutMs: 60_000,
+    });
+    expect((await readSnapshotProgress(green)).get(`public.${name}`)).toMatchObject({
+      state: 'done',
+      direct: false,
+    });
+    await waitFor(() => producer.status().state === 'streaming', { what: 'streaming', timeoutMs: 30_000 });
+  }, 180_000);
 });

@@ -136,7 +136,12 @@ describe('teal run: the producer in a worker thread', () => {
       );
       await s.blue.query("INSERT INTO items (id, v) SELECT g, 'snap' || g FROM generate_series(1, 50) g");
       const port = await freePort();
-      const child = tealRun(s, { TEAL_API_PORT: String(port), TEAL_RUN_THREADS: threads });
+      // The produced-events count below includes the snapshot's records: the Kafka snapshot path.
+      const child = tealRun(s, {
+        TEAL_API_PORT: String(port),
+        TEAL_RUN_THREADS: threads,
+        TEAL_SNAPSHOT_VIA: 'kafka',
+      });
       children.push(child);
       const url = `http://127.0.0.1:${port}`;
       await apiUp(child, url);

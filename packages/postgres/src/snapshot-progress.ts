@@ -16,6 +16,11 @@ export interface SnapshotProgressRow {
   rowsDone: number;
   rowsEstimated: number;
   snapshotLsn: string | null;
+  /**
+   * The direct initial copy of the table is under way: the consumer holds the table's stream
+   * back until a row without it is written (the copy done, or handed to the chunk path).
+   */
+  direct?: boolean;
 }
 
 /** "schema.table" -> progress. */
@@ -28,8 +33,9 @@ export async function readSnapshotProgress(db: Queryable): Promise<Map<string, S
     rows_done: string;
     rows_estimated: string;
     snapshot_lsn: string | null;
+    direct: boolean | string;
   }>(
-    'SELECT schema, "table", state, last_key::text AS last_key, rows_done, rows_estimated, snapshot_lsn FROM teal.snapshot_progress',
+    'SELECT schema, "table", state, last_key::text AS last_key, rows_done, rows_estimated, snapshot_lsn, direct FROM teal.snapshot_progress',
   );
   const out = new Map<string, SnapshotProgressRow>();
   for (const r of rows) {
@@ -41,6 +47,7 @@ export async function readSnapshotProgress(db: Queryable): Promise<Map<string, S
       rowsDone: Number(r.rows_done),
       rowsEstimated: Number(r.rows_estimated),
       snapshotLsn: r.snapshot_lsn,
+      direct: r.direct === true || r.direct === 't',
     });
   }
   return out;
@@ -48,11 +55,11 @@ export async function readSnapshotProgress(db: Queryable): Promise<Map<string, S
 
 export async function writeSnapshotProgress(db: Queryable, p: SnapshotProgressRow): Promise<void> {
   await db.query(
-    `INSERT INTO teal.snapshot_progress (schema, "table", state, last_key, rows_done, rows_estimated, snapshot_lsn, updated_at)
-     VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::pg_lsn, now())
+    `INSERT INTO teal.snapshot_progress (schema, "table", state, last_key, rows_done, rows_estimated, snapshot_lsn, direct, updated_at)
+     VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::pg_lsn, $8, now())
      ON CONFLICT (schema, "table") DO UPDATE SET state = EXCLUDED.state, last_key = EXCLUDED.last_key,
        rows_done = EXCLUDED.rows_done, rows_estimated = EXCLUDED.rows_estimated,
-       snapshot_lsn = EXCLUDED.snapshot_lsn, updated_at = now()`,
+       snapshot_lsn = EXCLUDED.snapshot_lsn, direct = EXCLUDED.direct, updated_at = now()`,
     [
       p.schema,
       p.table,
@@ -61,6 +68,16 @@ export async function writeSnapshotProgress(db: Queryable, p: SnapshotProgressRo
       p.rowsDone,
       p.rowsEstimated,
       p.snapshotLsn,
+      p.direct === true,
     ],
   );
+}
+
+/** True while the table's direct initial copy is under way (its stream waits in Kafka). */
+export async function isHeldBack(db: Queryable, schema: string, table: string): Promise<boolean> {
+  const { rows } = await db.query(
+    'SELECT 1 FROM teal.snapshot_progress WHERE schema = $1 AND "table" = $2 AND direct',
+    [schema, table],
+  );
+  return rows.length > 0;
 }

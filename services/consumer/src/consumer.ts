@@ -3,13 +3,14 @@ import {
   formatPosition,
   SchemaCache,
   schemasTopic,
+  tableOfTopic,
   tableTopicPattern,
 } from '@teal/change-event';
 import { compileTransforms, type ResolvedConfig } from '@teal/config';
 import { redactUrl, TealError } from '@teal/errors';
 import { type GroupConsumer, KafkaClient, SchemaTopic } from '@teal/kafka';
-import { controlKey, createPool, ensureGreenState } from '@teal/postgres';
-import { type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
+import { controlKey, createPool, ensureGreenState, isHeldBack } from '@teal/postgres';
+import { abortableDelay, type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import { Applier, type SchemaSource } from './applier.ts';
 import { ApplyLanes } from './apply-lanes.ts';
@@ -52,6 +53,8 @@ export interface ConsumerDeps {
 }
 
 const CONTROL_POLL_MS = 500;
+const HELD_POLL_MS = 250;
+const HELD_CACHE_MS = 1_000;
 const SCHEMA_RELOAD_MIN_MS = 500;
 
 export class Consumer {
@@ -68,6 +71,8 @@ export class Consumer {
   private paused = false;
   private ticks = 0;
   private controlBusy = false;
+  /** Table topics last seen not held back by a direct copy, with when. */
+  private readonly freeTopics = new Map<string, number>();
 
   constructor(
     private readonly config: ResolvedConfig,
@@ -140,6 +145,7 @@ export class Consumer {
       const group = this.group;
       this.lanes = new ApplyLanes(
         async (batch) => {
+          await this.whileHeldBack(batch.topic);
           let offset: bigint;
           try {
             offset = await applier.applyBatch(batch);
@@ -185,6 +191,41 @@ export class Consumer {
     await this.writeStatus().catch(() => undefined);
     await this.pool?.end().catch(() => undefined);
     this.pool = undefined;
+  }
+
+  // A table whose direct initial copy is under way (teal.snapshot_progress `direct`, written by
+  // the producer before its stream starts) keeps its changes in Kafka until the copy is in
+  // green: they come after the copy's rows (docs/architecture.md, "Direct initial copy"). Read
+  // per batch, in green, so a separate consumer process agrees; holds only this partition.
+  private async whileHeldBack(topic: string): Promise<void> {
+    // A table seen free stays free for a second: at most one read per second and partition.
+    const free = this.freeTopics.get(topic);
+    if (free !== undefined && Date.now() - free < HELD_CACHE_MS) return;
+    const name = tableOfTopic(topic, this.config.kafka.topicPrefix);
+    const dot = name.indexOf('.');
+    let logged = false;
+    while (!this.abort.signal.aborted) {
+      let held: boolean;
+      try {
+        held = await isHeldBack(this.pool!, name.slice(0, dot), name.slice(dot + 1));
+      } catch (err) {
+        // Green away: the apply that follows meets it too, and retries as it does.
+        this.log.debug({ err, topic }, 'cannot read whether the table is held back');
+        return;
+      }
+      if (!held) {
+        this.freeTopics.set(topic, Date.now());
+        if (logged) this.log.info({ table: name }, 'direct copy done in green: applying its changes');
+        return;
+      }
+      if (!logged)
+        this.log.info(
+          { table: name },
+          'holding the changes of a table back until its direct copy is in green',
+        );
+      logged = true;
+      await abortableDelay(HELD_POLL_MS, this.abort.signal).catch(() => {});
+    }
   }
 
   private async earliestOffset(topic: string, partition: number): Promise<bigint> {

@@ -49,6 +49,8 @@ export interface DirectCopyOptions {
   signal: AbortSignal;
   /** Resolves when the pipeline is not paused (checked before each range). */
   whilePaused(): Promise<void>;
+  /** Test hook: runs after each range is committed in green. */
+  afterRange?(table: string, rows: number): Promise<void>;
 }
 
 type Bounds =
@@ -239,6 +241,7 @@ export async function runDirectCopy(opts: DirectCopyOptions): Promise<string[]> 
           rowsDone: job.rowsDone + written,
           rowsEstimated: job.entry.rowsEstimated,
           snapshotLsn: lsnText,
+          direct: !all,
         });
       });
       // Committed: the range is done for good.
@@ -247,6 +250,7 @@ export async function runDirectCopy(opts: DirectCopyOptions): Promise<string[]> 
       job.entry.rowsDone = job.rowsDone;
       if (job.planned && job.done.size === job.ranges.length) job.entry.state = 'done';
       opts.metrics?.snapshotRows.inc({ table: job.name }, rows);
+      await opts.afterRange?.(job.name, rows);
     } catch (err) {
       source.destroy();
       throw err;
@@ -295,6 +299,28 @@ export async function runDirectCopy(opts: DirectCopyOptions): Promise<string[]> 
   const done = new Set(jobs.filter((j) => j.entry.state === 'done').map((j) => j.name));
   for (const j of jobs) if (j.entry.state !== 'done') j.entry.state = 'pending';
   return opts.tables.map((t) => `${t.schema}.${t.table}`).filter((n) => !done.has(n));
+}
+
+/**
+ * Marks every table as copied directly (teal.snapshot_progress `direct`), so the consumer holds
+ * their stream back: written before the stream starts, so no change of them is applied first.
+ */
+export async function holdTables(
+  green: Queryable,
+  tables: readonly TableSchema[],
+  consistentPoint: Lsn,
+): Promise<void> {
+  for (const t of tables)
+    await writeSnapshotProgress(green, {
+      schema: t.schema,
+      table: t.table,
+      state: 'running',
+      lastKey: null,
+      rowsDone: 0,
+      rowsEstimated: 0,
+      snapshotLsn: formatLsn(consistentPoint),
+      direct: true,
+    });
 }
 
 /** The key `rangeRows` rows after the job's next lower bound; null when fewer are left (the last range). */

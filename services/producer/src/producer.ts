@@ -25,7 +25,7 @@ import { loadTableSchema, TypeCatalog } from './catalog.ts';
 import { CatalogWatch, DEFAULT_CATALOG_POLL_MS } from './catalog-watch.ts';
 import { ChunkSnapshotter } from './chunk-snapshot.ts';
 import { currentColumnsReader } from './current-row-reader.ts';
-import { type DirectCopyTarget, runDirectCopy } from './direct-copy.ts';
+import { type DirectCopyTarget, holdTables, runDirectCopy } from './direct-copy.ts';
 import { EventPublisher, type PublisherLimits } from './event-publisher.ts';
 import type { GreenReachability } from './green-state-writer.ts';
 import { Heartbeat } from './heartbeat.ts';
@@ -90,6 +90,8 @@ export interface ProducerDeps {
    * the producer does not import the consumer). Without it the initial snapshot goes through Kafka.
    */
   directCopy?: (config: ResolvedConfig) => DirectCopyTarget;
+  /** Test hook: runs after each range of the direct copy is committed in green. */
+  afterDirectRange?: (table: string, rows: number) => Promise<void>;
 }
 
 export class Producer extends EventEmitter {
@@ -117,6 +119,8 @@ export class Producer extends EventEmitter {
   private holder?: pg.Client;
   private background: Promise<void> = Promise.resolve();
   private slotReady = false;
+  /** The direct initial copy runs (the stream may run beside it). */
+  private copying = false;
   private slotLag?: SlotLagWatch;
   private catalogWatch?: CatalogWatch;
 
@@ -314,7 +318,10 @@ export class Producer extends EventEmitter {
       startLsn: plan.kind === 'created' ? plan.consistentPoint : plan.startLsn,
       signal: this.abort.signal,
       log: this.log,
-      onStreaming: () => this.setState(this.paused ? 'paused' : 'streaming'),
+      // During the direct copy the producer says 'snapshotting', streaming or not.
+      onStreaming: () => {
+        if (!this.copying) this.setState(this.paused ? 'paused' : 'streaming');
+      },
       session: {
         blueUrl: config.blue.url,
         slot: config.slot,
@@ -359,9 +366,26 @@ export class Producer extends EventEmitter {
     schemas: Map<string, TableSchema>,
   ): Promise<void> {
     if (this.config.snapshot.via === 'direct' && this.deps.directCopy) {
+      // The stream runs into Kafka during the copy (blue's WAL keeps moving) once green holds
+      // every table back; if green cannot say so now, the stream starts after the copy.
+      const tables = [...schemas.values()];
+      const held = await holdTables(this.green!, tables, consistentPoint).then(
+        () => true,
+        (err) => {
+          this.log.warn(
+            { err },
+            'cannot hold the tables back in green; streaming starts after the direct copy',
+          );
+          return false;
+        },
+      );
+      this.copying = true;
+      const stream = held ? this.startStream() : undefined;
       await this.runDirect(snapshotName, consistentPoint, schemas);
+      this.copying = false;
+      if (this.loop?.streaming) this.setState(this.paused ? 'paused' : 'streaming');
       if (this.abort.signal.aborted) return;
-      await this.runStreaming(schemas);
+      await this.runStreaming(schemas, stream);
       return;
     }
     if (this.config.snapshot.via === 'direct')
@@ -419,6 +443,7 @@ export class Producer extends EventEmitter {
         metrics: this.deps.metrics,
         signal: this.abort.signal,
         whilePaused: () => this.whilePaused(),
+        afterRange: this.deps.afterDirectRange,
       });
       if (left.length > 0 && !this.abort.signal.aborted)
         this.log.warn(
@@ -435,12 +460,23 @@ export class Producer extends EventEmitter {
     }
   }
 
-  private async runStreaming(schemas: Map<string, TableSchema>): Promise<void> {
-    // Unfinished tables are read by chunk; each chunk waits until a session streams.
-    const chunkWork = this.chunks!.resumeUnfinished(schemas);
-    chunkWork.catch((err) => this.log.error({ err }, 'chunk snapshot stopped'));
+  private startStream(): Promise<void> {
     this.heartbeat!.start();
-    await this.loop!.run().catch((err: TealError) => this.fail(err));
+    return this.loop!.run().catch((err: TealError) => this.fail(err));
+  }
+
+  private async runStreaming(schemas: Map<string, TableSchema>, stream?: Promise<void>): Promise<void> {
+    // Unfinished tables are read by chunk; each chunk waits until a session streams. A table
+    // a direct copy left unfinished (it failed, or the process died) is held back no more.
+    const chunkWork = this.releaseHeld(schemas).then(() => this.chunks!.resumeUnfinished(schemas));
+    chunkWork.catch((err) => this.log.error({ err }, 'chunk snapshot stopped'));
+    await (stream ?? this.startStream());
+  }
+
+  private async releaseHeld(schemas: Map<string, TableSchema>): Promise<void> {
+    const recorded = await this.store!.readProgress();
+    for (const [name, row] of recorded)
+      if (row.direct && schemas.has(name)) await this.store!.writeProgress({ ...row, direct: false });
   }
 
   /** attachSlot: tables without a finished snapshot are recorded done, so nothing is snapshotted. */
@@ -527,7 +563,7 @@ export class Producer extends EventEmitter {
       this.paused = paused;
       this.log.info({ paused }, paused ? 'paused: not reading the slot' : 'resumed');
       if (!paused) for (const wake of this.pauseWaiters.splice(0)) wake();
-      if (this.loop?.streaming) this.setState(paused ? 'paused' : 'streaming');
+      if (this.loop?.streaming && !this.copying) this.setState(paused ? 'paused' : 'streaming');
     });
     every(this.deps.statusIntervalMs ?? 1000, () => this.writeStatus());
   }
