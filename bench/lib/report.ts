@@ -409,7 +409,8 @@ export function markdown(r: Report): string {
   );
   const o = r.options;
   const runs = Number(o.runs);
-  if (names.length) {
+  // A scaling-only run has systems but no runs of the main workloads.
+  if (names.some((n) => r.systems[n].runs.length)) {
     lines.push(
       `Sizes: pgbench scale ${o.scale} (${Number(o.scale) * 100000} accounts), catch-up ${o.catchupChanges} changes, ` +
         `steady ${o.steadySeconds} s at --rate ${o.rate}, big tx ${o.bigTxRows} rows; ` +
