@@ -1,10 +1,13 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env -S node --max-semi-space-size=16 --heap-growing-percent=50
 // teal is written in TypeScript and run through tsx, so there is no build step between a
 // checkout and `npx teal`.
-// --max-semi-space-size=64 (V8's default is 16 MiB): teal allocates a few short-lived
-// objects per row; a larger young generation lets them die young instead of being copied
-// and promoted. Measured in bench/README.md. (Flags must be on the command line: V8 sizes
-// the heap before any code runs. `node bin/teal.mjs` without it works, only slower.)
+// V8 flags (both threads of `teal run`: the producer's worker follows the process's flags):
+// they bound the heap V8 keeps beside teal's own data (~35 MB live in the producer, ~70 MB in
+// the consumer). --max-semi-space-size=16: a young generation of at most 48 MiB per thread
+// (64 gave 192 MiB each, for peaks of 700-800 MiB). --heap-growing-percent=50: after a full GC
+// the old generation may grow to 1.5x what is live, not V8's up to 4x. docs/performance.md
+// has the measurements. (Flags must be on the command line: V8 sizes the heap before any code
+// runs. `node bin/teal.mjs` without them works, with more memory.)
 import { register } from 'tsx/esm/api';
 
 register();
