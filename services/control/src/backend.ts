@@ -289,6 +289,11 @@ export class TealControl implements ControlBackend {
         },
         opts,
       );
+      if (report.rollback && reverse && reverse.ignored.length > 0) {
+        report.warnings.push(
+          `not streamed back (reverse: { ignore: true }): ${reverse.ignored.join(', ')}; a rollback leaves blue's rows of them as they are`,
+        );
+      }
       this.log.info({ safeToSwitch: report.safeToSwitch, drainLsn: report.drainLsn }, 'cutover finished');
       return report;
     });
