@@ -2,6 +2,7 @@ import { resolveConfig } from '@teal/config';
 import type { TopicAdmin } from '@teal/kafka';
 import { describe, expect, it } from 'vitest';
 import { TealControl } from './backend.ts';
+import { reverseRecordedFinding, rollbackFindings } from './check/check.ts';
 import { runCutover } from './cutover.ts';
 import { type RollbackSteps, runRollback } from './rollback.ts';
 import { greenSlotProblems, replicaIdentityProblem } from './rollback-prepare.ts';
@@ -234,5 +235,35 @@ describe('cutover withRollback with options that exclude it', () => {
       expect((err as Error).message).toMatch(message);
     }
     await control.close();
+  });
+});
+
+describe("teal check's rollback findings", () => {
+  const obstacle = {
+    table: null,
+    what: 'green has wal_level = replica: the reverse slot needs logical',
+    fix: 'ALTER SYSTEM ...',
+  };
+  it('warn by default and block when the check is asked about rollback', () => {
+    expect(rollbackFindings([obstacle], false)).toEqual([
+      expect.objectContaining({
+        severity: 'warn',
+        check: 'rollback',
+        what: obstacle.what,
+        fix: obstacle.fix,
+      }),
+    ]);
+    expect(rollbackFindings([obstacle], true)[0].severity).toBe('block');
+  });
+  it('a recorded way back blocks teal run, with the commands that give it up', () => {
+    const f = reverseRecordedFinding(
+      { kafka: { topicPrefix: 'mig' } as never, publication: 'mig_pub' },
+      'mig_slot_reverse',
+    );
+    expect(f).toMatchObject({ severity: 'block', check: 'reverse-recorded', table: null });
+    expect(f.fix).toContain(
+      "SELECT pg_drop_replication_slot('mig_slot_reverse'); DROP PUBLICATION mig_pub_reverse",
+    );
+    expect(f.fix).toContain("DELETE FROM teal.control WHERE key = 'reverse:mig'");
   });
 });
