@@ -47,6 +47,8 @@ interface PartitionState {
 }
 
 type FetchResponse = Awaited<ReturnType<Consumer<Buffer, Buffer, Buffer, Buffer>['fetch']>>;
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 type Fetched = FetchResponse['responses'][number]['partitions'][number];
 
 /** Records of one fetched partition at `from` or later, as teal's IncomingRecords. */
@@ -58,9 +60,12 @@ function toIncoming(topic: string, partition: number, fetched: Fetched, from: bi
     for (const r of batch.records) {
       const offset = batch.firstOffset + BigInt(r.offsetDelta);
       if (offset < from) continue;
-      const headers: Record<string, string> = {};
-      for (const [name, value] of r.headers) {
-        if (name) headers[name.toString()] = value ? value.toString() : '';
+      // teal's change records carry no headers: one shared empty object, none per record.
+      let headers = NO_HEADERS;
+      if (r.headers.length > 0) {
+        headers = {};
+        for (const [name, value] of r.headers)
+          if (name) headers[name.toString()] = value ? value.toString() : '';
       }
       out.push({
         topic,
