@@ -517,12 +517,14 @@ async function limitWorkload(blue: Endpoint, green: Endpoint): Promise<Metrics> 
   const bytes = await tableBytes(blue, ['pgbench_accounts']);
   const l = await copyLimit(blue, green);
   log(`limit: ${l.rows} rows in ${l.seconds.toFixed(1)} s`);
+  const mbPerSec = bytes / 1e6 / l.seconds;
   return {
     rows: l.rows,
     seconds: l.seconds,
     rowsPerSec: l.rows / l.seconds,
     bytes,
-    mbPerSec: bytes / 1e6 / l.seconds,
+    mbPerSec,
+    copyMbPerSec: mbPerSec,
   };
 }
 
