@@ -200,7 +200,8 @@ export class DebeziumSystem implements BenchSystem {
           if (this.child?.exitCode !== null) throw new Error('Kafka Connect exited; see connect.log');
           return (await this.state(c)) === 'RUNNING';
         },
-        120_000,
+        // Under a load average of 25 here, Connect took more than 2 min to start its source.
+        300_000,
         500,
       );
     }
