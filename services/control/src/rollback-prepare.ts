@@ -131,7 +131,7 @@ export async function rollbackObstacles(
   config: ResolvedConfig,
   transforms: TransformSet,
 ): Promise<{ plan: ReversePlan; obstacles: RollbackObstacle[] }> {
-  const { plan, greenShapes } = await planReverse(blue, green, config, transforms);
+  const { plan, greenShapes, missing } = await planReverse(blue, green, config, transforms);
   const obstacles: RollbackObstacle[] = plan.problems.map((p) => ({
     table: p.table === '*' ? null : p.table,
     what: `${p.column ? `column "${p.column}": ` : ''}${p.message}`,
@@ -146,14 +146,15 @@ export async function rollbackObstacles(
   );
   for (const t of plan.tables) {
     const shape = greenShapes.get(t.greenTable);
-    const problem = shape
-      ? replicaIdentityProblem(shape, t.blueTable)
-      : {
-          table: t.blueTable,
-          what: `green has no table ${t.greenTable}`,
-          fix: `create ${t.greenTable} on green`,
-        };
+    const problem = shape && replicaIdentityProblem(shape, t.blueTable);
     if (problem) obstacles.push(problem);
+  }
+  for (const [blueTable, greenTable] of missing) {
+    obstacles.push({
+      table: blueTable,
+      what: `green has no table ${greenTable}, so it has no way back`,
+      fix: `create ${greenTable} on green, or leave ${blueTable} out of tables`,
+    });
   }
   return { plan, obstacles };
 }
@@ -164,7 +165,7 @@ export async function planReverse(
   green: Queryable,
   config: ResolvedConfig,
   transforms: TransformSet,
-): Promise<{ plan: ReversePlan; greenShapes: Map<string, TableShape> }> {
+): Promise<{ plan: ReversePlan; greenShapes: Map<string, TableShape>; missing: Map<string, string> }> {
   const names = await tablesToCheck(blue, config.tables);
   const blueShapes = await readTableShapes(blue, names);
   const targets = new Map<string, string>();
@@ -175,9 +176,12 @@ export async function planReverse(
     targets.set(name, `${t.schema}.${t.table}`);
   }
   const greenShapes = await readTableShapes(green, [...targets.values()]);
+  // Blue tables (present on blue) whose green table is missing -> that green name.
+  const missing = new Map<string, string>();
   const catalog = names.flatMap((name) => {
     const b = blueShapes.get(name);
     const g = greenShapes.get(targets.get(name) ?? name);
+    if (b && !g) missing.set(name, targets.get(name) ?? name);
     if (!b || !g) return [];
     const keyed = (shape: TableShape) =>
       shape.columns
@@ -185,7 +189,7 @@ export async function planReverse(
         .map((c) => ({ name: c.name, type: c.type, key: shape.key.includes(c.name) }));
     return [{ blueTable: name, blueColumns: keyed(b), greenColumns: keyed(g) }];
   });
-  return { plan: reverseConfig(config, catalog), greenShapes };
+  return { plan: reverseConfig(config, catalog), greenShapes, missing };
 }
 
 /**
