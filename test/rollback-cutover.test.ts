@@ -138,7 +138,9 @@ describe('cutover --with-rollback', () => {
     expect(state).toEqual({ ...report.rollback, createdAt: expect.any(String) });
     // From here on teal run (forward) must not start: it would stream the reverse apply's writes back.
     const check = await runCheck({ config, preflight: true });
-    expect(check.findings.filter((f) => f.severity === 'block').map((f) => f.check)).toEqual(['reverse-recorded']);
+    expect(check.findings.filter((f) => f.severity === 'block').map((f) => f.check)).toEqual([
+      'reverse-recorded',
+    ]);
 
     // teal run stops after the cutover (its producer would stream the reverse apply's writes
     // on blue back to green); the application writes on green; the way back streams them.
