@@ -56,6 +56,18 @@ describe('the OpenAPI document against the live API (schemathesis)', () => {
     await blue.query(`INSERT INTO ${name} (v) SELECT 'v' || g FROM generate_series(1, 50) g`);
 
     const config = controlConfig(name, blueDb, [`public.${name}`]);
+    onTestFinished(async () => {
+      // A cutover the tester sends with withRollback may succeed (green has wal_level logical):
+      // its reverse slot would keep green's WAL for the rest of the run.
+      await green.query(
+        `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`,
+        [`${config.slot}_reverse`],
+      );
+      await green.query(`DROP PUBLICATION IF EXISTS ${config.publication}_reverse`);
+      await green
+        .query(`DELETE FROM teal.control WHERE key = $1`, [`reverse:${config.kafka.topicPrefix}`])
+        .catch(() => {});
+    });
     const { control, metrics } = await controlPipeline(config);
     // The snapshot is in green before the tester starts: its drains and verifies then answer
     // what a running pipeline answers.
