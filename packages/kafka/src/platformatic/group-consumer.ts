@@ -1,4 +1,6 @@
 import { Consumer, ListOffsetTimestamps } from '@platformatic/kafka';
+import type { TealError } from '@teal/errors';
+import { withRetry } from '@teal/runtime';
 import {
   CoalescedCommits,
   DEFAULT_BATCH_BYTES,
@@ -148,7 +150,12 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     this.handlers = handlers;
     await checkSecurity(this.kafkaOptions);
     this.topics = new Set(await this.matchingTopics());
-    if (this.topics.size > 0) await this.join();
+    // As the kafkajs adapter's connect: a broker still starting is waited for, up to a minute.
+    if (this.topics.size > 0)
+      await withRetry(() => this.join(), {
+        isRetriable: (err) => !this.closed && (err as TealError).retriable === true,
+        deadlineMs: 60_000,
+      });
     this.timers.push(setInterval(() => void this.checkNewTopics(), TOPIC_POLL_MS));
     for (const t of this.timers) t.unref();
     this.loop = this.fetchLoop();
