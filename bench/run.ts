@@ -372,7 +372,7 @@ async function benchSystem(
   ctx: BenchContext,
   o: Options,
   result: SystemResult,
-  pass: { run: number; freshBlue: boolean; snapshotOnly: boolean },
+  pass: { run: number; snapshotOnly: boolean },
 ): Promise<Record<string, Metrics | { error: string }>> {
   const out: Record<string, Metrics | { error: string }> = {};
   const record = (w: string, procs: ProcUsage[]) => {
@@ -385,11 +385,8 @@ async function benchSystem(
     o.workloads.includes(w) &&
     (once || !['steady', 'cutover'].includes(w));
   const name = label(system);
-  log(
-    `${name}: fresh data (scale ${o.scale}${pass.freshBlue ? '' : ', green only: blue is as the last snapshot left it'})`,
-  );
-  if (pass.freshBlue) await freshData(ctx.blue, ctx.green, o.scale);
-  else await freshGreen(ctx.green, o.scale);
+  log(`${name}: fresh data (scale ${o.scale})`);
+  await freshData(ctx.blue, ctx.green, o.scale);
   const blue = await blueNow(ctx.blue);
   // Before the snapshot says which path it took: the path asked for, else the default's.
   let snapshotKey = system instanceof TealSystem && system.via === 'kafka' ? 'snapshotKafka' : 'snapshot';
@@ -715,10 +712,7 @@ async function main(): Promise<number> {
         const ctx = ctxFor();
         active.system = s.system;
         active.ctx = ctx;
-        Object.assign(
-          outcome,
-          await benchSystem(s.system, ctx, o, res, { run, freshBlue: true, snapshotOnly }),
-        );
+        Object.assign(outcome, await benchSystem(s.system, ctx, o, res, { run, snapshotOnly }));
       };
       // teal's default path for the snapshot and every workload after it, then a snapshot-only
       // pass on fresh data along the other path: the table has a row for each.
