@@ -145,9 +145,23 @@ describe('direct initial copy: crash', () => {
       const [gb, bb] = [await diff(green), await diff(blue)];
       const gs = new Set(gb);
       const bs = new Set(bb);
-      console.log('missing in green', bb.filter((r) => !gs.has(r)).slice(0, 20), 'extra in green', gb.filter((r) => !bs.has(r)).slice(0, 20));
-      console.log('f green', (await multiset(green, f)).slice(0, 300), 'f blue', (await multiset(blue, f)).slice(0, 300));
-      console.log(await fetch(`http://127.0.0.1:${port}/status`).then((r) => r.text()).catch(() => 'no status'));
+      console.log(
+        'missing in green',
+        bb.filter((r) => !gs.has(r)).slice(0, 20),
+        'extra in green',
+        gb.filter((r) => !bs.has(r)).slice(0, 20),
+      );
+      console.log(
+        'f green',
+        (await multiset(green, f)).slice(0, 300),
+        'f blue',
+        (await multiset(blue, f)).slice(0, 300),
+      );
+      console.log(
+        await fetch(`http://127.0.0.1:${port}/status`)
+          .then((r) => r.text())
+          .catch(() => 'no status'),
+      );
       throw err;
     });
     expect(await keyed(green, k)).toEqual(await keyed(blue, k));

@@ -18,6 +18,51 @@ import { blueUrl, greenUrl, kafkaBrokers, pgClient, uniqueName } from './support
 
 const dump = async (db: pg.Client, sql: string) => (await db.query(sql)).rows.map((r) => JSON.stringify(r));
 
+/** Producer (with the consumer's green writer) and consumer for `tables`, all named `name`; cleaned up at the end. */
+function directPipeline(
+  name: string,
+  tables: string[],
+  db: { blue: pg.Client; green: pg.Client },
+  settings: Record<string, unknown>,
+  deps: ConstructorParameters<typeof Producer>[1] = {},
+) {
+  const config = resolveConfig(
+    { tables, slot: name, publication: name, kafka: { topicPrefix: name, partitions: 2 }, ...settings },
+    {
+      env: {
+        TEAL_BLUE_URL: blueUrl(),
+        TEAL_GREEN_URL: greenUrl(),
+        TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
+      },
+    },
+  );
+  const producer = new Producer(config, {
+    directCopy: (cfg) => greenCopyTarget(cfg, { sessions: cfg.snapshot.parallel }),
+    ...deps,
+  });
+  const consumer = new Consumer(config, { groupId: `${name}-group` });
+  const kafka = new KafkaClient({ brokers: kafkaBrokers() });
+  onTestFinished(async () => {
+    await consumer.stop();
+    await producer.stop();
+    await db.blue.query(
+      'SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1',
+      [name],
+    );
+    await db.blue.query(`DROP PUBLICATION IF EXISTS ${name}`);
+    const admin = kafka.admin();
+    await admin.deleteTopics(await admin.listTopics(`${name}.`));
+    await kafka.close();
+    for (const t of tables) {
+      await db.blue.query(`DROP TABLE IF EXISTS ${t}`);
+      await db.green.query(`DROP TABLE IF EXISTS ${t}`);
+    }
+    await db.blue.end();
+    await db.green.end();
+  });
+  return { producer, consumer, kafka };
+}
+
 describe('direct initial copy', () => {
   test('copies keyed, keyless and transformed tables straight to green, then streams on top', async () => {
     const name = uniqueName('direct_copy');
@@ -48,12 +93,11 @@ describe('direct initial copy', () => {
       `CREATE TABLE ${c} (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, full_name text, email text, domain text,
                           twice int GENERATED ALWAYS AS (id * 2) STORED)`,
     );
-    const config = resolveConfig(
+    const { producer, consumer, kafka } = directPipeline(
+      name,
+      [a, b, c],
+      { blue, green },
       {
-        tables: [a, b, c],
-        slot: name,
-        publication: name,
-        kafka: { topicPrefix: name, partitions: 2 },
         heartbeatMs: 500,
         snapshot: { via: 'direct', parallel: 2, rangeRows: 700 },
         transforms: {
@@ -65,36 +109,7 @@ describe('direct initial copy', () => {
           },
         },
       },
-      {
-        env: {
-          TEAL_BLUE_URL: blueUrl(),
-          TEAL_GREEN_URL: greenUrl(),
-          TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
-        },
-      },
     );
-    const producer = new Producer(config, {
-      directCopy: (cfg) => greenCopyTarget(cfg, { sessions: cfg.snapshot.parallel }),
-    });
-    const consumer = new Consumer(config, { groupId: `${name}-group` });
-    const kafka = new KafkaClient({ brokers: kafkaBrokers() });
-    onTestFinished(async () => {
-      await consumer.stop();
-      await producer.stop();
-      await blue.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [
-        name,
-      ]);
-      await blue.query(`DROP PUBLICATION IF EXISTS ${name}`);
-      const admin = kafka.admin();
-      await admin.deleteTopics(await admin.listTopics(`${name}.`));
-      await kafka.close();
-      for (const t of [a, b, c]) {
-        await blue.query(`DROP TABLE IF EXISTS ${t}`);
-        await green.query(`DROP TABLE IF EXISTS ${t}`);
-      }
-      await blue.end();
-      await green.end();
-    });
     await producer.start();
     await consumer.start();
     await waitFor(() => producer.status().state === 'streaming', { what: 'streaming', timeoutMs: 120_000 });
@@ -163,48 +178,19 @@ describe('direct initial copy', () => {
       release = resolve;
     });
     let ranges = 0;
-    const config = resolveConfig(
+    const { producer, consumer, kafka } = directPipeline(
+      name,
+      [name],
+      { blue, green },
+      { heartbeatMs: 300, snapshot: { via: 'direct', parallel: 2, rangeRows: 500 } },
       {
-        tables: [name],
-        slot: name,
-        publication: name,
-        kafka: { topicPrefix: name, partitions: 2 },
-        heartbeatMs: 300,
-        snapshot: { via: 'direct', parallel: 2, rangeRows: 500 },
-      },
-      {
-        env: {
-          TEAL_BLUE_URL: blueUrl(),
-          TEAL_GREEN_URL: greenUrl(),
-          TEAL_KAFKA_BROKERS: kafkaBrokers().join(','),
+        // The copy stops after its first range until the test lets it go on.
+        afterDirectRange: async () => {
+          if (++ranges === 1) await held;
         },
       },
     );
-    const producer = new Producer(config, {
-      directCopy: (cfg) => greenCopyTarget(cfg, { sessions: cfg.snapshot.parallel }),
-      // The copy stops after its first range until the test lets it go on.
-      afterDirectRange: async () => {
-        if (++ranges === 1) await held;
-      },
-    });
-    const consumer = new Consumer(config, { groupId: `${name}-group` });
-    const kafka = new KafkaClient({ brokers: kafkaBrokers() });
-    onTestFinished(async () => {
-      release();
-      await consumer.stop();
-      await producer.stop();
-      await blue.query('SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1', [
-        name,
-      ]);
-      await blue.query(`DROP PUBLICATION IF EXISTS ${name}`);
-      const admin = kafka.admin();
-      await admin.deleteTopics(await admin.listTopics(`${name}.`));
-      await kafka.close();
-      await blue.query(`DROP TABLE IF EXISTS ${name}`);
-      await green.query(`DROP TABLE IF EXISTS ${name}`);
-      await blue.end();
-      await green.end();
-    });
+    onTestFinished(() => release());
     await producer.start();
     await consumer.start();
     await waitFor(() => ranges >= 1, { what: 'the first range copied', timeoutMs: 60_000 });

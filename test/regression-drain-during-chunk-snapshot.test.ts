@@ -24,7 +24,9 @@ describe('drain while a chunked snapshot is in progress', () => {
     });
     let chunkHeld = false;
     onTestFinished(() => release());
-    const config = controlConfig(name, blueUrl(), [`public.${name}`], { snapshot: { chunkRows: 5, via: 'kafka' } });
+    const config = controlConfig(name, blueUrl(), [`public.${name}`], {
+      snapshot: { chunkRows: 5, via: 'kafka' },
+    });
     const { control } = await controlPipeline(config, {
       waitForStreaming: false,
       producerDeps: {

@@ -30,7 +30,9 @@ describe('regression: a stored generated column in the initial snapshot', () => 
       `INSERT INTO ${name} (id, price, qty, note) SELECT g, g * 1.5, g, 'n' || g FROM generate_series(1, 20) g`,
     );
 
-    const { config, producer } = await startPipeline(name, [name], { snapshot: { chunkRows: 7, via: 'kafka' } });
+    const { config, producer } = await startPipeline(name, [name], {
+      snapshot: { chunkRows: 7, via: 'kafka' },
+    });
     await waitFor(() => producer.status().state === 'streaming', { what: 'streaming', timeoutMs: 60_000 });
     // And the stream, which never carried it, still flows after the snapshot.
     await blue.query(`INSERT INTO ${name} (id, price, qty) VALUES (21, 2, 3)`);
