@@ -2,7 +2,7 @@ import path from 'node:path';
 import { loadConfig } from '@teal/config';
 import { TealControl } from '@teal/control';
 import { KafkaClient } from '@teal/kafka';
-import { abortableDelay, waitFor } from '@teal/runtime';
+import { abortableDelay, rootLogger, waitFor } from '@teal/runtime';
 import { portOf, terminateSessions } from './faults.ts';
 import { type ChildExit, TealChild } from './processes.ts';
 import { createRng } from './rng.ts';
@@ -65,7 +65,10 @@ export async function runReversePhase(o: ReversePhaseInput): Promise<ReverseRepo
   const { log, tables: t } = o;
   const problems: string[] = [];
   const forward = await loadConfig({ configPath: o.configPath, env: o.env });
-  const control = new TealControl(forward);
+  // The soak prints its own lines; the control plane's info lines would interleave as JSON.
+  const control = new TealControl(forward, {
+    logger: rootLogger().child({ component: 'soak-reverse' }, { level: 'warn' }),
+  });
   log('  reverse: cutover --with-rollback');
   let cut: Awaited<ReturnType<TealControl['cutover']>>;
   try {
