@@ -5,6 +5,7 @@ import {
   expectBlueHasGreensRows,
   forwardAndCutover,
   greenWorkload,
+  reverseStreaming,
   rollbackSetup,
   streaming,
   teal,
@@ -23,9 +24,7 @@ describe('rollback: teal reverse killed mid-stream', () => {
     const s = await rollbackSetup('rv_kill', children);
     const { legacy } = await forwardAndCutover(s, children);
 
-    const first = teal(s, ['reverse'], children);
-    await streaming(s, first, 'teal reverse');
-    const green = await s.connect('green');
+    const { reverse: first, green } = await reverseStreaming(s, children);
     const blue = await s.connect('blue');
     const before = await digestOf(blue, 'blue');
     // Writes keep coming while the reverse applies them; the kill lands once some reached blue.

@@ -1,13 +1,11 @@
-import { type Browser, chromium } from 'playwright-core';
-import { describe, expect, onTestFinished, test } from 'vitest';
-import { ensure as ensureChromium } from '../infra/tools/chromium.mjs';
+import { describe, expect, test } from 'vitest';
+import { launchChromium } from './support/browser.ts';
 import {
   expectBlueHasGreensRows,
   forwardAndCutover,
   greenWorkload,
+  reverseStreaming,
   rollbackSetup,
-  streaming,
-  teal,
 } from './support/rollback.ts';
 import type { TealChild } from './support/teal-child.ts';
 
@@ -16,28 +14,15 @@ import type { TealChild } from './support/teal-child.ts';
 // instead of the cutover buttons, and the rollback clicked there switches back: the report
 // says safe to switch to blue, and blue holds every row green had (the SQL digest).
 
-async function launch(): Promise<Browser> {
-  const browser = await chromium.launch({
-    executablePath: await ensureChromium(),
-    headless: true,
-    // Root has no user namespace sandbox here; the page is teal's own.
-    args: ['--no-sandbox'],
-  });
-  onTestFinished(() => browser.close());
-  return browser;
-}
-
 describe('the status page of teal reverse', () => {
   test('shows the reverse direction and green fenced, and rolls back from its Rollback… button', async () => {
     const children: TealChild[] = [];
     const s = await rollbackSetup('rv_ui', children);
     const { legacy } = await forwardAndCutover(s, children);
-    const reverse = teal(s, ['reverse'], children);
-    await streaming(s, reverse, 'teal reverse');
-    const green = await s.connect('green');
+    const { reverse, green } = await reverseStreaming(s, children);
     for (let round = 1; round <= 3; round++) await greenWorkload(green, round);
 
-    const page = await (await (await launch()).newContext()).newPage();
+    const page = await (await (await launchChromium()).newContext()).newPage();
     await page.goto(`${s.apiUrl}/ui`);
     const direction = page.locator('[data-testid=direction]');
     await direction.waitFor({ state: 'visible', timeout: 30_000 });

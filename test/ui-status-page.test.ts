@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { parseLsn } from '@teal/change-event';
 import { build, type StatusReport } from '@teal/control';
 import { waitFor } from '@teal/runtime';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { ensure as ensureChromium } from '../infra/tools/chromium.mjs';
 import type { HistoryView } from '../services/control/src/status-history.ts';
+import { launchChromium } from './support/browser.ts';
 import { controlConfig, controlPipeline, ownBlueDatabase, sessionOn } from './support/control-pipeline.ts';
 import { blueUrl, greenUrl, uniqueName } from './support/env.ts';
 
@@ -22,17 +22,6 @@ async function shot(page: Page, name: string): Promise<void> {
   if (!SHOTS) return;
   mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-}
-
-async function launch(): Promise<Browser> {
-  const browser = await chromium.launch({
-    executablePath: await ensureChromium(),
-    headless: true,
-    // Root has no user namespace sandbox here; the page is teal's own.
-    args: ['--no-sandbox'],
-  });
-  onTestFinished(() => browser.close());
-  return browser;
 }
 
 /** The page's exact value behind a number (its data-value). */
@@ -120,7 +109,7 @@ describe('GET /ui: the status page in headless chromium', () => {
     const status = async () =>
       (await (await fetch(`${base}/status`, { headers: auth })).json()) as StatusReport;
 
-    const browser = await launch();
+    const browser = await launchChromium();
 
     // Without the token: the page loads, asks for it, shows no number and no button.
     const stranger = await (await browser.newContext()).newPage();

@@ -163,6 +163,13 @@ export async function streaming(
   return last!;
 }
 
+/** `teal reverse` started and streaming; its first /status, and a session on green for the application's writes. */
+export async function reverseStreaming(s: RollbackSetup, children: TealChild[]) {
+  const reverse = teal(s, ['reverse'], children);
+  const status = await streaming(s, reverse, 'teal reverse');
+  return { reverse, status, green: await s.connect('green') };
+}
+
 /** The forward migration up to a cutover with rollback: teal run, a snapshot, writes on blue, the cutover, teal run stopped. */
 export async function forwardAndCutover(
   s: RollbackSetup,
