@@ -89,7 +89,7 @@ spec:
           image: "{{ $v.image.repository }}:{{ $v.image.tag | default $root.Chart.AppVersion }}"
           imagePullPolicy: {{ $v.image.pullPolicy }}
           {{- /* node directly, not npx: npx wants a writable cache; the V8 flag is bin/teal.mjs's shebang's. */}}
-          command: ["node", "--max-semi-space-size=64", "bin/teal.mjs"]
+          command: ["node", "--max-semi-space-size=16", "--heap-growing-percent=50", "bin/teal.mjs"]
           args:
             {{- toYaml .args | nindent 12 }}
             {{- if $v.config }}
