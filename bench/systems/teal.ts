@@ -172,7 +172,7 @@ export class TealSystem implements BenchSystem {
       client = kafkaClientFromEnv();
     } catch {}
     return [
-      `${pause}Kafka publisher client ${client} (TEAL_KAFKA_CLIENT), consumer group on kafkajs; ` +
+      `${pause}Kafka client ${client} for every role (TEAL_KAFKA_CLIENT: publisher and consumer group); ` +
         "the other workloads after the snapshot along teal's default path, the other snapshot row a pass of its own (TEAL_SNAPSHOT_VIA)",
       ...this.seen,
     ].join('; ');
