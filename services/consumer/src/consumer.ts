@@ -204,14 +204,18 @@ export class Consumer {
     const name = tableOfTopic(topic, this.config.kafka.topicPrefix);
     const dot = name.indexOf('.');
     let logged = false;
+    let readFailed = false;
     while (!this.abort.signal.aborted) {
       let held: boolean;
       try {
         held = await isHeldBack(this.pool!, name.slice(0, dot), name.slice(dot + 1));
       } catch (err) {
-        // Green away: the apply that follows meets it too, and retries as it does.
-        this.log.debug({ err, topic }, 'cannot read whether the table is held back');
-        return;
+        // Not known is held: applying before the copy is in green would put stream changes
+        // under the copy's rows. Green away: the apply could not run either; wait for it.
+        if (!readFailed) this.log.warn({ err, topic }, 'cannot read whether the table is held back; waiting');
+        readFailed = true;
+        await abortableDelay(HELD_POLL_MS, this.abort.signal).catch(() => {});
+        continue;
       }
       if (!held) {
         this.freeTopics.set(topic, Date.now());
@@ -226,6 +230,8 @@ export class Consumer {
       logged = true;
       await abortableDelay(HELD_POLL_MS, this.abort.signal).catch(() => {});
     }
+    // Stopping while held: the batch must not be applied (ApplyLanes drops it once aborted).
+    throw new TealError('TEAL_STOPPING', 'the consumer is stopping');
   }
 
   private async earliestOffset(topic: string, partition: number): Promise<bigint> {
