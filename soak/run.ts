@@ -21,6 +21,8 @@ const HELP = `usage: tsx soak/run.ts [options]
                    (default all: every shape's fix is on main)
   --shape-rate N   transactions per second over the shapes (default 8)
   --chunk-rows N   rows per snapshot chunk (default 200)
+  --snapshot-via direct|kafka  the initial copy's path (default direct, teal's default)
+  --range-rows N   rows per range of the direct copy (default 2000)
   --bulk-rows N    rows of the table green-snapshot stops green in the initial snapshot of (default 150000)
   --chunk-table-rows N  rows of each table chunk-kill adds (default 600)
   --env-fault-limit N   (default 1)
@@ -79,6 +81,15 @@ for (let i = 0; i < argv.length; i++) {
       break;
     case '--chunk-rows':
       opts.chunkRows = Math.max(1, Math.floor(num()));
+      break;
+    case '--snapshot-via': {
+      const via = value();
+      if (via !== 'direct' && via !== 'kafka') throw new Error(`--snapshot-via: direct or kafka, not ${via}`);
+      opts.snapshotVia = via;
+      break;
+    }
+    case '--range-rows':
+      opts.rangeRows = Math.max(1, Math.floor(num()));
       break;
     case '--env-fault-limit':
       opts.envFaultLimit = num();

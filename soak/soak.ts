@@ -103,6 +103,10 @@ export interface SoakOptions {
   scratch: boolean;
   /** Rows per snapshot chunk (small, so that a chunked snapshot lasts long enough to be hit). */
   chunkRows: number;
+  /** The initial copy's path (teal's `snapshot.via`; the product's default, direct, unless asked). */
+  snapshotVia: 'direct' | 'kafka';
+  /** Rows per range of the direct copy (small, so that green can be stopped between two ranges). */
+  rangeRows: number;
   /** Rows of each table the chunk-kill fault adds while streaming. */
   chunkTableRows: number;
   /** Rows of the table whose initial snapshot the green-snapshot fault interrupts. */
@@ -134,6 +138,8 @@ export function defaultOptions(): SoakOptions {
     shapeRate: 8,
     scratch: false,
     chunkRows: 200,
+    snapshotVia: 'direct',
+    rangeRows: 2000,
     chunkTableRows: 600,
     bulkRows: 150_000,
     reverse: false,
@@ -228,7 +234,7 @@ export async function runSoak(input: SoakOptions): Promise<SoakReport> {
           publication,
           kafka: { topicPrefix, partitions: 4 },
           heartbeatMs: 1000,
-          snapshot: { chunkRows: opts.chunkRows },
+          snapshot: { chunkRows: opts.chunkRows, via: opts.snapshotVia, rangeRows: opts.rangeRows },
         },
         null,
         2,
@@ -238,7 +244,7 @@ export async function runSoak(input: SoakOptions): Promise<SoakReport> {
   };
   writeConfig();
   log(
-    `soak ${base}: seed ${opts.seed}, ${opts.durationS} s, faults ${opts.faults.join(',') || 'none'}, shapes ${opts.shapes.join(',') || 'none'}${opts.scratch ? ', scratch blue and green' : ''}`,
+    `soak ${base}: seed ${opts.seed}, ${opts.durationS} s, faults ${opts.faults.join(',') || 'none'}, snapshot ${opts.snapshotVia}, shapes ${opts.shapes.join(',') || 'none'}${opts.scratch ? ', scratch blue and green' : ''}`,
   );
   if (scratchBlue && scratchGreen) log(`  blue ${scratchBlue.url}, green ${scratchGreen.url}`);
   log(`  work dir ${workDir} (config, producer.log, consumer.log)`);
@@ -251,20 +257,21 @@ export async function runSoak(input: SoakOptions): Promise<SoakReport> {
     TEAL_LOG_LEVEL: process.env.TEAL_LOG_LEVEL ?? 'info',
   };
   // One process per teal service, its log in the work dir; `restartDelayMs` undefined: never
-  // restarted on its own.
-  const child = (name: string, service: string, restartDelayMs: number | undefined = 1000) =>
+  // restarted on its own. The producer is `teal producer` (the cli wires the green writer of the
+  // direct initial copy into it; services/producer/src/main.ts alone copies through Kafka).
+  const child = (name: string, args: string[], restartDelayMs: number | undefined = 1000) =>
     new TealChild(
       name,
-      [`services/${service}/src/main.ts`, '--config', configPath],
+      [...args, '--config', configPath],
       env,
       path.join(workDir, `${name}.log`),
       ROOT,
       restartDelayMs,
     );
-  const producer = child('producer', 'producer');
-  const consumer = child('consumer', 'consumer');
+  const producer = child('producer', ['services/cli/src/main.ts', 'producer', '--skip-check']);
+  const consumer = child('consumer', ['services/consumer/src/main.ts']);
   // Same group as `consumer`; the rebalance fault starts and stops it.
-  const joiner = child('consumer-2', 'consumer', undefined);
+  const joiner = child('consumer-2', ['services/consumer/src/main.ts'], undefined);
   const children = [producer, consumer];
 
   const blue = textClient(opts.blueUrl);
@@ -317,12 +324,13 @@ export async function runSoak(input: SoakOptions): Promise<SoakReport> {
     producer.start();
     consumer.start();
     const snapshotStarted = Date.now();
-    let greenSnapshotFault: Promise<FaultRecord> | undefined;
+    let greenSnapshotFault: ReturnType<typeof greenDuringSnapshot> | undefined;
     if (t.bulk && scratchGreen)
       greenSnapshotFault = greenDuringSnapshot(
         scratchGreen,
-        kafka,
-        `${topicPrefix}.public.${t.bulk}`,
+        opts.snapshotVia === 'direct'
+          ? directCopyUnderWay(greenPool, t.bulk)
+          : recordsInKafka(kafka, `${topicPrefix}.public.${t.bulk}`),
         opts,
         log,
       );
@@ -332,9 +340,13 @@ export async function runSoak(input: SoakOptions): Promise<SoakReport> {
       intervalMs: 250,
     });
     if (greenSnapshotFault) {
-      const f = await greenSnapshotFault;
+      const { afterCopy, ...f } = await greenSnapshotFault;
       f.recoveryMs = Date.now() - snapshotStarted - f.recoveryMs!;
       faults.push(f);
+      if (afterCopy)
+        problems.push(
+          `green-snapshot stopped green after the bulk table's ${opts.snapshotVia} copy was done (raise --bulk-rows or lower --range-rows)`,
+        );
       log(
         `  fault 1 during the initial snapshot: green-snapshot (${f.detail}); recovered in ${f.recoveryMs} ms`,
       );
@@ -552,48 +564,75 @@ export async function runSoak(input: SoakOptions): Promise<SoakReport> {
   }
 }
 
+/** How far the bulk table's initial copy is, once it is under way and not yet done. */
+type CopyProbe = () => Promise<{ rows: number; where: string; done: boolean } | undefined>;
+
+/** Direct copy: a range of the bulk table committed in green, its direct copy still flagged. */
+function directCopyUnderWay(green: pg.Pool, table: string): CopyProbe {
+  return async () => {
+    const { rows } = await green
+      .query<{ rows_done: string; state: string; direct: boolean }>(
+        `SELECT rows_done::text, state, direct FROM teal.snapshot_progress WHERE schema = 'public' AND "table" = $1`,
+        [table],
+      )
+      .catch(() => ({ rows: [] }));
+    const r = rows[0];
+    if (!r || Number(r.rows_done) === 0) return undefined;
+    return {
+      rows: Number(r.rows_done),
+      where: 'copied directly into green',
+      done: r.state === 'done' || !r.direct,
+    };
+  };
+}
+
+/** Copy via Kafka: the bulk table's snapshot records reaching its topic. */
+function recordsInKafka(kafka: KafkaClient, topic: string): CopyProbe {
+  const admin = kafka.admin();
+  return async () => {
+    const ends = await admin.logEndOffsets(topic).catch(() => []);
+    const n = ends.reduce((s, e) => s + Number(e.end), 0);
+    if (n === 0) return undefined;
+    await admin.close();
+    return { rows: n, where: 'in Kafka', done: false };
+  };
+}
+
 /**
- * green-snapshot: once the bulk table's snapshot rows start reaching Kafka, green is stopped
- * (immediate: a crash) for a seeded 5-15 s and started again. The producer must go on
- * snapshotting into Kafka meanwhile (issue 13 item 1). `recoveryMs` holds the stop's offset
- * from the snapshot start until the caller turns it into "stop until snapshot done".
+ * green-snapshot: once the bulk table's initial copy is under way (ranges committed in green by
+ * the direct copy, or snapshot records in Kafka), green is stopped (immediate: a crash) for a
+ * seeded 5-15 s and started again. A direct copy must hand what it did not copy to the chunked
+ * snapshot through Kafka, a copy via Kafka must go on into the topics meanwhile (issue 13 item 1).
+ * A stop that came after the copy was done tested nothing of it: that is a problem of the run.
+ * `recoveryMs` holds the stop's offset from the snapshot start until the caller turns it into
+ * "stop until snapshot done".
  */
 async function greenDuringSnapshot(
   green: ScratchPostgres,
-  kafka: KafkaClient,
-  topic: string,
+  underWay: CopyProbe,
   opts: SoakOptions,
   log: (line: string) => void,
-): Promise<FaultRecord> {
+): Promise<FaultRecord & { afterCopy: boolean }> {
   const rng = createRng(opts.seed, 'green-snapshot');
   const started = Date.now();
-  const admin = kafka.admin();
-  let seen = 0;
-  try {
-    seen = await waitFor(
-      async () => {
-        const ends = await admin.logEndOffsets(topic).catch(() => []);
-        const n = ends.reduce((s, e) => s + Number(e.end), 0);
-        return n > 0 ? n : undefined;
-      },
-      { what: 'the bulk table snapshot reaching Kafka', timeoutMs: 120_000, intervalMs: 25 },
-    );
-  } finally {
-    await admin.close();
-  }
+  const seen = await waitFor(underWay, {
+    what: "the bulk table's initial copy under way",
+    timeoutMs: 120_000,
+    intervalMs: 10,
+  });
   const stoppedAt = Date.now();
   green.stop('immediate');
   const downMs = rng.int(5000, 15000);
-  log(
-    `  green stopped during the initial snapshot (${seen} of ${opts.bulkRows} bulk rows in Kafka), for ${downMs} ms`,
-  );
+  const progress = `${seen.rows} of ${opts.bulkRows} bulk rows ${seen.where}`;
+  log(`  green stopped during the initial snapshot (${progress}), for ${downMs} ms`);
   await abortableDelay(downMs);
   green.start();
   return {
     kind: 'green-snapshot',
     atS: 0,
-    detail: `pg_ctl stop -m immediate of green ${stoppedAt - started} ms into the snapshot (${seen} of ${opts.bulkRows} bulk rows in Kafka), down ${downMs} ms`,
+    detail: `pg_ctl stop -m immediate of green ${stoppedAt - started} ms into the ${opts.snapshotVia} snapshot (${progress}), down ${downMs} ms`,
     recoveryMs: stoppedAt - started,
+    afterCopy: seen.done,
   };
 }
 

@@ -7,7 +7,8 @@ import { blueUrl, greenUrl, kafkaBrokers } from './support/env.ts';
 // 50 s of seeded writes (TOAST, key changes, truncate, a 50k-row transaction, rollbacks, and
 // every issue-12 shape: identity + generated columns, an FK pair truncated together, a
 // secondary unique whose values move between rows, a partitioned table, rows of several MB)
-// while green is stopped during the initial snapshot, the producer and consumer are SIGKILLed
+// while green is stopped in the direct initial copy (teal's default; what it did not copy goes
+// by chunk through Kafka), the producer and consumer are SIGKILLed
 // and restarted, a second consumer joins the group and leaves (rebalances), teal's sessions
 // on blue and green are terminated, a table is added and the producer killed in its chunked
 // snapshot under TOAST-unchanged updates, blue's commits wait for an absent synchronous
