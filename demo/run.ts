@@ -303,6 +303,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoSummary> {
     await api?.close().catch(() => undefined);
     await consumer?.stop().catch(() => undefined);
     await producer?.stop().catch(() => undefined);
+    // Nothing streams the demo's slot once it is over: left, it would hold blue's WAL until the
+    // next demo (24 GB on a machine that ran many). A real cutover drops it once green is live.
+    await dropSlot(blue, config.slot, 'the demo slot to be released').catch(() => undefined);
     // The demo gives blue back: a real cutover would now point the application at green.
     await blue
       .query(

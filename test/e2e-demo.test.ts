@@ -91,6 +91,15 @@ describe('npm run demo, smaller', () => {
     expect(await count(greenUrl(), 'users')).toBe(blueUsers);
     expect(await count(greenUrl(), 'orders')).toBe(await count(blueUrl(), 'orders'));
     expect(Number(rows![1])).toBe(blueUsers);
+    // Nothing streams the demo's slot once it is over: it must not stay to hold blue's WAL.
+    const slots = new pg.Client({ connectionString: withDatabase(blueUrl(), DB) });
+    await slots.connect();
+    try {
+      const left = await slots.query('SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1', [DB]);
+      expect(left.rows).toEqual([]);
+    } finally {
+      await slots.end();
+    }
 
     // email_domain was derived in flight, lower-cased (blue has "Mail.test"), on every row.
     // Counted in green itself, not read off the summary's top five: which domains lead
