@@ -7,8 +7,10 @@ export async function launchChromium(): Promise<Browser> {
   const browser = await chromium.launch({
     executablePath: await ensureChromium(),
     headless: true,
-    // Root has no user namespace sandbox here; the page is teal's own.
-    args: ['--no-sandbox'],
+    // Root has no user namespace sandbox here; the page is teal's own. No GPU process: Debian's
+    // /etc/chromium.d turns on GPU rasterization, and on this GPU-less machine a loaded CI run
+    // saw chromium crash a second after launch (crashpad in its stderr, the page closed).
+    args: ['--no-sandbox', '--disable-gpu'],
   });
   onTestFinished(() => browser.close());
   return browser;
