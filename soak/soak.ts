@@ -565,11 +565,14 @@ export async function runSoak(input: SoakOptions): Promise<SoakReport> {
 }
 
 /** How far the bulk table's initial copy is, once it is under way and not yet done. */
-type CopyProbe = () => Promise<{ rows: number; where: string; done: boolean } | undefined>;
+interface CopyProbe {
+  read(): Promise<{ rows: number; where: string; done: boolean } | undefined>;
+  close(): Promise<void>;
+}
 
 /** Direct copy: a range of the bulk table committed in green, its direct copy still flagged. */
 function directCopyUnderWay(green: pg.Pool, table: string): CopyProbe {
-  return async () => {
+  const read = async () => {
     const { rows } = await green
       .query<{ rows_done: string; state: string; direct: boolean }>(
         `SELECT rows_done::text, state, direct FROM teal.snapshot_progress WHERE schema = 'public' AND "table" = $1`,
@@ -584,17 +587,19 @@ function directCopyUnderWay(green: pg.Pool, table: string): CopyProbe {
       done: r.state === 'done' || !r.direct,
     };
   };
+  return { read, close: async () => {} };
 }
 
 /** Copy via Kafka: the bulk table's snapshot records reaching its topic. */
 function recordsInKafka(kafka: KafkaClient, topic: string): CopyProbe {
   const admin = kafka.admin();
-  return async () => {
-    const ends = await admin.logEndOffsets(topic).catch(() => []);
-    const n = ends.reduce((s, e) => s + Number(e.end), 0);
-    if (n === 0) return undefined;
-    await admin.close();
-    return { rows: n, where: 'in Kafka', done: false };
+  return {
+    read: async () => {
+      const ends = await admin.logEndOffsets(topic).catch(() => []);
+      const n = ends.reduce((s, e) => s + Number(e.end), 0);
+      return n > 0 ? { rows: n, where: 'in Kafka', done: false } : undefined;
+    },
+    close: () => admin.close(),
   };
 }
 
@@ -615,11 +620,11 @@ async function greenDuringSnapshot(
 ): Promise<FaultRecord & { afterCopy: boolean }> {
   const rng = createRng(opts.seed, 'green-snapshot');
   const started = Date.now();
-  const seen = await waitFor(underWay, {
+  const seen = await waitFor(() => underWay.read(), {
     what: "the bulk table's initial copy under way",
     timeoutMs: 120_000,
     intervalMs: 10,
-  });
+  }).finally(() => underWay.close());
   const stoppedAt = Date.now();
   green.stop('immediate');
   const downMs = rng.int(5000, 15000);
