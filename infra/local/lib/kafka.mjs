@@ -99,6 +99,19 @@ function kafkaRequest(port, apiKey, apiVersion, body, { flexible = false, timeou
 }
 
 /**
+ * A Kafka cluster id: 16 random bytes as URL-safe base64 without padding (a Kafka Uuid). One in
+ * 64 such strings starts with '-', which kafka-storage's argument parser reads as an option
+ * ("argument --cluster-id/-t: expected one argument"): Kafka's own Uuid.randomUuid() draws again
+ * for the same reason, and so does this.
+ */
+export function newKafkaClusterId() {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
+/**
  * One local broker. Defaults: the local environment's (.teal/kafka, ports 9092/9093/9094,
  * pid and logs in .teal/run and .teal/logs); a helper's own broker passes others, e.g.
  * kafkaBroker({ port: 19092, saslSslPort: 19093, controllerPort: 19094, dir: '/tmp/x/kafka' }).
@@ -121,9 +134,11 @@ export function kafkaBroker({
 
   function clusterId() {
     const file = path.join(dir, 'cluster-id');
-    if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
-    // A Kafka Uuid is 16 random bytes, printed as URL-safe base64 without padding.
-    const id = randomBytes(16).toString('base64url');
+    const stored = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : '';
+    // A stored id with a leading '-' never formatted the storage (kafka-storage refused it):
+    // drawing a new one loses nothing.
+    if (stored && !stored.startsWith('-')) return stored;
+    const id = newKafkaClusterId();
     fs.writeFileSync(file, `${id}\n`);
     return id;
   }
