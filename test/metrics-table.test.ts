@@ -96,6 +96,7 @@ describe("README's metric tables", () => {
     metrics.applyBatchSeconds.observe(0.02);
     metrics.applyBatchRows.observe(100);
     metrics.replicationLagSeconds.observe(0.4);
+    metrics.streamLatencySeconds.observe({ point: 'acknowledged' }, 0.2);
     const text = await scrape(metrics);
     expect(text).toMatch(/^teal_consumer_lag_records\{/m);
     const { code, output } = await promtoolCheck(promtool, text);

@@ -133,6 +133,8 @@ export interface IncomingBatch {
   records: IncomingRecord[];
   /** The partition's log end offset as the broker reported it with this batch. */
   highWatermark: bigint;
+  /** When the client received these records (Date.now()); absent in batches made by hand. */
+  fetchedAtMs?: number;
 }
 
 export interface TopicPartition {

@@ -107,6 +107,19 @@ export function createMetrics(
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: r,
     }),
+    // Where teal_replication_lag_seconds goes: the same clock difference taken at each hop, so
+    // the difference of two points is the time spent between them (issue 15's lag by hop).
+    streamLatencySeconds: new Histogram({
+      name: 'teal_stream_latency_seconds',
+      help:
+        'From commit on blue to a point of the stream, per transaction (decoded) or per batch (newest event): ' +
+        'decoded = the producer read the commit, sent = its batch handed to the Kafka client, ' +
+        'acknowledged = Kafka acknowledged that batch, fetched = the consumer fetched it. ' +
+        'Applied in green is teal_replication_lag_seconds.',
+      labelNames: ['point'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: r,
+    }),
     state: new Gauge({
       name: 'teal_state',
       help: 'Pipeline state: 1 for the current state label, 0 for the others.',
@@ -122,6 +135,14 @@ export function createMetrics(
 }
 
 export type TealMetrics = ReturnType<typeof createMetrics>;
+
+/** A point of teal_stream_latency_seconds, in the order a change passes them. */
+export type StreamPoint = 'decoded' | 'sent' | 'acknowledged' | 'fetched';
+
+/** Seconds from a blue commit time (µs since the epoch, blue's clock) to now (this host's clock), never negative. */
+export function secondsSinceCommit(commitTimeUs: bigint, nowMs = Date.now()): number {
+  return Math.max(0, nowMs / 1000 - Number(commitTimeUs) / 1e6);
+}
 
 /** One registry's metrics as `registry.getMetricsAsJSON()` gives them: plain data, safe to post between threads. */
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];

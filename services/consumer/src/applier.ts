@@ -4,7 +4,7 @@ import { TealError } from '@teal/errors';
 import type { IncomingBatch, IncomingRecord, TopicPartition } from '@teal/kafka';
 import { loadPositions, NO_POSITION, type StoredPosition } from '@teal/postgres';
 import { quoteIdent } from '@teal/postgres/sql';
-import { abortableDelay, type Logger, type TealMetrics } from '@teal/runtime';
+import { abortableDelay, type Logger, secondsSinceCommit, type TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import type { TableRef } from './apply-plan.ts';
 import { qualified } from './apply-sql.ts';
@@ -228,7 +228,10 @@ export class Applier {
     let newest = -1n;
     for (const i of items)
       if (i.plan && i.event && i.event.commitTimeUs > newest) newest = i.event.commitTimeUs;
-    if (newest >= 0n) m.replicationLagSeconds.observe(Math.max(0, Date.now() / 1000 - Number(newest) / 1e6));
+    if (newest < 0n) return;
+    m.replicationLagSeconds.observe(secondsSinceCommit(newest));
+    if (batch.fetchedAtMs !== undefined)
+      m.streamLatencySeconds.observe({ point: 'fetched' }, secondsSinceCommit(newest, batch.fetchedAtMs));
   }
 
   private async block(state: PartitionState, reason: string): Promise<void> {

@@ -17,7 +17,7 @@ import {
   recordBytes,
   type TopicAdmin,
 } from '@teal/kafka';
-import type { TealMetrics } from '@teal/runtime';
+import { type StreamPoint, secondsSinceCommit, type TealMetrics } from '@teal/runtime';
 import { FlushTracker } from './flush-tracker.ts';
 import { partitionKey } from './partition-key.ts';
 import { type TopicLayout, TopicLayouts } from './topic-layout.ts';
@@ -347,6 +347,7 @@ export class EventPublisher {
     while (this.closed.length > 0 && this.inFlight < this.limits.maxInFlightSends) {
       const batch = this.closed.shift()!;
       this.inFlight++;
+      this.observeLatency('sent', batch);
       this.issue(batch).then(
         () => this.acked(batch.id, batch),
         (err) => this.fail(err, batch),
@@ -442,6 +443,7 @@ export class EventPublisher {
     this.recordsAcked += batch.records.length;
     if (batch.lastPosition)
       this.lastShipped = { position: batch.lastPosition, commitTimeUs: batch.lastCommitTimeUs };
+    this.observeLatency('acknowledged', batch);
     const metrics = this.opts.metrics;
     if (metrics) {
       for (const [label, n] of batch.counts) {
@@ -453,6 +455,12 @@ export class EventPublisher {
     if (confirmed !== undefined) this.opts.onConfirm?.(confirmed);
     this.flush();
     this.wakeWaiters();
+  }
+
+  private observeLatency(point: StreamPoint, batch: Batch): void {
+    // 0n: no record of the batch carried a commit time (markers, watermarks).
+    if (batch.lastCommitTimeUs > 0n)
+      this.opts.metrics?.streamLatencySeconds.observe({ point }, secondsSinceCommit(batch.lastCommitTimeUs));
   }
 
   private wakeWaiters(): void {

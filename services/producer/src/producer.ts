@@ -19,7 +19,7 @@ import {
   readSlot,
   slotKey,
 } from '@teal/postgres';
-import { abortableDelay, type Logger, rootLogger, type TealMetrics } from '@teal/runtime';
+import { abortableDelay, type Logger, rootLogger, secondsSinceCommit, type TealMetrics } from '@teal/runtime';
 import type pg from 'pg';
 import { loadTableSchema, TypeCatalog } from './catalog.ts';
 import { CatalogWatch, DEFAULT_CATALOG_POLL_MS } from './catalog-watch.ts';
@@ -338,6 +338,7 @@ export class Producer extends EventEmitter {
         whilePaused: () => this.whilePaused(),
         onCommit: (us) => {
           this.lastCommitTimeUs = us;
+          this.deps.metrics?.streamLatencySeconds.observe({ point: 'decoded' }, secondsSinceCommit(us));
         },
         readCurrentColumns: currentColumnsReader(this.blue, this.abort.signal),
       },

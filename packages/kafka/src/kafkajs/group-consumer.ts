@@ -209,6 +209,7 @@ export class KafkajsGroupConsumer implements GroupConsumer {
   }
 
   private async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) {
+    const fetchedAtMs = Date.now();
     // Bounded: a slow green must not cost the session (the applier's own check then decides).
     if (this.assigning) await settles(this.assigning, ASSIGN_WAIT_MS);
     if (!isRunning() || isStale() || this.closed) return;
@@ -225,6 +226,7 @@ export class KafkajsGroupConsumer implements GroupConsumer {
           partition: batch.partition,
           records: slice,
           highWatermark: BigInt(batch.highWatermark),
+          fetchedAtMs,
         },
         { resolveOffset, heartbeat, isRunning, isStale },
       );

@@ -381,6 +381,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     generation: number,
   ): void {
     if (generation !== this.generation || this.closed) return;
+    const fetchedAtMs = Date.now();
     for (const t of response.responses) {
       const topic = topicIds.get(t.topicId);
       if (topic === undefined) continue;
@@ -395,7 +396,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
         state.next = next;
         const records = toIncoming(topic, fetched.partitionIndex, fetched, from);
         if (records.length === 0) continue;
-        const run = this.handle(key, records, fetched.highWatermark, generation);
+        const run = this.handle(key, records, fetched.highWatermark, fetchedAtMs, generation);
         this.handling.set(key, run);
         void run.finally(() => {
           this.handling.delete(key);
@@ -409,6 +410,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     key: string,
     records: IncomingRecord[],
     highWatermark: bigint,
+    fetchedAtMs: number,
     generation: number,
   ): Promise<void> {
     if (this.assigning) await settles(this.assigning, ASSIGN_WAIT_MS);
@@ -417,7 +419,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     for (const slice of sliceByBytes(records, this.batchBytes)) {
       const handled = await handleInPlace(
         this.handlers!,
-        { topic, partition, records: slice, highWatermark },
+        { topic, partition, records: slice, highWatermark, fetchedAtMs },
         stale,
       );
       if (!handled) return;
