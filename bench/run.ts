@@ -33,7 +33,16 @@ import {
   type ScalingResult,
   type SystemResult,
 } from './lib/report.ts';
-import { log, type ProcRef, ProcSampler, type ProcUsage, percentile, sleep, waitUntil } from './lib/util.ts';
+import {
+  log,
+  meanLatencyMs,
+  type ProcRef,
+  ProcSampler,
+  type ProcUsage,
+  percentile,
+  sleep,
+  waitUntil,
+} from './lib/util.ts';
 import { DebeziumSystem } from './systems/debezium.ts';
 import { NativeSystem } from './systems/native.ts';
 import { type SnapshotVia, TealSystem } from './systems/teal.ts';
@@ -426,9 +435,11 @@ async function benchSystem(
       log(`${system.name}: steady lag, ${o.steadySeconds} s at --rate ${o.rate}`);
       const r = await measured(system, ctx, async () => {
         const probe = new LagProbe(ctx.blue, ctx.green);
+        const latencyBefore = await system.streamLatency?.();
         await probe.start();
         let pgOut = '';
         let lags: number[] = [];
+        let latencyAfter: typeof latencyBefore;
         try {
           pgOut = await pgbench(ctx.blue, [
             '-b',
@@ -445,10 +456,12 @@ async function benchSystem(
         } finally {
           await sleep(1000);
           lags = await probe.stop();
+          latencyAfter = await system.streamLatency?.();
         }
         const t0 = performance.now();
         await waitConverged(system, ctx, `${system.name} steady drain`, 10 * 60_000);
         return {
+          ...meanLatencyMs(latencyBefore, latencyAfter),
           tps: tpsOf(pgOut),
           samples: lags.length,
           lagP50Ms: percentile(lags, 50),

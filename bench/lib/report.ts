@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { median } from './util.ts';
+import { LATENCY_POINTS, median } from './util.ts';
 
 export type Metrics = Record<string, number>;
 type Outcome = Metrics | { error: string };
@@ -194,6 +194,13 @@ const ROWS: Row[] = [
   },
   { workload: 'steady', key: 'lagMaxMs', label: 'steady lag max ms', better: 'low' },
   { workload: 'steady', key: 'tps', label: 'steady pgbench tps reached', better: 'high' },
+  // teal's own histograms: the steady lag split by hop (the mean over batches, not the probe's).
+  ...LATENCY_POINTS.map((point) => ({
+    workload: 'steady',
+    key: `latency${point[0]!.toUpperCase()}${point.slice(1)}Ms`,
+    label: `steady mean ms, blue commit → ${point}`,
+    better: 'low' as const,
+  })),
   ...costRows('steady', 'steady'),
   {
     workload: 'bigtx',

@@ -235,3 +235,29 @@ export class ProcSampler {
     return { procs, allPeakRssMiB: mib(this.allPeak) };
   }
 }
+
+/** The points of a change's way from blue to green, in order, as `meanLatencyMs` names them. */
+export const LATENCY_POINTS = ['decoded', 'sent', 'acknowledged', 'fetched', 'applied'] as const;
+
+type LatencySums = Record<string, { sum: number; count: number }>;
+
+/**
+ * Mean milliseconds from blue's commit to each point over a window, from two readings of a
+ * system's latency histograms (`BenchSystem.streamLatency`): { latencyDecodedMs, ... }; a
+ * point with no observation in the window is left out.
+ */
+export function meanLatencyMs(
+  before: LatencySums | undefined,
+  after: LatencySums | undefined,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (!after) return out;
+  for (const point of LATENCY_POINTS) {
+    const a = after[point];
+    const b = before?.[point] ?? { sum: 0, count: 0 };
+    if (!a || a.count <= b.count) continue;
+    const key = `latency${point[0]!.toUpperCase()}${point.slice(1)}Ms`;
+    out[key] = ((a.sum - b.sum) / (a.count - b.count)) * 1000;
+  }
+  return out;
+}

@@ -102,6 +102,13 @@ export class TealSystem implements BenchSystem {
     });
   }
 
+  async streamLatency(): Promise<Record<string, { sum: number; count: number }>> {
+    if (this.split) return {}; // the split mains serve no merged /metrics on API_PORT
+    const res = await this.api('GET', '/metrics');
+    if (!res.ok) throw new Error(`teal /metrics answered ${res.status}`);
+    return latencySums(await res.text());
+  }
+
   private async healthy(): Promise<boolean> {
     if (this.children.some((c) => c.child.exitCode !== null))
       throw new Error('a teal process exited; see its log');
@@ -227,4 +234,18 @@ export class TealSystem implements BenchSystem {
     }
     this.id = '';
   }
+}
+
+/** The _sum and _count of teal's latency histograms in Prometheus text, by point ('applied' for replication lag). */
+export function latencySums(text: string): Record<string, { sum: number; count: number }> {
+  const out: Record<string, { sum: number; count: number }> = {};
+  const line =
+    /^teal_(stream_latency|replication_lag)_seconds_(sum|count)(?:\{[^}]*?point="([a-z]+)"[^}]*\})?\s+(\S+)$/gm;
+  for (const m of text.matchAll(line)) {
+    const point = m[1] === 'replication_lag' ? 'applied' : m[3];
+    if (point === undefined) continue;
+    out[point] ??= { sum: 0, count: 0 };
+    out[point][m[2] as 'sum' | 'count'] += Number(m[4]);
+  }
+  return out;
 }

@@ -40,6 +40,12 @@ export interface BenchSystem {
   check?(): void;
   /** One line for the report about how the run went (e.g. how pause was done). */
   note?(): string | undefined;
+  /**
+   * Its own latency histograms' running sums (seconds) and counts, by point of the stream
+   * (teal: teal_stream_latency_seconds and teal_replication_lag_seconds as 'applied'); the
+   * steady workload reports the mean of each over its window.
+   */
+  streamLatency?(): Promise<Record<string, { sum: number; count: number }>>;
 }
 
 /** Blue's walsender serving a slot: every system has one, so it is sampled for all. */
