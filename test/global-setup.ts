@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
+import { dropLeftoverTestSlots } from './support/leftover-slots.ts';
 import './support/provided-context.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,7 +22,16 @@ export default async function setup(project: TestProject): Promise<void> {
       execFileSync(process.execPath, [ENV_SCRIPT, 'up'], { cwd: ROOT, stdio: 'inherit' });
     }
   }
-  project.provide('blueUrl', blueUrl ?? 'postgres://postgres@127.0.0.1:5433/app');
+  const localBlue = 'postgres://postgres@127.0.0.1:5433/app';
+  if (!blueUrl) {
+    // Only on the local environment's blue: a blue given by address is someone else's.
+    const dropped = await dropLeftoverTestSlots(localBlue);
+    if (dropped.length > 0)
+      console.log(
+        `[test setup] dropped ${dropped.length} inactive slot(s) left by interrupted runs: ${dropped.join(', ')}`,
+      );
+  }
+  project.provide('blueUrl', blueUrl ?? localBlue);
   project.provide('greenUrl', greenUrl ?? 'postgres://postgres@127.0.0.1:5434/app');
   project.provide('kafkaBrokers', kafkaBrokers ?? '127.0.0.1:9092');
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { type AddressInfo, createServer } from 'node:net';
 import { VALUE_SESSION_OPTIONS } from '@teal/postgres';
 import pg from 'pg';
@@ -23,20 +22,7 @@ export function kafkaBrokers(): string[] {
     .filter((b) => b.length > 0);
 }
 
-const MAX_NAME = 40;
-
-/**
- * A name no other test (or earlier run) uses: lowercase letters, digits and `_`, starting
- * with a letter and at most 40 characters, so it is valid unquoted as a Postgres
- * identifier, as a replication slot name (63 max) and as a Kafka topic name, with room
- * left for a prefix such as `teal.public.`.
- */
-export function uniqueName(prefix: string): string {
-  let clean = prefix.toLowerCase().replace(/[^a-z0-9_]+/g, '_');
-  if (!/^[a-z]/.test(clean)) clean = `t_${clean}`;
-  const suffix = `${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
-  return `${clean.slice(0, MAX_NAME - suffix.length - 1)}_${suffix}`;
-}
+export { uniqueName, uniqueNameMadeAt } from './unique-name.ts';
 
 /**
  * A connected client that returns every value as Postgres text (as all of teal does),
