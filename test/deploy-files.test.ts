@@ -366,7 +366,12 @@ describe('the dashboard and the rules query only what teal serves', () => {
       (await (await fetch(`${url}/metrics`, auth)).text()).match(/^teal_state\{state="(\w+)"\} 1$/m)?.[1];
     const [producerPod, , apiPod] = children;
     expect(await state(producerPod.url)).toBe('streaming');
-    expect(await state(apiPod.url)).toBe('streaming');
+    // The api pod reads the producer's state from its status row in green, written on a timer:
+    // it follows the producer pod's own answer within one write.
+    await waitFor(async () => (await state(apiPod.url)) === 'streaming', {
+      what: 'the api pod says streaming',
+      timeoutMs: 30_000,
+    });
     await producerPod.child.stop();
     await waitFor(async () => (await state(apiPod.url)) === 'stopped', {
       what: "the api pod's teal_state is stopped once the producer is gone",
