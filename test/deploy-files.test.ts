@@ -241,6 +241,23 @@ describe('Helm chart', () => {
     expect(deployment(two, 'producer').replicas).toBe(1);
   });
 
+  test("the chart starts node as bin/teal.mjs's shebang does: the same V8 flags and environment", async () => {
+    // `#!/usr/bin/env -S NAME=value ... node --flag ...`: the pods run node directly (no npx).
+    const shebang = readFileSync(join(ROOT, 'bin', 'teal.mjs'), 'utf8')
+      .split('\n', 1)[0]!
+      .split(/\s+/);
+    const flags = shebang.filter((w) => w.startsWith('--'));
+    const assignments = shebang.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => w.split('='));
+    expect(flags.length).toBeGreaterThan(0);
+    expect(assignments.map(([name]) => name)).toContain('MALLOC_ARENA_MAX');
+    const objects = await helmTemplate(helm, ['--set', 'secret.existingSecret=teal-env']);
+    for (const component of ['producer', 'consumer', 'api']) {
+      const [k] = deployment(objects, component).template.spec.containers;
+      expect(k.command, component).toEqual(['node', ...flags, 'bin/teal.mjs']);
+      for (const [name, value] of assignments) expect(k.env, component).toContainEqual({ name, value });
+    }
+  });
+
   test('without a Secret the chart refuses to render, saying what to set', async () => {
     const r = await tool(helm, ['template', 'teal', CHART]);
     expect(r.code).not.toBe(0);

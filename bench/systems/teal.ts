@@ -64,10 +64,14 @@ export class TealSystem implements BenchSystem {
     // (NODE_OPTIONS refuses --cpu-prof).
     const nodeArgs = (process.env.BENCH_TEAL_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
     // The V8 flags of bin/teal.mjs's shebang line (`#!/usr/bin/env -S node --flag ...`).
-    const shebangFlags = readFileSync(join(ctx.repoRoot, 'bin', 'teal.mjs'), 'utf8')
+    const shebang = readFileSync(join(ctx.repoRoot, 'bin', 'teal.mjs'), 'utf8')
       .split('\n', 1)[0]!
-      .split(/\s+/)
-      .filter((word) => word.startsWith('--'));
+      .split(/\s+/);
+    const shebangFlags = shebang.filter((word) => word.startsWith('--'));
+    // And its environment (`env -S NAME=value node ...`), for the runs that start node by hand.
+    const shebangEnv = Object.fromEntries(
+      shebang.filter((word) => /^[A-Z_]+=/.test(word)).map((word) => word.split('=', 2) as [string, string]),
+    );
     const specs = this.split
       ? [
           { label: 'teal producer', args: ['--import', 'tsx', 'services/producer/src/main.ts'] },
@@ -83,7 +87,7 @@ export class TealSystem implements BenchSystem {
         : [node, [...shebangFlags, ...nodeArgs, ...s.args]];
       const child = spawn(command, args, {
         cwd: ctx.repoRoot,
-        env: this.env(ctx),
+        env: direct ? this.env(ctx) : { ...shebangEnv, ...this.env(ctx) },
         stdio: ['ignore', out, out],
       });
       child.once('exit', (code, signal) => {

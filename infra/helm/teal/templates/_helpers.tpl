@@ -88,7 +88,7 @@ spec:
         - name: {{ .component }}
           image: "{{ $v.image.repository }}:{{ $v.image.tag | default $root.Chart.AppVersion }}"
           imagePullPolicy: {{ $v.image.pullPolicy }}
-          {{- /* node directly, not npx: npx wants a writable cache; the V8 flag is bin/teal.mjs's shebang's. */}}
+          {{- /* node directly, not npx: npx wants a writable cache; the V8 flags and MALLOC_ARENA_MAX are bin/teal.mjs's shebang's. */}}
           command: ["node", "--max-semi-space-size=16", "--heap-growing-percent=50", "bin/teal.mjs"]
           args:
             {{- toYaml .args | nindent 12 }}
@@ -101,6 +101,8 @@ spec:
               containerPort: {{ $v.apiPort }}
               protocol: TCP
           env:
+            - name: MALLOC_ARENA_MAX
+              value: "2"
             - name: TEAL_API_HOST
               value: 0.0.0.0
             - name: TEAL_API_PORT
