@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, totalmem } from 'node:os';
-import { LATENCY_POINTS, median } from './util.ts';
+import { LATENCY_POINTS, latencyKey, median } from './util.ts';
 
 export type Metrics = Record<string, number>;
 type Outcome = Metrics | { error: string };
@@ -197,7 +197,7 @@ const ROWS: Row[] = [
   // teal's own histograms: the steady lag split by hop (the mean over batches, not the probe's).
   ...LATENCY_POINTS.map((point) => ({
     workload: 'steady',
-    key: `latency${point[0]!.toUpperCase()}${point.slice(1)}Ms`,
+    key: latencyKey(point),
     label: `steady mean ms, blue commit → ${point}`,
     better: 'low' as const,
   })),

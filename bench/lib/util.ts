@@ -241,6 +241,9 @@ export const LATENCY_POINTS = ['decoded', 'sent', 'acknowledged', 'fetched', 'ap
 
 type LatencySums = Record<string, { sum: number; count: number }>;
 
+/** The metric key of a point's mean in the steady workload's results: 'latencyDecodedMs', ... */
+export const latencyKey = (point: string) => `latency${point[0]!.toUpperCase()}${point.slice(1)}Ms`;
+
 /**
  * Mean milliseconds from blue's commit to each point over a window, from two readings of a
  * system's latency histograms (`BenchSystem.streamLatency`): { latencyDecodedMs, ... }; a
@@ -256,8 +259,7 @@ export function meanLatencyMs(
     const a = after[point];
     const b = before?.[point] ?? { sum: 0, count: 0 };
     if (!a || a.count <= b.count) continue;
-    const key = `latency${point[0]!.toUpperCase()}${point.slice(1)}Ms`;
-    out[key] = ((a.sum - b.sum) / (a.count - b.count)) * 1000;
+    out[latencyKey(point)] = ((a.sum - b.sum) / (a.count - b.count)) * 1000;
   }
   return out;
 }
