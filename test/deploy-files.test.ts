@@ -7,6 +7,7 @@ import { KafkaClient } from '@teal/kafka';
 import { waitFor } from '@teal/runtime';
 import { beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { tealShebang } from '../bench/systems/teal.ts';
 import * as helmTool from '../infra/tools/helm.mjs';
 import * as kubeconformTool from '../infra/tools/kubeconform.mjs';
 import * as promtoolTool from '../infra/tools/promtool.mjs';
@@ -242,12 +243,9 @@ describe('Helm chart', () => {
   });
 
   test("the chart starts node as bin/teal.mjs's shebang does: the same V8 flags and environment", async () => {
-    // `#!/usr/bin/env -S NAME=value ... node --flag ...`: the pods run node directly (no npx).
-    const shebang = readFileSync(join(ROOT, 'bin', 'teal.mjs'), 'utf8')
-      .split('\n', 1)[0]!
-      .split(/\s+/);
-    const flags = shebang.filter((w) => w.startsWith('--'));
-    const assignments = shebang.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => w.split('='));
+    // The pods run node directly (no npx), so the shebang's flags and environment are theirs to set.
+    const { flags, env } = tealShebang(ROOT);
+    const assignments = Object.entries(env);
     expect(flags.length).toBeGreaterThan(0);
     expect(assignments.map(([name]) => name)).toContain('MALLOC_ARENA_MAX');
     const objects = await helmTemplate(helm, ['--set', 'secret.existingSecret=teal-env']);

@@ -63,15 +63,7 @@ export class TealSystem implements BenchSystem {
     // BENCH_TEAL_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles teal on a workload
     // (NODE_OPTIONS refuses --cpu-prof).
     const nodeArgs = (process.env.BENCH_TEAL_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
-    // The V8 flags of bin/teal.mjs's shebang line (`#!/usr/bin/env -S node --flag ...`).
-    const shebang = readFileSync(join(ctx.repoRoot, 'bin', 'teal.mjs'), 'utf8')
-      .split('\n', 1)[0]!
-      .split(/\s+/);
-    const shebangFlags = shebang.filter((word) => word.startsWith('--'));
-    // And its environment (`env -S NAME=value node ...`), for the runs that start node by hand.
-    const shebangEnv = Object.fromEntries(
-      shebang.filter((word) => /^[A-Z_]+=/.test(word)).map((word) => word.split('=', 2) as [string, string]),
-    );
+    const { flags: shebangFlags, env: shebangEnv } = tealShebang(ctx.repoRoot);
     const specs = this.split
       ? [
           { label: 'teal producer', args: ['--import', 'tsx', 'services/producer/src/main.ts'] },
@@ -252,4 +244,19 @@ export function latencySums(text: string): Record<string, { sum: number; count: 
     out[point][m[2] as 'sum' | 'count'] += Number(m[4]);
   }
   return out;
+}
+
+/**
+ * How bin/teal.mjs's shebang line (`#!/usr/bin/env -S NAME=value node --flag ...`) starts node:
+ * its V8 flags and its environment, for whatever starts node by hand (the bench with
+ * BENCH_TEAL_NODE_ARGS; the Helm chart's pods, which test/deploy-files.test.ts holds to it).
+ */
+export function tealShebang(repoRoot: string): { flags: string[]; env: Record<string, string> } {
+  const words = readFileSync(join(repoRoot, 'bin', 'teal.mjs'), 'utf8')
+    .split('\n', 1)[0]!
+    .split(/\s+/);
+  const env: Record<string, string> = {};
+  for (const w of words.filter((word) => /^[A-Z_]+=/.test(word)))
+    env[w.slice(0, w.indexOf('='))] = w.slice(w.indexOf('=') + 1);
+  return { flags: words.filter((word) => word.startsWith('--')), env };
 }
